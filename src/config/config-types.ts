@@ -1,0 +1,87 @@
+/** Resolved settings of one Sluice process, from the environment, `.env` and CLI flags. */
+
+export interface TlsOptions {
+  /** PEM CA bundle contents (read from the file named by the setting), when given. */
+  ca?: string;
+  /** Verify the server certificate (default true). */
+  rejectUnauthorized: boolean;
+  /** PEM client certificate and key contents, for mutual TLS. */
+  cert?: string;
+  key?: string;
+}
+
+export interface PostgresConfig {
+  host: string;
+  port: number;
+  user: string;
+  password?: string;
+  /** Database of each schema entry overrides this; it is the default and the maintenance database. */
+  database: string;
+  /** libpq sslmode: disable | allow | prefer | require | verify-ca | verify-full. */
+  sslMode?: 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+  /** PEM CA contents read from PG_SSLROOTCERT. */
+  sslRootCert?: string;
+  /** `SET work_mem` on every connection, e.g. "16MB" (PG_WORK_MEM). */
+  workMem?: string;
+}
+
+export type EngineAuth =
+  | { kind: 'none' }
+  | { kind: 'basic'; username: string; password: string }
+  | { kind: 'apiKey'; id?: string; key: string }
+  | { kind: 'bearer'; token: string };
+
+export interface EngineConfig {
+  /** Base URL without credentials, e.g. http://localhost:9200 */
+  url: string;
+  auth: EngineAuth;
+  tls: TlsOptions;
+  /** Force a flavour instead of detecting it from `GET /` (OPENSEARCH=true → 'opensearch'). */
+  flavorHint?: 'elasticsearch' | 'opensearch';
+  requestTimeoutMs: number;
+  /** Max actions per bulk request (PGSYNC_BATCH_SIZE, else ELASTICSEARCH_CHUNK_SIZE). */
+  bulkMaxActions: number;
+  /** Max bytes per bulk request (ELASTICSEARCH_MAX_CHUNK_BYTES / SLUICE_BULK_MAX_BYTES). */
+  bulkMaxBytes: number;
+  /** Bulk requests in flight at once (ELASTICSEARCH_THREAD_COUNT / SLUICE_BULK_CONCURRENCY). */
+  bulkConcurrency: number;
+  /** First retry delay and cap of the jittered exponential backoff. */
+  retryInitialMs: number;
+  retryMaxMs: number;
+  /** Give up on a failing engine after this long without success (the run then fails; nothing is acknowledged). */
+  retryGiveUpMs: number;
+  /** gzip request bodies (ELASTICSEARCH_HTTP_COMPRESS). */
+  compress: boolean;
+}
+
+export interface RedisConfig {
+  url: string;
+  username?: string;
+  password?: string;
+  db: number;
+  tls?: TlsOptions;
+}
+
+export interface SluiceConfig {
+  /** Path of schema.json: --config/-c, else SCHEMA, else config/schema.json. */
+  schemaPath: string;
+  postgres: PostgresConfig;
+  engine: EngineConfig;
+  /** Present when REDIS_URL/REDIS_HOST/... configure a Redis. */
+  redis?: RedisConfig;
+  /** REDIS_CHECKPOINT=true or a configured Redis. */
+  checkpointStore: 'redis' | 'file' | 'postgres';
+  /** CHECKPOINT_PATH (default "./"). */
+  checkpointPath: string;
+  /** JSON-lines file receiving documents the engine rejected (SLUICE_DEAD_LETTER_PATH). */
+  deadLetterPath: string;
+  /** Root rows per snapshot chunk (SLUICE_SNAPSHOT_CHUNK_SIZE, else QUERY_CHUNK_SIZE). */
+  snapshotChunkSize: number;
+  /** Snapshot chunks queried at once (SLUICE_SNAPSHOT_CONCURRENCY). */
+  snapshotConcurrency: number;
+  /** PGSYNC_FLUSH_INTERVAL in milliseconds (the seed gives seconds). */
+  flushIntervalMs: number;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  /** Settings that were read but are PGSync-only or dead, and settings not recognised: warned about. */
+  warnings: string[];
+}

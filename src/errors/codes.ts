@@ -1,0 +1,17 @@
+/**
+ * Stable error codes, grouped by area. Tests and alerts match on these, never on message text.
+ * Each entry: the cause and what the operator does about it.
+ */
+export const ERROR_CODES = {
+  CFG_INVALID: 'Environment or CLI settings are invalid. Fix every variable listed in the report.',
+  CFG_SCHEMA_FILE: 'schema.json cannot be read or is not valid JSON. Check the path (--config, SCHEMA) and the syntax.',
+  SCH_INVALID: 'schema.json does not match the database or the PGSync format. Fix every location listed.',
+  SRC_CONNECT: 'PostgreSQL cannot be reached or refused the login. Check PG_* settings, network and pg_hba.conf.',
+  SRC_QUERY: 'A query against PostgreSQL failed. The message names the query purpose and table.',
+  SNK_CONNECT: 'The search engine cannot be reached or refused the credentials. Check ELASTICSEARCH_* settings.',
+  SNK_UNAVAILABLE: 'The search engine kept failing (429/5xx/connection) past the retry budget. Nothing was acknowledged.',
+  SNK_REQUEST: 'The search engine rejected a request that is not about one document (e.g. index creation).',
+  SNK_DEAD_LETTER: 'The dead-letter store cannot be written. Check SLUICE_DEAD_LETTER_PATH permissions and disk space.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
