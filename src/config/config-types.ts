@@ -62,6 +62,14 @@ export interface RedisConfig {
   tls?: TlsOptions;
 }
 
+/** The HTTP server of /healthz, /readyz, /metrics and /status. */
+export interface HttpServerConfig {
+  /** SLUICE_HTTP_PORT (default 8080; 0 picks a free port). */
+  port: number;
+  /** SLUICE_HTTP_HOST (default 0.0.0.0). */
+  host: string;
+}
+
 export interface SluiceConfig {
   /** Path of schema.json: --config/-c, else SCHEMA, else config/schema.json. */
   schemaPath: string;
@@ -82,6 +90,8 @@ export interface SluiceConfig {
   /** PGSYNC_FLUSH_INTERVAL in milliseconds (the seed gives seconds). */
   flushIntervalMs: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  /** HTTP server settings; always set by `parseEnvironment` (optional only so hand-built configs stay valid). */
+  http?: HttpServerConfig;
   /** Settings that were read but are PGSync-only or dead, and settings not recognised: warned about. */
   warnings: string[];
 }

@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   SNK_CONNECT: 'The search engine cannot be reached or refused the credentials. Check ELASTICSEARCH_* settings.',
   SNK_UNAVAILABLE: 'The search engine kept failing (429/5xx/connection) past the retry budget. Nothing was acknowledged.',
   SNK_REQUEST: 'The search engine rejected a request that is not about one document (e.g. index creation).',
+  SNK_UNSUPPORTED: 'The server is not a supported Elasticsearch (7.10+, 8, 9) or OpenSearch (1-3). Point ELASTICSEARCH_* at one.',
   SNK_DEAD_LETTER: 'The dead-letter store cannot be written. Check SLUICE_DEAD_LETTER_PATH permissions and disk space.',
 } as const;
 

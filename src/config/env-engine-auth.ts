@@ -1,0 +1,122 @@
+import type { EngineAuth, TlsOptions } from './config-types.js';
+import type { EnvReader } from './env-reader.js';
+
+/** Basic credentials found in the userinfo of ELASTICSEARCH_URL. */
+export interface UrlCredentials {
+  username: string;
+  password: string;
+}
+
+interface Candidate {
+  source: string;
+  auth: EngineAuth;
+}
+
+/**
+ * Engine authentication. When several methods are set, the first of API key, bearer token, basic credentials
+ * wins (basic: URL userinfo, ELASTICSEARCH_USER/PASSWORD, ELASTICSEARCH_HTTP_AUTH, ELASTICSEARCH_BASIC_AUTH,
+ * in that order) and every other one is reported as ignored.
+ */
+export function parseEngineAuth(r: EnvReader, fromUrl: UrlCredentials | undefined): EngineAuth {
+  const candidates = [
+    apiKey(r),
+    bearer(r),
+    fromUrl && { source: 'ELASTICSEARCH_URL', auth: { kind: 'basic' as const, ...fromUrl } },
+    userPassword(r),
+    httpAuth(r),
+    basicAuth(r),
+  ].filter((c): c is Candidate => c !== undefined);
+  const [winner, ...rest] = candidates;
+  for (const loser of rest) {
+    r.warn(loser.source, `ignored: ${winner?.source} already gives the engine credentials; set only one method`);
+  }
+  return winner?.auth ?? { kind: 'none' };
+}
+
+function apiKey(r: EnvReader): Candidate | undefined {
+  const id = r.raw('ELASTICSEARCH_API_KEY_ID');
+  const key = r.raw('ELASTICSEARCH_API_KEY');
+  if (key === undefined) {
+    if (id !== undefined) r.warn('ELASTICSEARCH_API_KEY_ID', 'ignored: ELASTICSEARCH_API_KEY is not set');
+    return undefined;
+  }
+  // Without an id the key is the already-encoded base64 of "id:key", as Kibana shows it.
+  return { source: 'ELASTICSEARCH_API_KEY', auth: id === undefined ? { kind: 'apiKey', key } : { kind: 'apiKey', id, key } };
+}
+
+function bearer(r: EnvReader): Candidate | undefined {
+  const token = r.raw('ELASTICSEARCH_BEARER_AUTH');
+  return token === undefined ? undefined : { source: 'ELASTICSEARCH_BEARER_AUTH', auth: { kind: 'bearer', token } };
+}
+
+/** PGSync puts user and password into the URL only when both are set. */
+function userPassword(r: EnvReader): Candidate | undefined {
+  const username = r.raw('ELASTICSEARCH_USER');
+  const password = r.raw('ELASTICSEARCH_PASSWORD');
+  if (username !== undefined && password !== undefined) {
+    return { source: 'ELASTICSEARCH_USER', auth: { kind: 'basic', username, password } };
+  }
+  if (username !== undefined) r.warn('ELASTICSEARCH_USER', 'ignored: ELASTICSEARCH_PASSWORD is not set');
+  if (password !== undefined) r.warn('ELASTICSEARCH_PASSWORD', 'ignored: ELASTICSEARCH_USER is not set');
+  return undefined;
+}
+
+/** `user,password` (PGSync reads a comma-separated list); the password may itself contain commas. */
+function httpAuth(r: EnvReader): Candidate | undefined {
+  const value = r.raw('ELASTICSEARCH_HTTP_AUTH');
+  if (value === undefined) return undefined;
+  const comma = value.indexOf(',');
+  if (comma <= 0) {
+    r.error('ELASTICSEARCH_HTTP_AUTH', 'must be "user,password"');
+    return undefined;
+  }
+  const auth = { kind: 'basic' as const, username: value.slice(0, comma), password: value.slice(comma + 1) };
+  return { source: 'ELASTICSEARCH_HTTP_AUTH', auth };
+}
+
+/** `user:password`, or its base64 encoding (how the 8.x Python client reads a string). */
+function basicAuth(r: EnvReader): Candidate | undefined {
+  const value = r.raw('ELASTICSEARCH_BASIC_AUTH');
+  if (value === undefined) return undefined;
+  const plain = value.includes(':') ? value : decodeBase64(value);
+  const colon = plain?.indexOf(':') ?? -1;
+  if (plain === undefined || colon <= 0) {
+    r.error('ELASTICSEARCH_BASIC_AUTH', 'must be "user:password" or its base64 encoding');
+    return undefined;
+  }
+  const auth = { kind: 'basic' as const, username: plain.slice(0, colon), password: plain.slice(colon + 1) };
+  return { source: 'ELASTICSEARCH_BASIC_AUTH', auth };
+}
+
+function decodeBase64(value: string): string | undefined {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value) || value.length % 4 !== 0) return undefined;
+  const text = Buffer.from(value, 'base64').toString('utf8');
+  return text.includes('\uFFFD') ? undefined : text;
+}
+
+/** CA bundle, certificate verification and the client certificate for mutual TLS. */
+export function parseEngineTls(r: EnvReader, url: string): TlsOptions {
+  const tls: TlsOptions = { rejectUnauthorized: r.bool('ELASTICSEARCH_VERIFY_CERTS') ?? true };
+  const ca = r.pemFile('ELASTICSEARCH_CA_CERTS', 'certificate');
+  if (ca !== undefined) tls.ca = ca;
+  const hasCert = r.has('ELASTICSEARCH_CLIENT_CERT');
+  const hasKey = r.has('ELASTICSEARCH_CLIENT_KEY');
+  if (hasCert !== hasKey) {
+    const [present, missing] = hasCert
+      ? ['ELASTICSEARCH_CLIENT_CERT', 'ELASTICSEARCH_CLIENT_KEY']
+      : ['ELASTICSEARCH_CLIENT_KEY', 'ELASTICSEARCH_CLIENT_CERT'];
+    r.error(missing, `required because ${present} is set: mutual TLS needs both the client certificate and its key`);
+  }
+  const cert = r.pemFile('ELASTICSEARCH_CLIENT_CERT', 'certificate');
+  const key = r.pemFile('ELASTICSEARCH_CLIENT_KEY', 'key');
+  if (cert !== undefined && key !== undefined) {
+    tls.cert = cert;
+    tls.key = key;
+  }
+  if (url.startsWith('http:')) {
+    for (const name of ['ELASTICSEARCH_CA_CERTS', 'ELASTICSEARCH_CLIENT_CERT', 'ELASTICSEARCH_CLIENT_KEY']) {
+      if (r.has(name)) r.warn(name, `unused: the engine URL uses http, not https`);
+    }
+  }
+  return tls;
+}

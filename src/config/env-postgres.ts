@@ -1,0 +1,123 @@
+import type { PostgresConfig } from './config-types.js';
+import { decodeComponent, type EnvReader } from './env-reader.js';
+
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+type SslMode = (typeof SSL_MODES)[number];
+
+/** `postgresql+psycopg2://` is SQLAlchemy's spelling, found in PGSync deployments. */
+const PG_URL_SCHEMES = ['postgres:', 'postgresql:', 'postgresql+psycopg2:'];
+/** PostgreSQL memory units (case-sensitive, as the server parses them); a bare number is kB. */
+const WORK_MEM_PATTERN = /^\d+(B|kB|MB|GB|TB)?$/;
+const PORT_RANGE = { min: 1, max: 65535 };
+
+/** What PG_URL gives; each part, when present, overrides the matching PG_* variable. */
+interface PgUrlParts {
+  host?: string;
+  port?: number;
+  user?: string;
+  password?: string;
+  database?: string;
+  sslMode?: SslMode;
+  sslRootCertPath?: string;
+}
+
+/**
+ * PG_URL and PG_HOST/PG_PORT/PG_USER/PG_PASSWORD/PG_DATABASE/PG_SSLMODE/PG_SSLROOTCERT/PG_WORK_MEM (PGSync §2.2).
+ * Unlike PGSync, a part missing from PG_URL is taken from its PG_* variable instead of being dropped.
+ */
+export function parsePostgres(r: EnvReader): PostgresConfig {
+  checkDriver(r);
+  const url = parsePgUrl(r);
+  const host = fromUrlOr(r, 'PG_HOST', url.host, 'host', () => r.raw('PG_HOST')) ?? 'localhost';
+  const port = fromUrlOr(r, 'PG_PORT', url.port, 'port', () => r.int('PG_PORT', PORT_RANGE)) ?? 5432;
+  const user = fromUrlOr(r, 'PG_USER', url.user, 'user', () => r.raw('PG_USER'));
+  if (user === undefined) r.error('PG_USER', 'required: set PG_USER, or give the user in PG_URL');
+  const password = fromUrlOr(r, 'PG_PASSWORD', url.password, 'password', () => r.raw('PG_PASSWORD'));
+  const database = fromUrlOr(r, 'PG_DATABASE', url.database, 'database', () => r.raw('PG_DATABASE')) ?? 'postgres';
+  const sslMode = fromUrlOr(r, 'PG_SSLMODE', url.sslMode, 'sslmode', () => r.oneOf('PG_SSLMODE', SSL_MODES));
+  const sslRootCert = readRootCert(r, url.sslRootCertPath);
+  const workMem = r.raw('PG_WORK_MEM');
+  if (workMem !== undefined && !WORK_MEM_PATTERN.test(workMem)) {
+    r.error('PG_WORK_MEM', `must be a PostgreSQL memory size such as 16MB or 4096kB (got "${workMem}")`);
+  }
+  const config: PostgresConfig = { host, port, user: user ?? '', database };
+  if (password !== undefined) config.password = password;
+  if (sslMode !== undefined) config.sslMode = sslMode;
+  if (sslRootCert !== undefined) config.sslRootCert = sslRootCert;
+  if (workMem !== undefined) config.workMem = workMem;
+  return config;
+}
+
+function checkDriver(r: EnvReader): void {
+  const driver = r.raw('PG_DRIVER');
+  if (driver !== undefined && driver.toLowerCase() !== 'psycopg2') {
+    r.error(
+      'PG_DRIVER',
+      `Sluice syncs from PostgreSQL only; MySQL/MariaDB drivers are not supported. Unset PG_DRIVER or set it to psycopg2 (got "${driver}")`,
+    );
+  }
+}
+
+/** The part from PG_URL when it has one (warning when the PG_* variable is set to something else), else `readOwn()`. */
+function fromUrlOr<T>(r: EnvReader, name: string, fromUrl: T | undefined, part: string, readOwn: () => T | undefined): T | undefined {
+  if (fromUrl === undefined) return readOwn();
+  const own = r.raw(name);
+  if (own !== undefined && own !== String(fromUrl)) r.warn(name, `ignored: PG_URL gives the ${part}`);
+  return fromUrl;
+}
+
+function readRootCert(r: EnvReader, pathFromUrl: string | undefined): string | undefined {
+  if (pathFromUrl === undefined) return r.pemFile('PG_SSLROOTCERT', 'certificate');
+  const own = r.raw('PG_SSLROOTCERT');
+  if (own !== undefined && own !== pathFromUrl) r.warn('PG_SSLROOTCERT', 'ignored: PG_URL gives the sslrootcert');
+  return r.readPem('PG_URL', pathFromUrl, 'certificate');
+}
+
+function parsePgUrl(r: EnvReader): PgUrlParts {
+  const value = r.raw('PG_URL');
+  if (value === undefined) return {};
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    r.error('PG_URL', 'is not a valid URL; expected postgresql://user:password@host:port/database');
+    return {};
+  }
+  if (!PG_URL_SCHEMES.includes(url.protocol)) {
+    r.error('PG_URL', `must start with postgresql:// or postgres:// (got scheme "${url.protocol.slice(0, 30)}")`);
+    return {};
+  }
+  const parts: PgUrlParts = {};
+  const host = decodeComponent(url.hostname.replace(/^\[(.*)\]$/, '$1'));
+  if (host) parts.host = host;
+  if (url.port !== '') parts.port = r.checkInt('PG_URL', url.port, PORT_RANGE);
+  const user = decodeComponent(url.username);
+  const password = decodeComponent(url.password);
+  const database = decodeComponent(url.pathname.replace(/^\//, ''));
+  if (user === undefined || password === undefined || database === undefined) {
+    r.error('PG_URL', 'contains a malformed percent-encoding (%XX) in the user, password or database');
+    return parts;
+  }
+  if (user) parts.user = user;
+  if (password) parts.password = password;
+  if (database) parts.database = database;
+  readUrlParameters(r, url.searchParams, parts);
+  return parts;
+}
+
+function readUrlParameters(r: EnvReader, params: URLSearchParams, parts: PgUrlParts): void {
+  for (const [key, value] of params) {
+    if (key === 'sslmode') {
+      const mode = SSL_MODES.find((m) => m === value.toLowerCase());
+      if (mode === undefined) {
+        r.error('PG_URL', `parameter sslmode must be one of ${SSL_MODES.join(', ')} (got "${value.slice(0, 30)}")`);
+      } else {
+        parts.sslMode = mode;
+      }
+    } else if (key === 'sslrootcert') {
+      parts.sslRootCertPath = value;
+    } else {
+      r.warn('PG_URL', `parameter "${key.slice(0, 40)}" is ignored (only sslmode and sslrootcert are read)`);
+    }
+  }
+}

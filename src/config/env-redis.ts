@@ -1,0 +1,122 @@
+import type { RedisConfig, SluiceConfig } from './config-types.js';
+import { decodeComponent, type EnvReader } from './env-reader.js';
+
+export const CHECKPOINT_STORES = ['file', 'redis', 'postgres'] as const;
+type CheckpointStore = SluiceConfig['checkpointStore'];
+
+const PORT_RANGE = { min: 1, max: 65535 };
+const DB_RANGE = { min: 0, max: 1_000_000 };
+
+/** Redis parts given by REDIS_URL; a part it lacks comes from its REDIS_* variable. */
+interface RedisUrlParts {
+  scheme?: 'redis' | 'rediss';
+  host?: string;
+  port?: number;
+  db?: number;
+  username?: string;
+  password?: string;
+}
+
+/**
+ * The checkpoint store and the Redis connection (PGSync §2.4 and REDIS_CHECKPOINT).
+ * Store: REDIS_CHECKPOINT=true → redis (SLUICE_CHECKPOINT_STORE naming another store is a contradiction);
+ * else SLUICE_CHECKPOINT_STORE; else REDIS_CHECKPOINT=false → file; else redis when REDIS_URL or REDIS_HOST
+ * is set; else file. Redis settings are returned whenever Redis is named or the store is redis.
+ */
+export function parseCheckpointAndRedis(r: EnvReader): { checkpointStore: CheckpointStore; redis?: RedisConfig } {
+  const redisCheckpoint = r.bool('REDIS_CHECKPOINT');
+  const explicit = r.oneOf('SLUICE_CHECKPOINT_STORE', CHECKPOINT_STORES);
+  const redisNamed = r.has('REDIS_URL') || r.has('REDIS_HOST');
+  const store = chooseStore(r, redisCheckpoint, explicit, redisNamed);
+  if (store !== 'redis' && !redisNamed) return { checkpointStore: store };
+  if (store !== 'redis') {
+    r.warn(r.has('REDIS_URL') ? 'REDIS_URL' : 'REDIS_HOST', `Redis is configured but unused: checkpoints go to the ${store} store`);
+  }
+  return { checkpointStore: store, redis: parseRedis(r) };
+}
+
+function chooseStore(
+  r: EnvReader,
+  redisCheckpoint: boolean | undefined,
+  explicit: CheckpointStore | undefined,
+  redisNamed: boolean,
+): CheckpointStore {
+  if (redisCheckpoint === true) {
+    if (explicit !== undefined && explicit !== 'redis') {
+      r.error(
+        'SLUICE_CHECKPOINT_STORE',
+        `contradicts REDIS_CHECKPOINT=true (got "${explicit}"): unset one of them, or set SLUICE_CHECKPOINT_STORE=redis`,
+      );
+    }
+    return 'redis';
+  }
+  if (explicit !== undefined) {
+    if (redisCheckpoint === false && explicit === 'redis') {
+      r.warn('REDIS_CHECKPOINT', 'ignored: SLUICE_CHECKPOINT_STORE=redis is also set and takes precedence');
+    }
+    return explicit;
+  }
+  if (redisCheckpoint === false) return 'file';
+  return redisNamed ? 'redis' : 'file';
+}
+
+function parseRedis(r: EnvReader): RedisConfig {
+  const url = parseRedisUrl(r);
+  const scheme = fromUrlOr(r, 'REDIS_SCHEME', url.scheme, () => r.oneOf('REDIS_SCHEME', ['redis', 'rediss'] as const)) ?? 'redis';
+  const rawHost = fromUrlOr(r, 'REDIS_HOST', url.host, () => r.raw('REDIS_HOST')) ?? 'localhost';
+  const host = rawHost.includes(':') && !rawHost.startsWith('[') ? `[${rawHost}]` : rawHost;
+  const port = fromUrlOr(r, 'REDIS_PORT', url.port, () => r.int('REDIS_PORT', PORT_RANGE)) ?? 6379;
+  const db = fromUrlOr(r, 'REDIS_DB', url.db, () => r.int('REDIS_DB', DB_RANGE)) ?? 0;
+  const username = fromUrlOr(r, 'REDIS_USER', url.username, () => r.raw('REDIS_USER'));
+  const password = fromUrlOr(r, 'REDIS_AUTH', url.password, () => r.raw('REDIS_AUTH'));
+  const config: RedisConfig = { url: `${scheme}://${host}:${port}`, db };
+  if (!URL.canParse(config.url)) r.error('REDIS_HOST', `is not a valid host name (got "${rawHost}")`);
+  if (password !== undefined) config.password = password;
+  if (username !== undefined) {
+    if (password === undefined) r.warn('REDIS_USER', 'ignored: a Redis ACL user needs a password (REDIS_AUTH)');
+    else config.username = username;
+  }
+  if (scheme === 'rediss') config.tls = { rejectUnauthorized: true };
+  return config;
+}
+
+function fromUrlOr<T>(r: EnvReader, name: string, fromUrl: T | undefined, readOwn: () => T | undefined): T | undefined {
+  if (fromUrl === undefined) return readOwn();
+  const own = r.raw(name);
+  if (own !== undefined && own !== String(fromUrl)) r.warn(name, 'ignored: REDIS_URL gives this part and takes precedence');
+  return fromUrl;
+}
+
+function parseRedisUrl(r: EnvReader): RedisUrlParts {
+  const value = r.raw('REDIS_URL');
+  if (value === undefined) return {};
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    r.error('REDIS_URL', 'is not a valid URL; expected redis[s]://[user:password@]host:port[/db]');
+    return {};
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    r.error('REDIS_URL', `must start with redis:// or rediss:// (got scheme "${url.protocol.slice(0, 30)}")`);
+    return {};
+  }
+  const parts: RedisUrlParts = { scheme: url.protocol === 'rediss:' ? 'rediss' : 'redis' };
+  if (url.hostname !== '') parts.host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (url.port !== '') parts.port = r.checkInt('REDIS_URL', url.port, PORT_RANGE);
+  const path = url.pathname.replace(/^\//, '');
+  if (path !== '') {
+    const db = /^\d+$/.test(path) ? Number(path) : undefined;
+    if (db === undefined || db > DB_RANGE.max) r.error('REDIS_URL', 'the path must be a database number, e.g. /0');
+    else parts.db = db;
+  }
+  const username = decodeComponent(url.username);
+  const password = decodeComponent(url.password);
+  if (username === undefined || password === undefined) {
+    r.error('REDIS_URL', 'contains a malformed percent-encoding (%XX) in the user or password');
+    return parts;
+  }
+  if (username !== '') parts.username = username;
+  if (password !== '') parts.password = password;
+  return parts;
+}

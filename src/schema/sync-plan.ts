@@ -1,0 +1,63 @@
+import type { ColumnInfo } from '../source/postgres/catalog.js';
+import type { ColumnSpec, RelationshipType, RelationshipVariant, SchemaEntry, TransformSpec } from './schema-types.js';
+
+/** A schema entry checked against the database: everything the document query and the sink need. */
+export interface EntryPlan {
+  entry: SchemaEntry;
+  database: string;
+  index: string;
+  root: PlanNode;
+  routing?: string;
+  pipeline?: string;
+  /** Index creation body parts. */
+  settings?: Record<string, unknown>;
+  mappings?: Record<string, unknown>;
+}
+
+export interface PlanColumn {
+  spec: ColumnSpec;
+  info: ColumnInfo;
+}
+
+/** Join columns, paired positionally: `child.childColumns[i] = parent.parentColumns[i]`. */
+export interface JoinColumns {
+  parentColumns: string[];
+  childColumns: string[];
+}
+
+export interface ThroughTable {
+  schema: string;
+  table: string;
+  primaryKey: string[];
+  /** through ↔ parent: `through.childColumns[i] = parent.parentColumns[i]`. */
+  parentJoin: JoinColumns;
+  /** through ↔ child: `child.childColumns[i] = through.parentColumns[i]`. */
+  childJoin: JoinColumns;
+}
+
+export interface PlanRelationship {
+  type: RelationshipType;
+  variant: RelationshipVariant;
+  join?: JoinColumns;
+  through?: ThroughTable;
+}
+
+export interface PlanNode {
+  location: string;
+  schema: string;
+  table: string;
+  /** The node's label (table name when absent): its key in the parent before the parent's rename. */
+  label: string;
+  /** Key of this node's value in its parent's object, after the parent's rename. */
+  outputKey: string;
+  /** Primary-key columns sorted alphabetically (PGSync's `_id` order). */
+  primaryKey: string[];
+  /** format_type() of each primary-key column, for casting key parameters. */
+  primaryKeyTypes: Record<string, string>;
+  columns: PlanColumn[];
+  children: PlanNode[];
+  relationship?: PlanRelationship;
+  transform: TransformSpec;
+  /** True when every node from the root down to this one is single-valued (one_to_one). */
+  singleValued: boolean;
+}

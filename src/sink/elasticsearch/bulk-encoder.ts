@@ -1,0 +1,42 @@
+/**
+ * NDJSON encoding of bulk actions. Document sources are JSON text built by PostgreSQL and are appended
+ * as they are, never parsed (parsing and re-serialising dominates client CPU, machine-facts §8).
+ */
+import type { BulkAction } from '../document-sink.js';
+
+/** One action ready to send: its NDJSON lines (each ending in "\n") and their UTF-8 byte length. */
+export interface EncodedAction {
+  action: BulkAction;
+  text: string;
+  bytes: number;
+}
+
+/**
+ * Encodes one action as `{"index":{...}}\n<source>\n` or `{"delete":{...}}\n`.
+ * Metadata: `_index`, `_id`, `routing` (accepted by ES 7, 8, 9 and OpenSearch), `pipeline` (index only),
+ * and with an external version `version` (integer literal) plus `version_type: external_gte`.
+ */
+export function encodeAction(action: BulkAction): EncodedAction {
+  let meta = `{"_index":${JSON.stringify(action.index)},"_id":${JSON.stringify(action.id)}`;
+  if (action.routing !== undefined) meta += `,"routing":${JSON.stringify(action.routing)}`;
+  if (action.op === 'index' && action.pipeline !== undefined) meta += `,"pipeline":${JSON.stringify(action.pipeline)}`;
+  if (action.version !== undefined) meta += `,"version":${action.version.toString()},"version_type":"external_gte"`;
+  meta += '}}\n';
+  const text = action.op === 'index' ? `{"index":${meta}${singleLine(action.source)}\n` : `{"delete":${meta}`;
+  return { action, text, bytes: Buffer.byteLength(text, 'utf8') };
+}
+
+/** The request body for a list of encoded actions. */
+export function encodeBody(actions: readonly EncodedAction[]): string {
+  let body = '';
+  for (const a of actions) body += a.text;
+  return body;
+}
+
+/**
+ * A raw line feed in valid JSON can only be insignificant whitespace (inside strings it is escaped), yet it
+ * would split the NDJSON line. PostgreSQL `json` values keep their input whitespace, so replace it.
+ */
+function singleLine(source: string): string {
+  return source.includes('\n') ? source.replace(/\n/g, ' ') : source;
+}

@@ -1,0 +1,337 @@
+/**
+ * Buffers bulk actions and sends them as `_bulk` requests bounded by action count and bytes, several in
+ * flight, never two requests carrying the same document at once (so per-document order holds).
+ * Transient failures are retried with full-jitter backoff; rejected documents go to the dead-letter store.
+ */
+import type { EngineConfig } from '../../config/config-types.js';
+import { AppError, toError } from '../../errors/app-error.js';
+import { backoffDelayMs, sleep } from '../../util/backoff.js';
+import type { BulkAction, BulkStats, DeadLetter, DeadLetterStore } from '../document-sink.js';
+import type { EncodedAction } from './bulk-encoder.js';
+import { encodeAction } from './bulk-encoder.js';
+import { sendBulk } from './bulk-request.js';
+import type { ItemOutcome } from './bulk-response.js';
+import type { EngineClient, SinkLogger } from './engine-client.js';
+
+type WriterConfig = Pick<
+  EngineConfig,
+  'bulkMaxActions' | 'bulkMaxBytes' | 'bulkConcurrency' | 'retryInitialMs' | 'retryMaxMs' | 'retryGiveUpMs'
+>;
+
+export interface BulkWriterOptions {
+  /** Randomness for backoff jitter (tests). Default Math.random. */
+  random?: () => number;
+  /** Treat a missing index as fatal (default true: indices are created by ensureIndex first). */
+  expectIndex?: boolean;
+}
+
+/** Actions of one request still to be settled, with their retry state. */
+interface Pending {
+  items: EncodedAction[];
+  attempt: number;
+  /** Start of the current run of failures without progress (ms since epoch). */
+  failingSince?: number;
+}
+
+type Failure = Extract<ItemOutcome, { kind: 'fatal' | 'document' | 'retry' }>;
+
+export class BulkWriter {
+  private pending: EncodedAction[] = [];
+  private pendingBytes = 0;
+  /** `_index` + `_id` of every action in a request that has not finished (including its retries). */
+  private readonly busyKeys = new Set<string>();
+  private inFlight = 0;
+  private flushing = 0;
+  /** Effective max actions per request: halved on throttling, recovers gradually. */
+  private maxActions: number;
+  private failure: Error | undefined;
+  private closed = false;
+  private readonly abort = new AbortController();
+  private waiters: Array<() => void> = [];
+  private readonly tasks = new Set<Promise<void>>();
+  private readonly counters: BulkStats = { indexed: 0, deleted: 0, deadLettered: 0, retries: 0, requests: 0 };
+  private readonly config: WriterConfig;
+
+  constructor(
+    private readonly client: EngineClient,
+    config: WriterConfig,
+    private readonly deadLetters: DeadLetterStore,
+    private readonly logger?: SinkLogger,
+    private readonly options: BulkWriterOptions = {},
+  ) {
+    this.config = {
+      ...config,
+      bulkMaxActions: Math.max(1, config.bulkMaxActions),
+      bulkConcurrency: Math.max(1, config.bulkConcurrency),
+    };
+    this.maxActions = this.config.bulkMaxActions;
+  }
+
+  /**
+   * Buffers one action. Resolves once it is buffered; while the buffer is full and `bulkConcurrency`
+   * requests are in flight it waits (backpressure). Rejects once the writer has failed.
+   */
+  async add(action: BulkAction): Promise<void> {
+    this.assertUsable();
+    const encoded = encodeAction(action);
+    this.pending.push(encoded);
+    this.pendingBytes += encoded.bytes;
+    this.pump();
+    while (this.bufferFull()) {
+      await this.changed();
+      this.assertUsable();
+      this.pump();
+    }
+  }
+
+  /**
+   * Sends everything buffered and waits for every request to settle. When it resolves, every action added
+   * so far is in the engine or in the dead-letter store. Rejects with the writer's failure
+   * (`SNK_UNAVAILABLE` after `retryGiveUpMs` of failures, `SNK_REQUEST`/`SNK_CONNECT` for fatal refusals).
+   */
+  async flush(): Promise<void> {
+    this.assertUsable();
+    this.flushing++;
+    try {
+      for (;;) {
+        this.pump();
+        if (this.pending.length === 0 && this.inFlight === 0) return;
+        await this.changed();
+        this.assertUsable();
+      }
+    } finally {
+      this.flushing--;
+    }
+  }
+
+  stats(): BulkStats {
+    return { ...this.counters };
+  }
+
+  /**
+   * Stops the writer: aborts retry waits, waits for in-flight requests to settle and discards what is
+   * still buffered (call `flush()` first to keep it). Idempotent.
+   */
+  async close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      this.abort.abort(new AppError('SNK_UNAVAILABLE', 'the bulk writer was closed'));
+      this.notify();
+    }
+    await Promise.allSettled([...this.tasks]);
+  }
+
+  private assertUsable(): void {
+    if (this.failure) throw this.failure;
+    if (this.closed) throw new AppError('SNK_UNAVAILABLE', 'the bulk writer is closed');
+  }
+
+  private bufferFull(): boolean {
+    return this.pending.length >= this.maxActions || this.pendingBytes >= this.config.bulkMaxBytes;
+  }
+
+  /** Starts requests while slots are free and there is a full buffer (or a flush is waiting). */
+  private pump(): void {
+    while (this.inFlight < this.config.bulkConcurrency && this.pending.length > 0 && !this.failure && !this.closed) {
+      if (this.flushing === 0 && !this.bufferFull()) return;
+      const batch = this.takeBatch();
+      if (batch.length === 0) return;
+      this.start(batch);
+    }
+  }
+
+  /** Takes the next request's actions in order, skipping documents already in flight (they wait their turn). */
+  private takeBatch(): EncodedAction[] {
+    const batch: EncodedAction[] = [];
+    const rest: EncodedAction[] = [];
+    const held = new Set<string>();
+    let bytes = 0;
+    let full = false;
+    for (const item of this.pending) {
+      const key = keyOf(item.action);
+      if (full || held.has(key) || this.busyKeys.has(key)) {
+        rest.push(item);
+        held.add(key);
+        continue;
+      }
+      if (batch.length > 0 && bytes + item.bytes > this.config.bulkMaxBytes) {
+        full = true;
+        rest.push(item);
+        held.add(key);
+        continue;
+      }
+      batch.push(item);
+      held.add(key);
+      bytes += item.bytes;
+      full = batch.length >= this.maxActions || bytes >= this.config.bulkMaxBytes;
+    }
+    this.pending = rest;
+    this.pendingBytes -= bytes;
+    return batch;
+  }
+
+  private start(batch: EncodedAction[]): void {
+    this.inFlight++;
+    for (const item of batch) this.busyKeys.add(keyOf(item.action));
+    const task = this.runBatch(batch)
+      .catch((err: unknown) => this.fail(err))
+      .finally(() => {
+        this.inFlight--;
+        for (const item of batch) this.busyKeys.delete(keyOf(item.action));
+        this.tasks.delete(task);
+        this.notify();
+        this.pump();
+      });
+    this.tasks.add(task);
+  }
+
+  /** Sends one batch until every action is settled; 413 splits it, retries re-send only what failed. */
+  private async runBatch(batch: EncodedAction[]): Promise<void> {
+    const queue: Pending[] = [{ items: batch, attempt: 0 }];
+    while (queue.length > 0 && !this.failure && !this.closed) {
+      const sub = queue[0]!;
+      const result = await sendBulk(this.client, sub.items, { expectIndex: this.options.expectIndex ?? true });
+      this.counters.requests++;
+      if (result.kind === 'tooLarge') {
+        queue.shift();
+        if (sub.items.length > 1) {
+          const mid = Math.ceil(sub.items.length / 2);
+          queue.unshift({ items: sub.items.slice(0, mid), attempt: 0 }, { items: sub.items.slice(mid), attempt: 0 });
+        } else {
+          await this.deadLetter([letterOf(sub.items[0]!.action, 413, 'request_too_large', result.reason)]);
+        }
+      } else if (result.kind === 'retry') {
+        if (result.throttled) this.throttle();
+        await this.backoff(sub, sub.items.length, result.reason, 1);
+        if (result.throttled && sub.items.length > this.maxActions) queue.splice(0, 1, ...this.rechunk(sub));
+      } else {
+        const retry = await this.settleItems(sub.items, result.outcomes);
+        if (retry.items.length === 0) {
+          queue.shift();
+          continue;
+        }
+        if (retry.progress) sub.failingSince = undefined;
+        sub.items = retry.items;
+        await this.backoff(sub, retry.items.length, retry.reason, retry.items.length);
+      }
+    }
+  }
+
+  /** Counts successes, dead-letters document errors, throws on fatal ones; returns the items to retry. */
+  private async settleItems(
+    items: EncodedAction[],
+    outcomes: ItemOutcome[],
+  ): Promise<{ items: EncodedAction[]; progress: boolean; reason: string }> {
+    const retry: EncodedAction[] = [];
+    const letters: DeadLetter[] = [];
+    let fatal: { item: EncodedAction; outcome: Failure } | undefined;
+    let throttled = false;
+    let reason = '';
+    outcomes.forEach((outcome, i) => {
+      const item = items[i]!;
+      if (outcome.kind === 'success') {
+        if (item.action.op === 'index') this.counters.indexed++;
+        else this.counters.deleted++;
+      } else if (outcome.kind === 'retry') {
+        retry.push(item);
+        throttled ||= outcome.status === 429;
+        reason = `${outcome.status} ${outcome.errorType}: ${outcome.reason}`;
+      } else if (outcome.kind === 'document') {
+        letters.push(letterOf(item.action, outcome.status, outcome.errorType, outcome.reason));
+      } else {
+        fatal ??= { item, outcome };
+      }
+    });
+    await this.deadLetter(letters);
+    if (fatal) throw fatalError(fatal.item.action, fatal.outcome);
+    if (throttled) this.throttle();
+    else if (retry.length === 0) this.recover();
+    return { items: retry, progress: retry.length < items.length, reason };
+  }
+
+  private async deadLetter(letters: DeadLetter[]): Promise<void> {
+    if (letters.length === 0) return;
+    await this.deadLetters.record(letters);
+    this.counters.deadLettered += letters.length;
+    this.logger?.warn({ count: letters.length, first: { id: letters[0]!.id, errorType: letters[0]!.errorType } }, 'documents rejected by the search engine');
+  }
+
+  /** Waits before the next attempt; gives up with SNK_UNAVAILABLE after `retryGiveUpMs` without progress. */
+  private async backoff(sub: Pending, actions: number, reason: string, retries: number): Promise<void> {
+    const now = Date.now();
+    sub.failingSince ??= now;
+    const elapsedMs = now - sub.failingSince;
+    if (elapsedMs >= this.config.retryGiveUpMs) {
+      throw new AppError(
+        'SNK_UNAVAILABLE',
+        `the search engine kept failing for ${elapsedMs} ms (retry budget ${this.config.retryGiveUpMs} ms); last error: ${reason}`,
+        { details: { actions, attempts: sub.attempt + 1 } },
+      );
+    }
+    const delayMs = Math.min(
+      backoffDelayMs(sub.attempt, this.config.retryInitialMs, this.config.retryMaxMs, this.options.random),
+      this.config.retryGiveUpMs - elapsedMs,
+    );
+    sub.attempt++;
+    this.counters.retries += retries;
+    this.logger?.warn({ actions, attempt: sub.attempt, delayMs, reason }, 'bulk request will be retried');
+    await sleep(delayMs, this.abort.signal);
+  }
+
+  /** Splits a throttled request to the reduced batch size; each part keeps the retry state. */
+  private rechunk(sub: Pending): Pending[] {
+    const parts: Pending[] = [];
+    for (let i = 0; i < sub.items.length; i += this.maxActions) {
+      parts.push({ items: sub.items.slice(i, i + this.maxActions), attempt: sub.attempt, failingSince: sub.failingSince });
+    }
+    return parts;
+  }
+
+  private throttle(): void {
+    const next = Math.max(1, Math.floor(this.maxActions / 2));
+    if (next !== this.maxActions) this.logger?.info({ maxActions: next }, 'search engine is throttling; smaller bulk requests');
+    this.maxActions = next;
+  }
+
+  private recover(): void {
+    const step = Math.max(1, Math.ceil(this.config.bulkMaxActions / 16));
+    this.maxActions = Math.min(this.config.bulkMaxActions, this.maxActions + step);
+  }
+
+  private fail(err: unknown): void {
+    if (this.failure || this.closed) return;
+    this.failure = toError(err);
+    this.abort.abort(this.failure);
+    this.logger?.error({ err: this.failure }, 'bulk writer failed');
+  }
+
+  private changed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+function keyOf(action: BulkAction): string {
+  return `${action.index}\u0000${action.id}`;
+}
+
+function letterOf(action: BulkAction, status: number, errorType: string, reason: string): DeadLetter {
+  const letter: DeadLetter = { index: action.index, id: action.id, op: action.op, status, errorType, reason, at: new Date().toISOString() };
+  if (action.position !== undefined) letter.position = action.position;
+  if (action.op === 'index') letter.source = action.source;
+  return letter;
+}
+
+function fatalError(action: BulkAction, outcome: Failure): AppError {
+  const code = outcome.status === 401 || outcome.status === 403 ? 'SNK_CONNECT' : 'SNK_REQUEST';
+  return new AppError(
+    code,
+    `writing document "${action.id}" to index "${action.index}" failed in a way that stops the sync (HTTP ${outcome.status}): ${outcome.errorType}: ${outcome.reason}`,
+    { details: { index: action.index, id: action.id, status: outcome.status, errorType: outcome.errorType } },
+  );
+}

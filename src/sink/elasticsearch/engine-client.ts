@@ -1,0 +1,198 @@
+/**
+ * Minimal HTTP client for the Elasticsearch/OpenSearch REST API: one keep-alive undici Pool per engine URL,
+ * auth header, TLS, total request timeout, optional gzip. It speaks plain `application/json` and
+ * `application/x-ndjson`, which every supported server accepts (ES 7.10+, 8, 9; OpenSearch 1-3).
+ */
+import { promisify } from 'node:util';
+import { gunzip as gunzipCb, gzip as gzipCb } from 'node:zlib';
+import { Pool } from 'undici';
+import type { EngineAuth, EngineConfig, TlsOptions } from '../../config/config-types.js';
+import { AppError } from '../../errors/app-error.js';
+import { mapTransportError } from './es-errors.js';
+
+const gzip = promisify(gzipCb);
+const gunzip = promisify(gunzipCb);
+
+/** Logger shape the sink needs; a pino Logger satisfies it. */
+export interface SinkLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE';
+
+export interface EngineRequestOptions {
+  body?: string | Buffer | Buffer[];
+  /** Default `application/json` when a body is given. */
+  contentType?: string;
+  query?: Record<string, string | number | boolean | undefined>;
+}
+
+export interface EngineResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** Response body as text (gunzipped when the server compressed it). */
+  body: string;
+  /** The body parsed as JSON; throws `AppError('SNK_REQUEST')` when it is not JSON. */
+  json(): unknown;
+}
+
+/** The settings the client uses; an `EngineConfig` fits. */
+export type EngineClientConfig = Pick<EngineConfig, 'url' | 'auth' | 'tls' | 'requestTimeoutMs' | 'compress'>;
+
+export interface EngineClientOptions {
+  /** Maximum sockets to the engine (default 16). */
+  connections?: number;
+}
+
+/** Talks to one engine URL. Create one per process and share it; `close()` it at shutdown. */
+export class EngineClient {
+  /** Origin and base path, for messages; never contains credentials. */
+  readonly url: string;
+  private readonly pool: Pool;
+  private readonly basePath: string;
+  private readonly headers: Record<string, string>;
+  private readonly secrets: string[];
+  private readonly timeoutMs: number;
+  private readonly compress: boolean;
+
+  constructor(config: EngineClientConfig, options: EngineClientOptions = {}) {
+    const parsed = parseEngineUrl(config.url);
+    this.url = `${parsed.origin}${parsed.basePath}`;
+    this.basePath = parsed.basePath;
+    this.timeoutMs = config.requestTimeoutMs;
+    this.compress = config.compress;
+    const auth = authHeader(config.auth);
+    this.secrets = secretsOf(config.auth, auth);
+    this.headers = { accept: 'application/json', 'user-agent': 'sluice' };
+    if (auth !== undefined) this.headers['authorization'] = auth;
+    if (this.compress) this.headers['accept-encoding'] = 'gzip';
+    this.pool = new Pool(parsed.origin, {
+      connections: options.connections ?? 16,
+      connect: tlsConnectOptions(config.tls),
+      headersTimeout: config.requestTimeoutMs,
+      bodyTimeout: config.requestTimeoutMs,
+    });
+  }
+
+  /** Sends one request. HTTP error statuses are returned, not thrown; transport failures throw `EngineTransportError`. */
+  async request(method: HttpMethod, path: string, options: EngineRequestOptions = {}): Promise<EngineResponse> {
+    const fullPath = this.basePath + path + queryString(options.query);
+    const target = `${method} ${this.url}${path}`;
+    const headers: Record<string, string> = { ...this.headers };
+    let body: Buffer | string | undefined = Array.isArray(options.body) ? Buffer.concat(options.body) : options.body;
+    if (body !== undefined) {
+      headers['content-type'] = options.contentType ?? 'application/json';
+      if (this.compress) {
+        body = await gzip(body);
+        headers['content-encoding'] = 'gzip';
+      }
+    }
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, this.timeoutMs);
+    try {
+      const res = await this.pool.request({ method, path: fullPath, headers, body, signal: controller.signal });
+      let raw = Buffer.from(await res.body.arrayBuffer());
+      if (headerValue(res.headers, 'content-encoding') === 'gzip' && raw.length > 0) raw = await gunzip(raw);
+      return makeResponse(res.statusCode, res.headers, raw.toString('utf8'), target);
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      throw mapTransportError(err, target, this.secrets, timedOut ? this.timeoutMs : undefined);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closes the sockets after in-flight requests finish. Idempotent. */
+  async close(): Promise<void> {
+    if (this.pool.closed || this.pool.destroyed) return;
+    await this.pool.close();
+  }
+}
+
+/** The `Authorization` header value for the configured auth, or undefined for none. */
+export function authHeader(auth: EngineAuth): string | undefined {
+  switch (auth.kind) {
+    case 'none':
+      return undefined;
+    case 'basic':
+      return `Basic ${Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64')}`;
+    case 'apiKey':
+      // With an id, the key pair is encoded as Elasticsearch expects; without, the key is the encoded form already.
+      return `ApiKey ${auth.id === undefined ? auth.key : Buffer.from(`${auth.id}:${auth.key}`, 'utf8').toString('base64')}`;
+    case 'bearer':
+      return `Bearer ${auth.token}`;
+  }
+}
+
+function secretsOf(auth: EngineAuth, header: string | undefined): string[] {
+  const secrets: string[] = [];
+  if (header !== undefined) secrets.push(header, header.slice(header.indexOf(' ') + 1));
+  if (auth.kind === 'basic') secrets.push(auth.password);
+  if (auth.kind === 'apiKey') secrets.push(auth.key);
+  if (auth.kind === 'bearer') secrets.push(auth.token);
+  return secrets;
+}
+
+function tlsConnectOptions(tls: TlsOptions): { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean } {
+  const options: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean } = {
+    rejectUnauthorized: tls.rejectUnauthorized,
+  };
+  if (tls.ca !== undefined) options.ca = tls.ca;
+  if (tls.cert !== undefined) options.cert = tls.cert;
+  if (tls.key !== undefined) options.key = tls.key;
+  return options;
+}
+
+function parseEngineUrl(url: string): { origin: string; basePath: string } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (err) {
+    throw new AppError('SNK_CONNECT', `search engine URL is not a valid URL: ${url}`, { cause: err });
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new AppError('SNK_CONNECT', `search engine URL must use http or https, got ${parsed.protocol}`);
+  }
+  return { origin: parsed.origin, basePath: parsed.pathname.replace(/\/+$/, '') };
+}
+
+function queryString(query: EngineRequestOptions['query']): string {
+  if (query === undefined) return '';
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined) params.append(key, String(value));
+  }
+  const text = params.toString();
+  return text === '' ? '' : `?${text}`;
+}
+
+/** First value of a response header (names are lower-case in undici). */
+export function headerValue(headers: EngineResponse['headers'], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function makeResponse(status: number, headers: EngineResponse['headers'], body: string, target: string): EngineResponse {
+  return {
+    status,
+    headers,
+    body,
+    json(): unknown {
+      try {
+        return JSON.parse(body);
+      } catch (err) {
+        throw new AppError('SNK_REQUEST', `${target} returned HTTP ${status} with a body that is not JSON: ${body.slice(0, 200)}`, {
+          cause: err,
+          details: { status },
+        });
+      }
+    },
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * Index administration: create when missing, delete, refresh, count. Alias handling belongs to the
+ * index lifecycle (design §7) and is not here.
+ */
+import { AppError } from '../../errors/app-error.js';
+import type { IndexDefinition } from '../document-sink.js';
+import type { EngineClient } from './engine-client.js';
+import { asRecord, parseEngineErrorText, requestRejected } from './es-errors.js';
+
+/** Path segment for an index name. */
+export function indexPath(name: string): string {
+  return `/${encodeURIComponent(name)}`;
+}
+
+/**
+ * Creates the index with `{settings: {index: settings}, mappings}` unless it exists.
+ * Returns true when this call created it. A concurrent creator (`resource_already_exists_exception`) counts as
+ * existing. Other refusals throw `AppError('SNK_REQUEST')` quoting the engine's error type and reason.
+ */
+export async function ensureIndex(client: EngineClient, def: IndexDefinition): Promise<boolean> {
+  const head = await client.request('HEAD', indexPath(def.name));
+  if (head.status === 200) return false;
+  if (head.status !== 404) throw requestRejected(`checking whether index "${def.name}" exists`, head.status, head.body);
+
+  const body: Record<string, unknown> = {};
+  if (def.settings !== undefined && Object.keys(def.settings).length > 0) body['settings'] = { index: def.settings };
+  if (def.mappings !== undefined && Object.keys(def.mappings).length > 0) body['mappings'] = def.mappings;
+  const res = await client.request('PUT', indexPath(def.name), { body: JSON.stringify(body) });
+  if (res.status >= 200 && res.status < 300) return true;
+  const { type } = parseEngineErrorText(res.body, res.status);
+  if (type === 'resource_already_exists_exception') return false;
+  throw requestRejected(`creating index "${def.name}"`, res.status, res.body);
+}
+
+/** Deletes an index. Returns false when it did not exist. */
+export async function deleteIndex(client: EngineClient, name: string): Promise<boolean> {
+  const res = await client.request('DELETE', indexPath(name));
+  if (res.status >= 200 && res.status < 300) return true;
+  if (res.status === 404 && parseEngineErrorText(res.body, 404).type === 'index_not_found_exception') return false;
+  throw requestRejected(`deleting index "${name}"`, res.status, res.body);
+}
+
+/** Makes recent writes visible to search and count (tests, verification; never the sync path). */
+export async function refresh(client: EngineClient, index: string): Promise<void> {
+  const res = await client.request('POST', `${indexPath(index)}/_refresh`);
+  if (res.status < 200 || res.status >= 300) throw requestRejected(`refreshing index "${index}"`, res.status, res.body);
+}
+
+/** Number of documents in an index (as of the last refresh). */
+export async function countDocuments(client: EngineClient, index: string): Promise<number> {
+  const res = await client.request('GET', `${indexPath(index)}/_count`);
+  if (res.status < 200 || res.status >= 300) throw requestRejected(`counting documents of index "${index}"`, res.status, res.body);
+  const count = asRecord(res.json())?.['count'];
+  if (typeof count !== 'number') {
+    throw new AppError('SNK_REQUEST', `counting documents of index "${index}": the response has no numeric "count"`);
+  }
+  return count;
+}

@@ -1,0 +1,51 @@
+import pg from 'pg';
+import type { PostgresConfig } from '../../config/config-types.js';
+import { AppError } from '../../errors/app-error.js';
+
+/** node-postgres connection options for one database, with TLS from PG_SSLMODE / PG_SSLROOTCERT. */
+export function connectionOptions(config: PostgresConfig, database: string): pg.ClientConfig {
+  return {
+    host: config.host,
+    port: config.port,
+    user: config.user,
+    password: config.password,
+    database,
+    ssl: sslOptions(config),
+    application_name: 'sluice',
+    // Documents carry timestamptz values; UTC makes their text independent of the server's TimeZone.
+    options: `-c TimeZone=UTC -c DateStyle=ISO,MDY -c extra_float_digits=1${config.workMem ? ` -c work_mem=${config.workMem}` : ''}`,
+  };
+}
+
+function sslOptions(config: PostgresConfig): pg.ClientConfig['ssl'] {
+  switch (config.sslMode) {
+    case undefined:
+    case 'disable':
+    case 'allow':
+    case 'prefer':
+      // node-postgres has no opportunistic TLS; "prefer"/"allow" connect without it, as libpq does when the server has none.
+      return config.sslRootCert ? { ca: config.sslRootCert, rejectUnauthorized: true } : false;
+    case 'require':
+      return { rejectUnauthorized: false, ...(config.sslRootCert ? { ca: config.sslRootCert } : {}) };
+    case 'verify-ca':
+      return { ca: config.sslRootCert, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+    case 'verify-full':
+      return { ca: config.sslRootCert, rejectUnauthorized: true };
+  }
+}
+
+export function createPool(config: PostgresConfig, database: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ ...connectionOptions(config, database), max, idleTimeoutMillis: 10_000 });
+  // An idle client losing its connection must not crash the process; the next query reports it.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/** Maps a driver error to an AppError naming what we were doing; never includes the password. */
+export function postgresError(error: unknown, doing: string, config: PostgresConfig, database: string): AppError {
+  const e = error as { code?: string; message?: string };
+  const where = `${config.user}@${config.host}:${config.port}/${database}`;
+  const connectCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', '28P01', '28000', '3D000', '57P03']);
+  const code = e.code && connectCodes.has(e.code) ? 'SRC_CONNECT' : 'SRC_QUERY';
+  return new AppError(code, `PostgreSQL ${where}: ${doing} failed: ${e.message ?? String(error)}`, { cause: error, details: { pgCode: e.code } });
+}

@@ -1,0 +1,146 @@
+import type { EntryPlan, PlanNode } from '../schema/sync-plan.js';
+import { asText, buildObject, columnValue, type FieldValue } from './field-expressions.js';
+import { applyMoves, type JsonMove } from './json-moves.js';
+import { AliasGenerator, qualified, quoteIdent, quoteLiteral } from './sql.js';
+
+/** Which root rows a document query reads. Parameters are passed as text and cast to the key column types. */
+export type RootFilter =
+  | { kind: 'all' }
+  /** Keys strictly after `after` (when given) and up to `upTo` inclusive (when given), in key order. */
+  | { kind: 'range'; after?: string[]; upTo?: string[] }
+  /** Exactly these root keys (each an array of key values in primary-key order). */
+  | { kind: 'keys'; keys: string[][] };
+
+export interface DocumentQuery {
+  text: string;
+  values: unknown[];
+}
+
+/**
+ * One set-based statement that builds the documents of a batch of root rows. Each row returns
+ * `_id` (PGSync's rule: key values in alphabetical column order joined by `|`), `_routing` and `_source`,
+ * the document as JSON text with no raw newline so it can go into an NDJSON bulk body as is.
+ */
+export function buildDocumentQuery(plan: EntryPlan, filter: RootFilter): DocumentQuery {
+  const aliases = new AliasGenerator();
+  const root = plan.root;
+  const alias = aliases.take('n');
+  const { object, fields } = nodeObject(root, alias, aliases);
+  const document = applyMoves(object, rootMoves(root, []));
+  const keyColumns = root.primaryKey.map((c) => `${alias}.${quoteIdent(c)}`);
+  const routingField = plan.routing === undefined ? undefined : fields.get(plan.routing);
+  const { where, values } = rootWhere(plan, alias, filter);
+  const text = [
+    `SELECT concat_ws('|', ${keyColumns.map((k) => `${k}::text`).join(', ')}) AS _id,`,
+    `       ${routingField ? asText(routingField) : 'NULL::text'} AS _routing,`,
+    `       replace((${document})::text, E'\\n', '') AS _source`,
+    `  FROM ${qualified(root.schema, root.table)} AS ${alias}`,
+    where ? ` WHERE ${where}` : '',
+    ` ORDER BY ${keyColumns.join(', ')}`,
+  ]
+    .filter((line) => line !== '')
+    .join('\n');
+  return { text, values };
+}
+
+/** Root key values as text for key-range chunking, `limit` rows after `after`. */
+export function buildKeyBoundaryQuery(plan: EntryPlan, after: string[] | undefined, offset: number): DocumentQuery {
+  const root = plan.root;
+  const keyColumns = root.primaryKey.map((c) => `n.${quoteIdent(c)}`);
+  const { where, values } = after ? rangeCondition(plan, 'n', '>', after, []) : { where: '', values: [] as unknown[] };
+  values.push(offset);
+  const text = `SELECT ${keyColumns.map((k) => `${k}::text`).join(', ')} FROM ${qualified(root.schema, root.table)} AS n${where ? ` WHERE ${where}` : ''} ORDER BY ${keyColumns.join(', ')} OFFSET $${values.length} LIMIT 1`;
+  return { text, values };
+}
+
+function rootWhere(plan: EntryPlan, alias: string, filter: RootFilter): { where: string; values: unknown[] } {
+  if (filter.kind === 'all') return { where: '', values: [] };
+  if (filter.kind === 'keys') {
+    const columns = plan.root.primaryKey;
+    const values = columns.map((_, i) => filter.keys.map((key) => key[i]));
+    const types = columns.map((c) => columnType(plan, c));
+    if (columns.length === 1) return { where: `${alias}.${quoteIdent(columns[0]!)} = ANY($1::${types[0]}[])`, values };
+    const unnest = types.map((t, i) => `$${i + 1}::${t}[]`).join(', ');
+    return { where: `(${columns.map((c) => `${alias}.${quoteIdent(c)}`).join(', ')}) IN (SELECT * FROM unnest(${unnest}))`, values };
+  }
+  const values: unknown[] = [];
+  const parts: string[] = [];
+  if (filter.after) parts.push(rangeCondition(plan, alias, '>', filter.after, values).where);
+  if (filter.upTo) parts.push(rangeCondition(plan, alias, '<=', filter.upTo, values).where);
+  return { where: parts.join(' AND '), values };
+}
+
+function rangeCondition(plan: EntryPlan, alias: string, operator: '>' | '<=', key: string[], values: unknown[]): { where: string; values: unknown[] } {
+  const columns = plan.root.primaryKey;
+  const params = columns.map((c, i) => {
+    values.push(key[i]);
+    return `$${values.length}::${columnType(plan, c)}`;
+  });
+  return { where: `(${columns.map((c) => `${alias}.${quoteIdent(c)}`).join(', ')}) ${operator} (${params.join(', ')})`, values };
+}
+
+function columnType(plan: EntryPlan, column: string): string {
+  return plan.root.primaryKeyTypes[column] ?? 'text';
+}
+
+/** The node's row at `alias` as a JSON object, and its top-level fields (for routing and concat). */
+function nodeObject(node: PlanNode, alias: string, aliases: AliasGenerator): { object: string; fields: Map<string, FieldValue> } {
+  const t = node.transform;
+  const fields = new Map<string, FieldValue>();
+  for (const column of node.columns) {
+    fields.set(t.rename.get(column.spec.key) ?? column.spec.key, columnValue(alias, column, t.replace.get(column.spec.key)));
+  }
+  for (const child of node.children) fields.set(child.outputKey, { expr: childValue(child, alias, aliases), kind: 'json' });
+  for (const concat of t.concat) {
+    const parts = concat.columns.map((name) => {
+      const field = fields.get(name);
+      return field ? asText(field) : quoteLiteral(name);
+    });
+    fields.set(concat.destination, { expr: `concat_ws(${quoteLiteral(concat.delimiter)}, ${parts.join(', ')})`, kind: 'text' });
+  }
+  const relativeMoves: JsonMove[] = t.move
+    .filter((m) => !m.destination.startsWith('$root.'))
+    .map((m) => ({ from: [m.column], to: m.destination.split('.') }));
+  return { object: applyMoves(buildObject([...fields]), relativeMoves), fields };
+}
+
+/** Moves anchored at `$root`, from nodes reached through one_to_one objects only (checked at compile time). */
+function rootMoves(node: PlanNode, path: string[]): JsonMove[] {
+  const moves = node.transform.move
+    .filter((m) => m.destination.startsWith('$root.'))
+    .map((m) => ({ from: [...path, m.column], to: m.destination.slice('$root.'.length).split('.') }));
+  for (const child of node.children) {
+    if (child.relationship?.type === 'one_to_one' && child.relationship.variant === 'object') moves.push(...rootMoves(child, [...path, child.outputKey]));
+  }
+  return moves;
+}
+
+/** Correlated subquery giving a child's value for the parent row at `parentAlias`. */
+function childValue(child: PlanNode, parentAlias: string, aliases: AliasGenerator): string {
+  const rel = child.relationship!;
+  const alias = aliases.take('n');
+  const value =
+    rel.variant === 'scalar'
+      ? columnValue(alias, child.columns[0]!, child.transform.replace.get(child.columns[0]!.spec.key)).expr
+      : nodeObject(child, alias, aliases).object;
+  const order = child.primaryKey.map((c) => `${alias}.${quoteIdent(c)}`);
+  let from: string;
+  let where: string;
+  if (rel.through) {
+    const t = aliases.take('t');
+    const th = rel.through;
+    from = `${qualified(th.schema, th.table)} AS ${t} JOIN ${qualified(child.schema, child.table)} AS ${alias} ON ${equalities(alias, th.childJoin.childColumns, t, th.childJoin.parentColumns)}`;
+    where = equalities(t, th.parentJoin.childColumns, parentAlias, th.parentJoin.parentColumns);
+    order.push(...th.primaryKey.map((c) => `${t}.${quoteIdent(c)}`));
+  } else {
+    from = `${qualified(child.schema, child.table)} AS ${alias}`;
+    where = equalities(alias, rel.join!.childColumns, parentAlias, rel.join!.parentColumns);
+  }
+  if (rel.type === 'one_to_many') return `(SELECT json_agg(${value} ORDER BY ${order.join(', ')}) FROM ${from} WHERE ${where})`;
+  // one_to_one takes the first row by key: several matching rows must not multiply the document (PGSync did).
+  return `(SELECT ${value} FROM ${from} WHERE ${where} ORDER BY ${order.join(', ')} LIMIT 1)`;
+}
+
+function equalities(leftAlias: string, leftColumns: string[], rightAlias: string, rightColumns: string[]): string {
+  return leftColumns.map((c, i) => `${leftAlias}.${quoteIdent(c)} = ${rightAlias}.${quoteIdent(rightColumns[i]!)}`).join(' AND ');
+}
