@@ -19,6 +19,8 @@ interface PgUrlParts {
   database?: string;
   sslMode?: SslMode;
   sslRootCertPath?: string;
+  /** PG_URL is set but could not be parsed (its error is already reported). */
+  invalid?: boolean;
 }
 
 /**
@@ -31,7 +33,7 @@ export function parsePostgres(r: EnvReader): PostgresConfig {
   const host = fromUrlOr(r, 'PG_HOST', url.host, 'host', () => r.raw('PG_HOST')) ?? 'localhost';
   const port = fromUrlOr(r, 'PG_PORT', url.port, 'port', () => r.int('PG_PORT', PORT_RANGE)) ?? 5432;
   const user = fromUrlOr(r, 'PG_USER', url.user, 'user', () => r.raw('PG_USER'));
-  if (user === undefined) r.error('PG_USER', 'required: set PG_USER, or give the user in PG_URL');
+  if (user === undefined && url.invalid !== true) r.error('PG_USER', 'required: set PG_USER, or give the user in PG_URL');
   const password = fromUrlOr(r, 'PG_PASSWORD', url.password, 'password', () => r.raw('PG_PASSWORD'));
   const database = fromUrlOr(r, 'PG_DATABASE', url.database, 'database', () => r.raw('PG_DATABASE')) ?? 'postgres';
   const sslMode = fromUrlOr(r, 'PG_SSLMODE', url.sslMode, 'sslmode', () => r.oneOf('PG_SSLMODE', SSL_MODES));
@@ -81,11 +83,11 @@ function parsePgUrl(r: EnvReader): PgUrlParts {
     url = new URL(value);
   } catch {
     r.error('PG_URL', 'is not a valid URL; expected postgresql://user:password@host:port/database');
-    return {};
+    return { invalid: true };
   }
   if (!PG_URL_SCHEMES.includes(url.protocol)) {
     r.error('PG_URL', `must start with postgresql:// or postgres:// (got scheme "${url.protocol.slice(0, 30)}")`);
-    return {};
+    return { invalid: true };
   }
   const parts: PgUrlParts = {};
   const host = decodeComponent(url.hostname.replace(/^\[(.*)\]$/, '$1'));
@@ -96,7 +98,7 @@ function parsePgUrl(r: EnvReader): PgUrlParts {
   const database = decodeComponent(url.pathname.replace(/^\//, ''));
   if (user === undefined || password === undefined || database === undefined) {
     r.error('PG_URL', 'contains a malformed percent-encoding (%XX) in the user, password or database');
-    return parts;
+    return { ...parts, invalid: true };
   }
   if (user) parts.user = user;
   if (password) parts.password = password;

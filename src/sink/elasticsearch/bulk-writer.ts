@@ -189,6 +189,8 @@ export class BulkWriter {
   private async runBatch(batch: EncodedAction[]): Promise<void> {
     const queue: Pending[] = [{ items: batch, attempt: 0 }];
     while (queue.length > 0 && !this.failure && !this.closed) {
+      // Throttling elsewhere may have shrunk the batch size since these actions were taken.
+      if (queue[0]!.items.length > this.maxActions) queue.splice(0, 1, ...this.rechunk(queue[0]!));
       const sub = queue[0]!;
       const result = await sendBulk(this.client, sub.items, { expectIndex: this.options.expectIndex ?? true });
       this.counters.requests++;
@@ -203,7 +205,6 @@ export class BulkWriter {
       } else if (result.kind === 'retry') {
         if (result.throttled) this.throttle();
         await this.backoff(sub, sub.items.length, result.reason, 1);
-        if (result.throttled && sub.items.length > this.maxActions) queue.splice(0, 1, ...this.rechunk(sub));
       } else {
         const retry = await this.settleItems(sub.items, result.outcomes);
         if (retry.items.length === 0) {

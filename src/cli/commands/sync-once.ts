@@ -1,0 +1,70 @@
+import { formatProblems } from '../../errors/app-error.js';
+import { runFullSync } from '../../pipeline/full-sync.js';
+import { FileDeadLetterStore } from '../../sink/dead-letter-file-store.js';
+import { ElasticsearchSink } from '../../sink/elasticsearch/elasticsearch-sink.js';
+import { createContext, prepareEntries, type GlobalFlags } from '../context.js';
+import { EXIT_CODES } from '../exit-codes.js';
+
+export interface IndexSummary {
+  index: string;
+  documents: number;
+  deadLettered: number;
+  seconds: number;
+}
+
+/** `sluice sync --once`: a full sync of every schema entry, then a summary table on standard output. */
+export async function syncOnceCommand(flags: GlobalFlags, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const context = createContext(flags);
+  const { config, logger } = context;
+  const prepared = await prepareEntries(context, config.snapshotConcurrency + 1);
+  const deadLetters = new FileDeadLetterStore(config.deadLetterPath);
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let sink: ElasticsearchSink | undefined;
+  try {
+    if (prepared.warnings.length > 0) logger.warn(formatProblems(prepared.warnings));
+    sink = await ElasticsearchSink.connect(config.engine, deadLetters, logger);
+    const summaries: IndexSummary[] = [];
+    for (const plan of prepared.plans) {
+      if (abort.signal.aborted) break;
+      const started = process.hrtime.bigint();
+      const created = await sink.ensureIndex({ name: plan.index, settings: plan.settings, mappings: plan.mappings });
+      logger.info({ index: plan.index, created }, created ? 'index created' : 'index exists');
+      const writer = sink.writer();
+      const result = await runFullSync(plan, prepared.pool(plan.database), writer, {
+        chunkSize: config.snapshotChunkSize,
+        concurrency: config.snapshotConcurrency,
+        signal: abort.signal,
+        onChunkWritten: (range, documents) => logger.debug({ index: plan.index, upTo: range.upTo, documents }, 'chunk written'),
+      });
+      await sink.refresh(plan.index);
+      const stats = writer.stats();
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      summaries.push({ index: plan.index, documents: result.documents, deadLettered: stats.deadLettered, seconds });
+      logger.info({ index: plan.index, documents: result.documents, deadLettered: stats.deadLettered, seconds }, 'full sync finished');
+    }
+    out.write(formatSummary(summaries));
+    const deadLettered = summaries.reduce((sum, s) => sum + s.deadLettered, 0);
+    if (deadLettered > 0) out.write(`${deadLettered} document(s) rejected by the engine: see ${config.deadLetterPath}\n`);
+    return abort.signal.aborted ? EXIT_CODES.interrupted : EXIT_CODES.ok;
+  } catch (error) {
+    if (abort.signal.aborted) return EXIT_CODES.interrupted;
+    throw error;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await sink?.close();
+    await deadLetters.close();
+    await prepared.close();
+  }
+}
+
+export function formatSummary(summaries: IndexSummary[]): string {
+  const rows = summaries.map((s) => [s.index, String(s.documents), String(s.deadLettered), s.seconds.toFixed(2), String(Math.round(s.documents / Math.max(s.seconds, 0.001)))]);
+  const header = ['index', 'documents', 'rejected', 'seconds', 'docs/s'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd() + '\n';
+  return line(header) + rows.map(line).join('');
+}

@@ -1,0 +1,88 @@
+import type pg from 'pg';
+import { loadConfig } from '../config/load-config.js';
+import type { SluiceConfig } from '../config/config-types.js';
+import { collectSecrets } from '../config/redact.js';
+import { InvalidConfigError, type Problem } from '../errors/app-error.js';
+import { createLogger, type Logger } from '../observability/logger.js';
+import { compilePlan } from '../schema/compile-plan.js';
+import { loadSchemaFile, sortProblems } from '../schema/load-schema-file.js';
+import type { EntryPlan } from '../schema/sync-plan.js';
+import { readCatalog } from '../source/postgres/catalog.js';
+import { createPool, postgresError } from '../source/postgres/connect.js';
+
+export interface GlobalFlags {
+  config?: string;
+}
+
+/** What every command starts from: settings, a logger and the secrets to keep out of any output. */
+export interface CommandContext {
+  config: SluiceConfig;
+  logger: Logger;
+  secrets: string[];
+  env: Record<string, string | undefined>;
+}
+
+export function createContext(flags: GlobalFlags, env: NodeJS.ProcessEnv = process.env): CommandContext {
+  const { config, warnings } = loadConfig({ flags: { config: flags.config }, env });
+  const secrets = collectSecrets(config);
+  const logger = createLogger({ level: config.logLevel, secrets });
+  for (const warning of warnings) logger.warn({ setting: warning.location }, warning.message);
+  return { config, logger, secrets, env: { ...env } };
+}
+
+/** Every schema entry checked against its database, with a connection pool per database. */
+export interface PreparedEntries {
+  plans: EntryPlan[];
+  warnings: Problem[];
+  pool(database: string): pg.Pool;
+  close(): Promise<void>;
+}
+
+/**
+ * Loads schema.json and checks every entry against its database's catalog. All problems of all entries
+ * are reported together (InvalidConfigError); nothing is written anywhere before that.
+ */
+export async function prepareEntries(context: CommandContext, poolSize: number): Promise<PreparedEntries> {
+  const { config } = context;
+  const { entries, warnings: schemaWarnings } = await loadSchemaFile(config.schemaPath, context.env);
+  const pools = new Map<string, pg.Pool>();
+  const close = async () => {
+    await Promise.allSettled([...pools.values()].map((p) => p.end()));
+  };
+  try {
+    const problems: Problem[] = [...schemaWarnings];
+    const plans: EntryPlan[] = [];
+    for (const database of new Set(entries.map((e) => e.database))) {
+      const pool = createPool(config.postgres, database, poolSize);
+      pools.set(database, pool);
+      let catalog;
+      try {
+        const client = await pool.connect();
+        try {
+          catalog = await readCatalog(client);
+        } finally {
+          client.release();
+        }
+      } catch (error) {
+        throw postgresError(error, 'reading the catalog', config.postgres, database);
+      }
+      for (const entry of entries.filter((e) => e.database === database)) {
+        const compiled = compilePlan(entry, catalog);
+        problems.push(...compiled.problems);
+        if (compiled.plan) plans.push(compiled.plan);
+      }
+    }
+    if (problems.some((p) => p.severity === 'error')) {
+      throw new InvalidConfigError('SCH_INVALID', `Schema file ${config.schemaPath} does not match the database`, sortProblems(problems));
+    }
+    return {
+      plans,
+      warnings: problems,
+      pool: (database) => pools.get(database)!,
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}

@@ -1,0 +1,20 @@
+/** Process exit codes of the `sluice` command; documented in README and `sluice --help`. */
+export const EXIT_CODES = {
+  /** The command did what it was asked. */
+  ok: 0,
+  /** A runtime failure: PostgreSQL, the search engine or a store failed or stayed unreachable. */
+  failure: 1,
+  /** Wrong command line: unknown command or flag, missing argument. */
+  usage: 2,
+  /** Invalid settings or schema.json: the report lists every problem with its location. */
+  invalidConfig: 3,
+  /** Stopped by SIGINT/SIGTERM before finishing (work done so far is durable). */
+  interrupted: 130,
+} as const;
+
+export const EXIT_CODES_HELP = `Exit codes:
+  0    success
+  1    runtime failure (PostgreSQL, search engine or store failed or unreachable)
+  2    usage error (unknown command or flag, missing argument)
+  3    invalid configuration or schema.json (every problem is listed with its location)
+  130  interrupted by SIGINT/SIGTERM`;

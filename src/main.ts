@@ -1,0 +1,57 @@
+import { Command, CommanderError, Option } from 'commander';
+import { syncOnceCommand } from './cli/commands/sync-once.js';
+import { validateCommand } from './cli/commands/validate.js';
+import { EXIT_CODES, EXIT_CODES_HELP } from './cli/exit-codes.js';
+import { AppError, InvalidConfigError, toError } from './errors/app-error.js';
+
+/** Builds the `sluice` command line. Each action resolves to an exit code. */
+export function buildProgram(setExitCode: (code: number) => void): Command {
+  const program = new Command('sluice')
+    .description('Keeps Elasticsearch and OpenSearch indices in sync with PostgreSQL (schema.json in PGSync format).')
+    .addOption(new Option('-c, --config <path>', 'schema.json path (default: $SCHEMA, else config/schema.json)'))
+    .addHelpText('after', `\nSettings come from the environment and a .env file in the working directory (docs/configuration.md).\n\n${EXIT_CODES_HELP}`)
+    .showHelpAfterError()
+    .exitOverride();
+  const globals = () => program.opts<{ config?: string }>();
+
+  program
+    .command('sync')
+    .description('Full sync of every schema entry into its index')
+    .requiredOption('--once', 'run one full sync and exit (continuous sync is `sluice run`)')
+    .action(async () => setExitCode(await syncOnceCommand(globals())));
+
+  program
+    .command('validate')
+    .description('Check settings and schema.json against the database; writes nothing')
+    .action(async () => setExitCode(await validateCommand(globals())));
+
+  return program;
+}
+
+/** Runs the CLI and returns the process exit code; errors are reported on standard error. */
+export async function main(argv: string[]): Promise<number> {
+  let exitCode: number = EXIT_CODES.ok;
+  const program = buildProgram((code) => (exitCode = code));
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    return reportError(error);
+  }
+}
+
+function reportError(error: unknown): number {
+  if (error instanceof CommanderError) {
+    return error.exitCode === 0 ? EXIT_CODES.ok : EXIT_CODES.usage;
+  }
+  if (error instanceof InvalidConfigError) {
+    process.stderr.write(`${error.message}\n`);
+    return EXIT_CODES.invalidConfig;
+  }
+  if (error instanceof AppError) {
+    process.stderr.write(`error [${error.code}]: ${error.message}\n`);
+    return error.code.startsWith('CFG_') || error.code.startsWith('SCH_') ? EXIT_CODES.invalidConfig : EXIT_CODES.failure;
+  }
+  process.stderr.write(`error: ${toError(error).stack ?? String(error)}\n`);
+  return EXIT_CODES.failure;
+}

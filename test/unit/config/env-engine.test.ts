@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { parseEnvironment } from '../../../src/config/env.js';
+
+const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+const KEY_PEM = '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n';
+
+function readerOf(files: Record<string, string>): (path: string) => string {
+  return (path) => {
+    const contents = files[path];
+    if (contents === undefined) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
+    return contents;
+  };
+}
+const parse = (env: Record<string, string>, files: Record<string, string> = {}) =>
+  parseEnvironment({ PG_USER: 'app', ...env }, {}, { readFile: readerOf(files) });
+
+describe('parseEnvironment: engine URL and auth', () => {
+  it('builds the URL from scheme, host and port', () => {
+    const config = parse({ ELASTICSEARCH_SCHEME: 'https', ELASTICSEARCH_HOST: 'es.internal', ELASTICSEARCH_PORT: '9243' }).config;
+    expect(config?.engine.url).toBe('https://es.internal:9243');
+    expect(parse({ ELASTICSEARCH_HOST: 'http://es:9200' }).problems.map((p) => p.location)).toEqual(['ELASTICSEARCH_HOST']);
+  });
+
+  it('moves credentials out of ELASTICSEARCH_URL into basic auth', () => {
+    const result = parse({ ELASTICSEARCH_URL: 'https://elastic:p%40ss%3Aword@es.example.com:9200/', ELASTICSEARCH_HOST: 'x' });
+    expect(result.config?.engine.url).toBe('https://es.example.com:9200');
+    expect(result.config?.engine.auth).toEqual({ kind: 'basic', username: 'elastic', password: 'p@ss:word' });
+    expect(result.problems).toEqual([
+      { location: 'ELASTICSEARCH_HOST', severity: 'warning', message: expect.stringContaining('ELASTICSEARCH_URL') },
+    ]);
+    expect(parse({ ELASTICSEARCH_URL: 'https://es.example.com/prefix/' }).config?.engine).toMatchObject({
+      url: 'https://es.example.com/prefix',
+      auth: { kind: 'none' },
+    });
+    expect(parse({ ELASTICSEARCH_URL: 'ftp://es' }).problems.map((p) => p.location)).toEqual(['ELASTICSEARCH_URL']);
+  });
+
+  it('reads ELASTICSEARCH_USER/PASSWORD, HTTP_AUTH and BASIC_AUTH as basic auth', () => {
+    expect(parse({ ELASTICSEARCH_USER: 'u', ELASTICSEARCH_PASSWORD: 'p' }).config?.engine.auth).toEqual({ kind: 'basic', username: 'u', password: 'p' });
+    expect(parse({ ELASTICSEARCH_HTTP_AUTH: 'u,p,with,commas' }).config?.engine.auth).toEqual({
+      kind: 'basic',
+      username: 'u',
+      password: 'p,with,commas',
+    });
+    expect(parse({ ELASTICSEARCH_BASIC_AUTH: 'u:p' }).config?.engine.auth).toEqual({ kind: 'basic', username: 'u', password: 'p' });
+    const encoded = Buffer.from('u:p').toString('base64');
+    expect(parse({ ELASTICSEARCH_BASIC_AUTH: encoded }).config?.engine.auth).toEqual({ kind: 'basic', username: 'u', password: 'p' });
+    expect(parse({ ELASTICSEARCH_HTTP_AUTH: 'nocomma' }).problems.map((p) => p.location)).toEqual(['ELASTICSEARCH_HTTP_AUTH']);
+    expect(parse({ ELASTICSEARCH_USER: 'u' }).problems).toEqual([
+      { location: 'ELASTICSEARCH_USER', severity: 'warning', message: 'ignored: ELASTICSEARCH_PASSWORD is not set' },
+    ]);
+  });
+
+  it('reads API keys with an id, or already encoded, and bearer tokens', () => {
+    expect(parse({ ELASTICSEARCH_API_KEY_ID: 'kid', ELASTICSEARCH_API_KEY: 'kval' }).config?.engine.auth).toEqual({
+      kind: 'apiKey',
+      id: 'kid',
+      key: 'kval',
+    });
+    expect(parse({ ELASTICSEARCH_API_KEY: 'a2lkOmt2YWw=' }).config?.engine.auth).toEqual({ kind: 'apiKey', key: 'a2lkOmt2YWw=' });
+    expect(parse({ ELASTICSEARCH_BEARER_AUTH: 'tok' }).config?.engine.auth).toEqual({ kind: 'bearer', token: 'tok' });
+  });
+
+  it('prefers the API key over other methods and warns about the rest', () => {
+    const result = parse({ ELASTICSEARCH_API_KEY: 'k', ELASTICSEARCH_URL: 'http://u:p@es:9200' });
+    expect(result.config?.engine.auth).toEqual({ kind: 'apiKey', key: 'k' });
+    expect(result.problems).toEqual([
+      { location: 'ELASTICSEARCH_URL', severity: 'warning', message: expect.stringContaining('ELASTICSEARCH_API_KEY') },
+    ]);
+  });
+});
+
+describe('parseEnvironment: engine TLS, flavour and tuning', () => {
+  it('reads the CA bundle and client certificate through the injected reader', () => {
+    const engine = parse(
+      { ELASTICSEARCH_URL: 'https://es:9200', ELASTICSEARCH_CA_CERTS: 'ca.pem', ELASTICSEARCH_CLIENT_CERT: 'c.pem', ELASTICSEARCH_CLIENT_KEY: 'k.pem', ELASTICSEARCH_VERIFY_CERTS: 'false' },
+      { 'ca.pem': CA_PEM, 'c.pem': CA_PEM, 'k.pem': KEY_PEM },
+    ).config?.engine;
+    expect(engine?.tls).toEqual({ ca: CA_PEM, cert: CA_PEM, key: KEY_PEM, rejectUnauthorized: false });
+  });
+
+  it('names the variable of a missing file and requires certificate and key together', () => {
+    expect(parse({ ELASTICSEARCH_CA_CERTS: '/missing/ca.pem' }).problems).toEqual([
+      { location: 'ELASTICSEARCH_CA_CERTS', severity: 'error', message: 'cannot read file "/missing/ca.pem": no such file' },
+    ]);
+    expect(parse({ ELASTICSEARCH_CLIENT_CERT: 'c.pem' }, { 'c.pem': CA_PEM }).problems).toEqual([
+      { location: 'ELASTICSEARCH_CLIENT_KEY', severity: 'error', message: expect.stringContaining('ELASTICSEARCH_CLIENT_CERT is set') },
+      { location: 'ELASTICSEARCH_CLIENT_CERT', severity: 'warning', message: expect.stringContaining('http') },
+    ]);
+  });
+
+  it('rejects ELASTICSEARCH and OPENSEARCH both true, or both false', () => {
+    const both = parse({ ELASTICSEARCH: 'true', OPENSEARCH: 'true' });
+    expect(both.config).toBeUndefined();
+    expect(both.problems).toEqual([{ location: 'OPENSEARCH', severity: 'error', message: expect.stringContaining('Cannot enable both') }]);
+    expect(parse({ ELASTICSEARCH: 'false', OPENSEARCH: 'no' }).problems.map((p) => p.severity)).toEqual(['error']);
+  });
+
+  it('derives the flavour hint as PGSync does (one given → the other is its negation)', () => {
+    expect(parse({}).config?.engine.flavorHint).toBeUndefined();
+    expect(parse({ OPENSEARCH: 'true' }).config?.engine.flavorHint).toBe('opensearch');
+    expect(parse({ ELASTICSEARCH: 'false' }).config?.engine.flavorHint).toBe('opensearch');
+    expect(parse({ ELASTICSEARCH: 'true' }).config?.engine.flavorHint).toBe('elasticsearch');
+  });
+
+  it('maps PGSync tuning variables, with the seed batch size first and SLUICE_ names winning', () => {
+    const engine = parse({
+      ELASTICSEARCH_TIMEOUT: '2.5',
+      ELASTICSEARCH_HTTP_COMPRESS: 'false',
+      ELASTICSEARCH_CHUNK_SIZE: '500',
+      ELASTICSEARCH_MAX_CHUNK_BYTES: '104857600',
+      ELASTICSEARCH_THREAD_COUNT: '4',
+      ELASTICSEARCH_INITIAL_BACKOFF: '2',
+      ELASTICSEARCH_MAX_BACKOFF: '600',
+    }).config?.engine;
+    expect(engine).toMatchObject({
+      requestTimeoutMs: 2500,
+      compress: false,
+      bulkMaxActions: 500,
+      bulkMaxBytes: 104_857_600,
+      bulkConcurrency: 4,
+      retryInitialMs: 2000,
+      retryMaxMs: 600_000,
+    });
+    const result = parse({ PGSYNC_BATCH_SIZE: '250', ELASTICSEARCH_CHUNK_SIZE: '500', SLUICE_ENGINE_TIMEOUT_MS: '45000', ELASTICSEARCH_TIMEOUT: '5', SLUICE_BULK_CONCURRENCY: '3', ELASTICSEARCH_THREAD_COUNT: '4' });
+    expect(result.config?.engine).toMatchObject({ bulkMaxActions: 250, requestTimeoutMs: 45_000, bulkConcurrency: 3 });
+    expect(result.problems.map((p) => [p.location, p.severity]).sort()).toEqual([
+      ['ELASTICSEARCH_CHUNK_SIZE', 'warning'],
+      ['ELASTICSEARCH_THREAD_COUNT', 'warning'],
+      ['ELASTICSEARCH_TIMEOUT', 'warning'],
+    ]);
+  });
+});

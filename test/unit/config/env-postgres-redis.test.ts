@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { parseEnvironment } from '../../../src/config/env.js';
+
+const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+function readerOf(files: Record<string, string>): (path: string) => string {
+  return (path) => {
+    const contents = files[path];
+    if (contents === undefined) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
+    return contents;
+  };
+}
+const parse = (env: Record<string, string>, files: Record<string, string> = {}) =>
+  parseEnvironment(env, {}, { readFile: readerOf(files) });
+
+describe('parseEnvironment: PostgreSQL', () => {
+  it('lets PG_URL parts override PG_* variables, warning where they disagree', () => {
+    const result = parse({
+      PG_URL: 'postgresql://sync:p%40ss@db.internal:6543/app?sslmode=require',
+      PG_HOST: 'other-host',
+      PG_PORT: '6543',
+      PG_USER: 'someone',
+      PG_PASSWORD: 'old',
+      PG_SSLMODE: 'disable',
+    });
+    expect(result.config?.postgres).toEqual({
+      host: 'db.internal',
+      port: 6543,
+      user: 'sync',
+      password: 'p@ss',
+      database: 'app',
+      sslMode: 'require',
+    });
+    expect(result.problems.map((p) => [p.location, p.severity])).toEqual([
+      ['PG_HOST', 'warning'],
+      ['PG_USER', 'warning'],
+      ['PG_PASSWORD', 'warning'],
+      ['PG_SSLMODE', 'warning'],
+    ]);
+  });
+
+  it('accepts postgres://, takes the parts PG_URL lacks from PG_* and defaults', () => {
+    const config = parse({ PG_URL: 'postgres://sync@[::1]', PG_PASSWORD: 'pw', PG_DATABASE: 'app' }).config;
+    expect(config?.postgres).toEqual({ host: '::1', port: 5432, user: 'sync', password: 'pw', database: 'app' });
+  });
+
+  it('does not require PG_USER when PG_URL has a user, and does otherwise', () => {
+    expect(parse({ PG_URL: 'postgresql://u@h/db' }).problems).toEqual([]);
+    expect(parse({ PG_URL: 'postgresql://h/db' }).problems).toEqual([
+      { location: 'PG_USER', severity: 'error', message: 'required: set PG_USER, or give the user in PG_URL' },
+    ]);
+  });
+
+  it('rejects other schemes and unparseable URLs', () => {
+    expect(parse({ PG_URL: 'mysql://u@h/db' }).problems).toEqual([
+      { location: 'PG_URL', severity: 'error', message: expect.stringContaining('postgresql://') },
+    ]);
+    expect(parse({ PG_URL: 'not a url' }).problems.map((p) => p.location)).toEqual(['PG_URL']);
+    expect(parse({ PG_URL: 'postgresql://u@h/db?sslmode=bogus' }).problems.map((p) => p.location)).toEqual(['PG_URL']);
+  });
+
+  it('reads PG_SSLROOTCERT through the injected reader and names the variable when the file is missing', () => {
+    const ok = parse({ PG_USER: 'a', PG_SSLMODE: 'verify-full', PG_SSLROOTCERT: '/certs/ca.pem' }, { '/certs/ca.pem': CA_PEM });
+    expect(ok.config?.postgres.sslRootCert).toBe(CA_PEM);
+    expect(ok.config?.postgres.sslMode).toBe('verify-full');
+    expect(parse({ PG_USER: 'a', PG_SSLROOTCERT: '/nope.pem' }).problems).toEqual([
+      { location: 'PG_SSLROOTCERT', severity: 'error', message: 'cannot read file "/nope.pem": no such file' },
+    ]);
+    expect(parse({ PG_USER: 'a', PG_SSLROOTCERT: '/x.txt' }, { '/x.txt': 'hello' }).problems).toEqual([
+      { location: 'PG_SSLROOTCERT', severity: 'error', message: expect.stringContaining('PEM certificate') },
+    ]);
+  });
+
+  it('validates PG_WORK_MEM as a PostgreSQL memory size', () => {
+    expect(parse({ PG_USER: 'a', PG_WORK_MEM: '16MB' }).config?.postgres.workMem).toBe('16MB');
+    expect(parse({ PG_USER: 'a', PG_WORK_MEM: "16MB'; DROP" }).problems.map((p) => p.location)).toEqual(['PG_WORK_MEM']);
+  });
+});
+
+describe('parseEnvironment: Redis and the checkpoint store', () => {
+  it('uses the file store when no Redis is configured', () => {
+    const config = parse({ PG_USER: 'a' }).config;
+    expect(config?.checkpointStore).toBe('file');
+    expect(config?.redis).toBeUndefined();
+    expect(parse({ PG_USER: 'a', SLUICE_CHECKPOINT_STORE: 'postgres' }).config?.checkpointStore).toBe('postgres');
+  });
+
+  it('uses Redis when REDIS_CHECKPOINT=true, with localhost:6379 defaults', () => {
+    const config = parse({ PG_USER: 'a', REDIS_CHECKPOINT: 'true' }).config;
+    expect(config?.checkpointStore).toBe('redis');
+    expect(config?.redis).toEqual({ url: 'redis://localhost:6379', db: 0 });
+  });
+
+  it('uses Redis when REDIS_HOST or REDIS_URL is set, reading every part', () => {
+    const fromParts = parse({ PG_USER: 'a', REDIS_HOST: 'cache', REDIS_PORT: '6380', REDIS_DB: '2', REDIS_USER: 'u', REDIS_AUTH: 'pw', REDIS_SCHEME: 'rediss' });
+    expect(fromParts.config?.checkpointStore).toBe('redis');
+    expect(fromParts.config?.redis).toEqual({
+      url: 'rediss://cache:6380',
+      db: 2,
+      username: 'u',
+      password: 'pw',
+      tls: { rejectUnauthorized: true },
+    });
+    const fromUrl = parse({ PG_USER: 'a', REDIS_URL: 'redis://:s%3Acret@cache:6379/3', REDIS_DB: '1' });
+    expect(fromUrl.config?.redis).toEqual({ url: 'redis://cache:6379', db: 3, password: 's:cret' });
+    expect(fromUrl.problems).toEqual([{ location: 'REDIS_DB', severity: 'warning', message: expect.stringContaining('REDIS_URL') }]);
+  });
+
+  it('rejects REDIS_CHECKPOINT=true with another explicit store', () => {
+    expect(parse({ PG_USER: 'a', REDIS_CHECKPOINT: 'true', SLUICE_CHECKPOINT_STORE: 'file' }).problems).toEqual([
+      { location: 'SLUICE_CHECKPOINT_STORE', severity: 'error', message: expect.stringContaining('contradicts REDIS_CHECKPOINT=true') },
+    ]);
+    expect(parse({ PG_USER: 'a', REDIS_CHECKPOINT: '1', SLUICE_CHECKPOINT_STORE: 'redis' }).problems).toEqual([]);
+  });
+
+  it('lets an explicit store win over a configured Redis, warning that Redis is unused', () => {
+    const result = parse({ PG_USER: 'a', REDIS_HOST: 'cache', SLUICE_CHECKPOINT_STORE: 'postgres' });
+    expect(result.config?.checkpointStore).toBe('postgres');
+    expect(result.problems).toEqual([{ location: 'REDIS_HOST', severity: 'warning', message: expect.stringContaining('unused') }]);
+  });
+
+  it('keeps file checkpoints when REDIS_CHECKPOINT=false is explicit', () => {
+    expect(parse({ PG_USER: 'a', REDIS_HOST: 'cache', REDIS_CHECKPOINT: 'false' }).config?.checkpointStore).toBe('file');
+  });
+
+  it('rejects bad Redis URLs', () => {
+    expect(parse({ PG_USER: 'a', REDIS_URL: 'http://cache' }).problems.map((p) => p.location)).toEqual(['REDIS_URL']);
+    expect(parse({ PG_USER: 'a', REDIS_URL: 'redis://cache/x' }).problems.map((p) => p.location)).toEqual(['REDIS_URL']);
+  });
+});

@@ -1,0 +1,257 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { EngineConfig } from '../../../src/config/config-types.js';
+import type { AppError } from '../../../src/errors/app-error.js';
+import type { BulkAction } from '../../../src/sink/document-sink.js';
+import { BulkWriter } from '../../../src/sink/elasticsearch/bulk-writer.js';
+import { EngineClient } from '../../../src/sink/elasticsearch/engine-client.js';
+import { engineConfig, MemoryDeadLetters } from './helpers.js';
+import type { Responder, ScriptedServer } from './scripted-server.js';
+import { bulkResponse, itemError, parseBulk, startScriptedServer } from './scripted-server.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(respond: Responder, overrides: Partial<EngineConfig> = {}) {
+  const server = await startScriptedServer(respond);
+  const config = engineConfig(server.url, overrides);
+  const client = new EngineClient(config);
+  const dead = new MemoryDeadLetters();
+  const writer = new BulkWriter(client, config, dead, undefined, { random: () => 0.5 });
+  cleanups.push(async () => {
+    await writer.close();
+    await client.close();
+    await server.close();
+  });
+  return { server, writer, dead };
+}
+
+function doc(id: number | string, extra = ''): BulkAction {
+  return { op: 'index', index: 'books', id: String(id), source: `{"n":"${id}${extra}"}` };
+}
+
+const ok: Responder = (req) => bulkResponse(req.body);
+const ids = (s: ScriptedServer, n: number) => parseBulk(s.requests[n]!.body).map((l) => l.meta['_id']);
+
+describe('BulkWriter', () => {
+  it('splits requests by action count', async () => {
+    const { server, writer } = await setup(ok, { bulkMaxActions: 10 });
+    for (let i = 0; i < 25; i++) await writer.add(doc(i));
+    await writer.flush();
+    expect(server.requests.map((r) => parseBulk(r.body).length)).toEqual([10, 10, 5]);
+    expect(server.requests[0]!.headers['content-type']).toBe('application/x-ndjson');
+    expect(server.requests[0]!.url).toBe('/_bulk');
+    expect(writer.stats()).toEqual({ indexed: 25, deleted: 0, deadLettered: 0, retries: 0, requests: 3 });
+  });
+
+  it('splits requests by bytes and sends an oversized action alone', async () => {
+    const { server, writer } = await setup(ok, { bulkMaxBytes: 200 });
+    for (let i = 0; i < 6; i++) await writer.add(doc(i, 'x'.repeat(40)));
+    await writer.add(doc('big', 'y'.repeat(500)));
+    await writer.add({ op: 'delete', index: 'books', id: 'gone' });
+    await writer.flush();
+    for (const r of server.requests) {
+      const n = parseBulk(r.body).length;
+      expect(n === 1 || Buffer.byteLength(r.body) <= 200).toBe(true);
+    }
+    expect(server.requests.some((r) => parseBulk(r.body).length === 1 && r.body.includes('"_id":"big"'))).toBe(true);
+    expect(server.requests.flatMap((r) => parseBulk(r.body).map((l) => l.meta['_id']))).toHaveLength(8);
+    expect(writer.stats()).toMatchObject({ indexed: 7, deleted: 1 });
+  });
+
+  it('retries a request answered 429, 503 or with a dropped connection', async () => {
+    const script = [{ status: 429, body: { error: { type: 'es_rejected_execution_exception', reason: 'busy' } } }, { status: 503 }, { drop: true }];
+    const { server, writer } = await setup((req, n) => script[n] ?? bulkResponse(req.body));
+    for (let i = 0; i < 3; i++) await writer.add(doc(i));
+    await writer.flush();
+    expect(server.requests).toHaveLength(4);
+    expect(server.requests.every((r) => r.body === server.requests[0]!.body)).toBe(true);
+    expect(writer.stats()).toEqual({ indexed: 3, deleted: 0, deadLettered: 0, retries: 3, requests: 4 });
+  });
+
+  it('re-sends only the items that failed with a retryable error', async () => {
+    const { server, writer } = await setup((req, n) =>
+      bulkResponse(req.body, (_l, i) =>
+        n === 0 && (i === 1 || i === 3) ? itemError(429, 'es_rejected_execution_exception', 'rejected execution') : undefined,
+      ),
+    );
+    for (let i = 0; i < 5; i++) await writer.add(doc(i));
+    await writer.flush();
+    expect(ids(server, 1)).toEqual(['1', '3']);
+    expect(writer.stats()).toEqual({ indexed: 5, deleted: 0, deadLettered: 0, retries: 2, requests: 2 });
+  });
+
+  it('halves the batch size on throttling and recovers gradually', async () => {
+    const { server, writer } = await setup((req, n) => (n < 2 ? { status: 429 } : bulkResponse(req.body)), { bulkMaxActions: 16 });
+    for (let i = 0; i < 16; i++) await writer.add(doc(i));
+    await writer.flush();
+    // 16 rejected (size 8), re-sent as 8 + 8, rejected (size 4): 4 + 4 pass and the size grows by 1 per success.
+    expect(server.requests.map((r) => parseBulk(r.body).length)).toEqual([16, 8, 4, 4, 6, 2]);
+    for (let i = 0; i < 32; i++) await writer.add(doc(100 + i));
+    await writer.flush();
+    const later = server.requests.slice(6).map((r) => parseBulk(r.body).length);
+    expect(later[0]).toBeGreaterThan(6);
+    expect(later[0]).toBeLessThan(16);
+    expect(later.reduce((a, b) => a + b, 0)).toBe(32);
+  });
+
+  it('splits a request answered 413 and dead-letters a single action that is too large', async () => {
+    const limit = 300;
+    const { server, writer, dead } = await setup((req) =>
+      req.rawBytes > limit ? { status: 413, body: '' } : bulkResponse(req.body),
+    );
+    for (let i = 0; i < 8; i++) await writer.add(doc(i, 'a'.repeat(20)));
+    await writer.add({ ...doc('huge', 'z'.repeat(400)), position: '0/16B3748' });
+    await writer.flush();
+    expect(writer.stats()).toMatchObject({ indexed: 8, deadLettered: 1 });
+    expect(dead.letters).toEqual([
+      expect.objectContaining({ id: 'huge', index: 'books', op: 'index', status: 413, errorType: 'request_too_large', position: '0/16B3748' }),
+    ]);
+    expect(dead.letters[0]!.reason).toMatch(/max_content_length/);
+    expect(dead.letters[0]!.source).toContain('zzzz');
+    expect(server.requests.filter((r) => r.rawBytes > limit).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('dead-letters document errors with the engine reason and goes on', async () => {
+    const { writer, dead } = await setup((req) =>
+      bulkResponse(req.body, (l) =>
+        l.meta['_id'] === '2'
+          ? { status: 400, error: { type: 'mapper_parsing_exception', reason: 'failed to parse field [n] of type [long]', caused_by: { type: 'illegal_argument_exception', reason: 'For input string: "2"' } } }
+          : undefined,
+      ),
+    );
+    for (let i = 0; i < 4; i++) await writer.add({ ...doc(i), position: `chunk-${i}` });
+    await writer.flush();
+    expect(dead.letters).toHaveLength(1);
+    expect(dead.letters[0]).toMatchObject({ id: '2', status: 400, errorType: 'mapper_parsing_exception', position: 'chunk-2', source: '{"n":"2"}' });
+    expect(dead.letters[0]!.reason).toContain('failed to parse field [n] of type [long]');
+    expect(writer.stats()).toMatchObject({ indexed: 3, deadLettered: 1, retries: 0 });
+  });
+
+  it('never has two requests carrying the same document in flight', async () => {
+    const inFlight = new Map<string, number>();
+    let overlap = false;
+    const applied: string[] = [];
+    const { server, writer } = await setup(
+      async (req) => {
+        const lines = parseBulk(req.body);
+        for (const l of lines) {
+          const id = String(l.meta['_id']);
+          if ((inFlight.get(id) ?? 0) > 0) overlap = true;
+          inFlight.set(id, (inFlight.get(id) ?? 0) + 1);
+        }
+        await new Promise((r) => setTimeout(r, 5 + Math.random() * 10));
+        for (const l of lines) {
+          const id = String(l.meta['_id']);
+          inFlight.set(id, inFlight.get(id)! - 1);
+          applied.push(`${id}:${l.source}`);
+        }
+        return bulkResponse(req.body);
+      },
+      { bulkConcurrency: 4, bulkMaxActions: 3 },
+    );
+    const expected = new Map<string, string>();
+    for (let round = 0; round < 10; round++) {
+      for (const id of ['a', 'b', 'c', 'd', 'e']) {
+        const source = `{"round":${round}}`;
+        await writer.add({ op: 'index', index: 'books', id, source });
+        expected.set(id, source);
+      }
+    }
+    await writer.flush();
+    expect(overlap).toBe(false);
+    expect(server.maxConcurrent()).toBeGreaterThan(1);
+    const last = new Map<string, string>();
+    const rounds = new Map<string, number[]>();
+    for (const entry of applied) {
+      const [id, source] = entry.split(/:(.*)/s) as [string, string];
+      last.set(id, source);
+      rounds.set(id, [...(rounds.get(id) ?? []), (JSON.parse(source) as { round: number }).round]);
+    }
+    expect(last).toEqual(expected);
+    for (const r of rounds.values()) expect(r).toEqual([...r].sort((x, y) => x - y));
+  });
+
+  it('gives up with SNK_UNAVAILABLE after retryGiveUpMs of failures', async () => {
+    const { writer } = await setup(() => ({ status: 503, body: { error: { type: 'unavailable', reason: 'down' } } }), {
+      retryGiveUpMs: 150,
+      retryInitialMs: 10,
+      retryMaxMs: 40,
+    });
+    await writer.add(doc(1));
+    const started = Date.now();
+    const err = (await writer.flush().catch((e: unknown) => e)) as AppError;
+    expect(err.code).toBe('SNK_UNAVAILABLE');
+    expect(err.message).toContain('HTTP 503');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await expect(writer.add(doc(2))).rejects.toMatchObject({ code: 'SNK_UNAVAILABLE' });
+  });
+
+  it('gives up when the engine cannot be reached at all', async () => {
+    const server = await startScriptedServer(ok);
+    await server.close();
+    const config = engineConfig(server.url, { retryGiveUpMs: 100, retryInitialMs: 5, retryMaxMs: 20 });
+    const client = new EngineClient(config);
+    const writer = new BulkWriter(client, config, new MemoryDeadLetters());
+    await writer.add(doc(1));
+    await expect(writer.flush()).rejects.toMatchObject({ code: 'SNK_UNAVAILABLE', message: expect.stringContaining('ECONNREFUSED') as unknown });
+    await client.close();
+  });
+
+  it('applies backpressure: never more than bulkConcurrency requests in flight', async () => {
+    let current = 0;
+    let max = 0;
+    const { writer } = await setup(
+      async (req) => {
+        current++;
+        max = Math.max(max, current);
+        await new Promise((r) => setTimeout(r, 15));
+        current--;
+        return bulkResponse(req.body);
+      },
+      { bulkConcurrency: 2, bulkMaxActions: 5 },
+    );
+    let blocked = 0;
+    for (let i = 0; i < 60; i++) {
+      const started = Date.now();
+      await writer.add(doc(i));
+      if (Date.now() - started >= 5) blocked++;
+    }
+    await writer.flush();
+    expect(max).toBe(2);
+    expect(blocked).toBeGreaterThan(0);
+    expect(writer.stats().indexed).toBe(60);
+  });
+
+  it('stops on a fatal item error (index missing) and on refused credentials', async () => {
+    const { writer } = await setup((req) =>
+      bulkResponse(req.body, () => itemError(404, 'index_not_found_exception', 'no such index [books]')),
+    );
+    await writer.add(doc(1));
+    await expect(writer.flush()).rejects.toMatchObject({ code: 'SNK_REQUEST', message: expect.stringContaining('no such index [books]') as unknown });
+
+    const second = await setup(() => ({ status: 401, body: { error: { type: 'security_exception', reason: 'unable to authenticate user [u]' }, status: 401 } }));
+    await second.writer.add(doc(1));
+    await expect(second.writer.flush()).rejects.toMatchObject({ code: 'SNK_CONNECT' });
+  });
+
+  it('counts stale versions as applied and not-found deletes as deleted', async () => {
+    const { writer } = await setup((req) =>
+      bulkResponse(req.body, (l) =>
+        l.op === 'delete' ? { status: 404, result: 'not_found' } : itemError(409, 'version_conflict_engine_exception', 'version conflict'),
+      ),
+    );
+    await writer.add({ ...doc(1), version: 10n });
+    await writer.add({ op: 'delete', index: 'books', id: '2', version: 11n });
+    await writer.flush();
+    expect(writer.stats()).toMatchObject({ indexed: 1, deleted: 1, deadLettered: 0 });
+  });
+
+  it('rejects adds after close', async () => {
+    const { writer } = await setup(ok);
+    await writer.close();
+    await expect(writer.add(doc(1))).rejects.toMatchObject({ code: 'SNK_UNAVAILABLE' });
+  });
+});

@@ -1,0 +1,149 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { EngineAuth } from '../../../src/config/config-types.js';
+import { authHeader, EngineClient } from '../../../src/sink/elasticsearch/engine-client.js';
+import { EngineTransportError } from '../../../src/sink/elasticsearch/es-errors.js';
+import { engineConfig } from './helpers.js';
+import type { Responder } from './scripted-server.js';
+import { startScriptedServer } from './scripted-server.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(respond: Responder, overrides: Parameters<typeof engineConfig>[1] = {}, path = '') {
+  const server = await startScriptedServer(respond);
+  const client = new EngineClient(engineConfig(server.url + path, overrides));
+  cleanups.push(async () => {
+    await client.close();
+    await server.close();
+  });
+  return { server, client };
+}
+
+describe('authHeader', () => {
+  it.each<[EngineAuth, string | undefined]>([
+    [{ kind: 'none' }, undefined],
+    [{ kind: 'basic', username: 'elastic', password: 'p:ä' }, `Basic ${Buffer.from('elastic:p:ä').toString('base64')}`],
+    [{ kind: 'apiKey', id: 'id1', key: 'k1' }, `ApiKey ${Buffer.from('id1:k1').toString('base64')}`],
+    [{ kind: 'apiKey', key: 'ZW5jb2RlZA==' }, 'ApiKey ZW5jb2RlZA=='],
+    [{ kind: 'bearer', token: 't0k' }, 'Bearer t0k'],
+  ])('%j', (auth, expected) => {
+    expect(authHeader(auth)).toBe(expected);
+  });
+});
+
+describe('EngineClient', () => {
+  it('sends method, path under the base path, query, headers and body; parses JSON', async () => {
+    const { server, client } = await setup(() => ({ status: 201, body: { acknowledged: true } }), { auth: { kind: 'bearer', token: 'secret-token' } }, '/es/');
+    const res = await client.request('PUT', '/books', { body: '{"a":1}', query: { wait_for_active_shards: 1, skip: undefined } });
+    expect(res.status).toBe(201);
+    expect(res.json()).toEqual({ acknowledged: true });
+    const req = server.requests[0]!;
+    expect(req.method).toBe('PUT');
+    expect(req.url).toBe('/es/books?wait_for_active_shards=1');
+    expect(req.headers['authorization']).toBe('Bearer secret-token');
+    expect(req.headers['content-type']).toBe('application/json');
+    expect(req.body).toBe('{"a":1}');
+  });
+
+  it('returns HTTP errors as responses and reports non-JSON bodies clearly', async () => {
+    const { client } = await setup(() => ({ status: 502, body: '<html>bad gateway</html>' }));
+    const res = await client.request('GET', '/');
+    expect(res.status).toBe(502);
+    expect(() => res.json()).toThrow(/not JSON/);
+  });
+
+  it('gzips request bodies when compress is set', async () => {
+    const { server, client } = await setup(() => ({ body: {} }), { compress: true });
+    const body = '{"index":{}}\n' + '{"text":"aaaaaaaaaa"}\n'.repeat(100);
+    await client.request('POST', '/_bulk', { body: [Buffer.from(body)], contentType: 'application/x-ndjson' });
+    const req = server.requests[0]!;
+    expect(req.headers['content-encoding']).toBe('gzip');
+    expect(req.headers['content-type']).toBe('application/x-ndjson');
+    expect(req.body).toBe(body);
+    expect(req.rawBytes).toBeLessThan(Buffer.byteLength(body) / 4);
+  });
+
+  it('times out with a retryable EngineTransportError', async () => {
+    const { client } = await setup(() => ({ delayMs: 500, body: {} }), { requestTimeoutMs: 50 });
+    const err = await client.request('GET', '/').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EngineTransportError);
+    expect(err).toMatchObject({ code: 'SNK_CONNECT', retryable: true });
+    expect((err as Error).message).toMatch(/timed out after 50 ms/);
+  });
+
+  it('maps a refused connection and a dropped socket without leaking credentials', async () => {
+    const { server, client } = await setup(() => ({ drop: true }), { auth: { kind: 'basic', username: 'u', password: 'hunter2-secret' } });
+    const dropped = (await client.request('GET', '/').catch((e: unknown) => e)) as EngineTransportError;
+    expect(dropped).toBeInstanceOf(EngineTransportError);
+    expect(dropped.retryable).toBe(true);
+    await server.close();
+    const refused = (await client.request('GET', '/').catch((e: unknown) => e)) as EngineTransportError;
+    expect(refused.transportCode).toBe('ECONNREFUSED');
+    expect(refused.retryable).toBe(true);
+    for (const e of [dropped, refused]) {
+      const text = `${e.message} ${JSON.stringify(e.details)}`;
+      expect(text).not.toContain('hunter2-secret');
+      expect(text).not.toContain(Buffer.from('u:hunter2-secret').toString('base64'));
+    }
+  });
+});
+
+const hasOpenssl = (() => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe.runIf(hasOpenssl)('EngineClient over TLS', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-tls-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  function makeCert(): { cert: string; key: string } {
+    if (!existsSync(join(dir, 'cert.pem'))) {
+      execFileSync('openssl', [
+        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1',
+        '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      ], { stdio: 'ignore' });
+    }
+    return { cert: readFileSync(join(dir, 'cert.pem'), 'utf8'), key: readFileSync(join(dir, 'key.pem'), 'utf8') };
+  }
+
+  async function tlsServer(requireClientCert: boolean) {
+    const { cert, key } = makeCert();
+    const server = createServer({ cert, key, ca: cert, requestCert: requireClientCert, rejectUnauthorized: requireClientCert }, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+    return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, cert, key };
+  }
+
+  it('verifies the server with the configured CA, and refuses an unknown one (not retryable)', async () => {
+    const { url, cert } = await tlsServer(false);
+    const trusted = new EngineClient(engineConfig(url, { tls: { rejectUnauthorized: true, ca: cert } }));
+    const untrusted = new EngineClient(engineConfig(url));
+    cleanups.push(() => trusted.close(), () => untrusted.close());
+    expect((await trusted.request('GET', '/')).json()).toEqual({ ok: true });
+    const err = await untrusted.request('GET', '/').catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'SNK_CONNECT', retryable: false });
+  });
+
+  it('skips verification when rejectUnauthorized is false and presents a client certificate', async () => {
+    const { url, cert, key } = await tlsServer(true);
+    const client = new EngineClient(engineConfig(url, { tls: { rejectUnauthorized: false, cert, key } }));
+    cleanups.push(() => client.close());
+    expect((await client.request('GET', '/')).status).toBe(200);
+  });
+});
