@@ -38,7 +38,7 @@ export function collectSecrets(config: SluiceConfig): string[] {
 }
 
 /**
- * Replaces each secret, and its URL-encoded form, with `***`. Secrets of 4 characters or more are replaced
+ * Replaces each secret, its URL-encoded form and its JSON-escaped form with `***`. Secrets of 4 characters or more are replaced
  * wherever they occur; shorter ones only as whole tokens (not inside a longer word), so that a password such
  * as "app" does not mangle every "application" in the text. Empty secrets are ignored.
  */
@@ -48,6 +48,8 @@ export function redact(text: string, secrets: readonly string[]): string {
     if (secret === '') continue;
     forms.add(secret);
     forms.add(encodeURIComponent(secret));
+    // As it appears inside a JSON string (log lines), when quoting changes it.
+    forms.add(JSON.stringify(secret).slice(1, -1));
   }
   // Longest first, so a secret that contains another one is masked whole.
   const ordered = [...forms].sort((a, b) => b.length - a.length);

@@ -79,7 +79,8 @@ export function closest(name: string, allowed: Iterable<string>): string | undef
   let bestDistance = 3;
   for (const candidate of allowed) {
     const d = editDistance(name.toLowerCase(), candidate.toLowerCase());
-    if (d < bestDistance) {
+    // Ties go to the candidate sharing the first letter (a typo rarely starts with a wrong letter).
+    if (d < bestDistance || (d === bestDistance && best !== undefined && best[0] !== name[0] && candidate[0] === name[0])) {
       best = candidate;
       bestDistance = d;
     }
@@ -87,16 +88,16 @@ export function closest(name: string, allowed: Iterable<string>): string | undef
   return best;
 }
 
+/** Optimal-string-alignment distance: edits plus adjacent transpositions ("lable" is 1 from "label"). */
 function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
-    let previous = row[0]!;
-    row[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const current = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
-      previous = current;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
     }
   }
-  return row[b.length]!;
+  return d[a.length]![b.length]!;
 }

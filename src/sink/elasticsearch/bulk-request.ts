@@ -3,6 +3,7 @@
  * or "too large" (HTTP 413). Anything else the engine refuses for the whole request throws.
  */
 import { AppError } from '../../errors/app-error.js';
+import type { BulkAction, DeadLetter } from '../document-sink.js';
 import type { EncodedAction } from './bulk-encoder.js';
 import { encodeBody } from './bulk-encoder.js';
 import type { ClassifyOptions, ItemOutcome } from './bulk-response.js';
@@ -50,4 +51,56 @@ export async function sendBulk(client: EngineClient, actions: readonly EncodedAc
     return { kind: 'retry', throttled: res.status === 429, reason: `HTTP ${res.status} ${type}: ${reason}` };
   }
   throw requestRejected(`bulk request of ${actions.length} actions`, res.status, res.body);
+}
+
+/** What a bulk response means for the writer, item by item. */
+export interface OutcomeTally {
+  indexed: number;
+  deleted: number;
+  /** Items to send again (only these). */
+  retry: EncodedAction[];
+  /** Documents the engine refused for good. */
+  letters: DeadLetter[];
+  /** The first fatal item as an error to throw. */
+  fatal?: AppError;
+  /** Some item was refused with 429: the engine is overloaded. */
+  throttled: boolean;
+  /** The last retryable item error, for logs and the give-up message. */
+  reason: string;
+}
+
+export function tallyOutcomes(items: readonly EncodedAction[], outcomes: readonly ItemOutcome[]): OutcomeTally {
+  const tally: OutcomeTally = { indexed: 0, deleted: 0, retry: [], letters: [], throttled: false, reason: '' };
+  outcomes.forEach((outcome, i) => {
+    const item = items[i]!;
+    if (outcome.kind === 'success') {
+      if (item.action.op === 'index') tally.indexed++;
+      else tally.deleted++;
+    } else if (outcome.kind === 'retry') {
+      tally.retry.push(item);
+      tally.throttled ||= outcome.status === 429;
+      tally.reason = `${outcome.status} ${outcome.errorType}: ${outcome.reason}`;
+    } else if (outcome.kind === 'document') {
+      tally.letters.push(letterOf(item.action, outcome.status, outcome.errorType, outcome.reason));
+    } else {
+      tally.fatal ??= fatalError(item.action, outcome.status, outcome.errorType, outcome.reason);
+    }
+  });
+  return tally;
+}
+
+/** A dead letter for an action, with its position and (for index actions) the source. */
+export function letterOf(action: BulkAction, status: number, errorType: string, reason: string): DeadLetter {
+  const letter: DeadLetter = { index: action.index, id: action.id, op: action.op, status, errorType, reason, at: new Date().toISOString() };
+  if (action.position !== undefined) letter.position = action.position;
+  if (action.op === 'index') letter.source = action.source;
+  return letter;
+}
+
+function fatalError(action: BulkAction, status: number, errorType: string, reason: string): AppError {
+  return new AppError(
+    status === 401 || status === 403 ? 'SNK_CONNECT' : 'SNK_REQUEST',
+    `writing document "${action.id}" to index "${action.index}" failed in a way that stops the sync (HTTP ${status}): ${errorType}: ${reason}`,
+    { details: { index: action.index, id: action.id, status, errorType } },
+  );
 }

@@ -9,7 +9,7 @@ import { backoffDelayMs, sleep } from '../../util/backoff.js';
 import type { BulkAction, BulkStats, DeadLetter, DeadLetterStore } from '../document-sink.js';
 import type { EncodedAction } from './bulk-encoder.js';
 import { encodeAction } from './bulk-encoder.js';
-import { sendBulk } from './bulk-request.js';
+import { letterOf, sendBulk, tallyOutcomes } from './bulk-request.js';
 import type { ItemOutcome } from './bulk-response.js';
 import type { EngineClient, SinkLogger } from './engine-client.js';
 
@@ -32,8 +32,6 @@ interface Pending {
   /** Start of the current run of failures without progress (ms since epoch). */
   failingSince?: number;
 }
-
-type Failure = Extract<ItemOutcome, { kind: 'fatal' | 'document' | 'retry' }>;
 
 export class BulkWriter {
   private pending: EncodedAction[] = [];
@@ -219,35 +217,15 @@ export class BulkWriter {
   }
 
   /** Counts successes, dead-letters document errors, throws on fatal ones; returns the items to retry. */
-  private async settleItems(
-    items: EncodedAction[],
-    outcomes: ItemOutcome[],
-  ): Promise<{ items: EncodedAction[]; progress: boolean; reason: string }> {
-    const retry: EncodedAction[] = [];
-    const letters: DeadLetter[] = [];
-    let fatal: { item: EncodedAction; outcome: Failure } | undefined;
-    let throttled = false;
-    let reason = '';
-    outcomes.forEach((outcome, i) => {
-      const item = items[i]!;
-      if (outcome.kind === 'success') {
-        if (item.action.op === 'index') this.counters.indexed++;
-        else this.counters.deleted++;
-      } else if (outcome.kind === 'retry') {
-        retry.push(item);
-        throttled ||= outcome.status === 429;
-        reason = `${outcome.status} ${outcome.errorType}: ${outcome.reason}`;
-      } else if (outcome.kind === 'document') {
-        letters.push(letterOf(item.action, outcome.status, outcome.errorType, outcome.reason));
-      } else {
-        fatal ??= { item, outcome };
-      }
-    });
-    await this.deadLetter(letters);
-    if (fatal) throw fatalError(fatal.item.action, fatal.outcome);
-    if (throttled) this.throttle();
-    else if (retry.length === 0) this.recover();
-    return { items: retry, progress: retry.length < items.length, reason };
+  private async settleItems(items: EncodedAction[], outcomes: ItemOutcome[]): Promise<{ items: EncodedAction[]; progress: boolean; reason: string }> {
+    const tally = tallyOutcomes(items, outcomes);
+    this.counters.indexed += tally.indexed;
+    this.counters.deleted += tally.deleted;
+    await this.deadLetter(tally.letters);
+    if (tally.fatal) throw tally.fatal;
+    if (tally.throttled) this.throttle();
+    else if (tally.retry.length === 0) this.recover();
+    return { items: tally.retry, progress: tally.retry.length < items.length, reason: tally.reason };
   }
 
   private async deadLetter(letters: DeadLetter[]): Promise<void> {
@@ -319,20 +297,4 @@ export class BulkWriter {
 
 function keyOf(action: BulkAction): string {
   return `${action.index}\u0000${action.id}`;
-}
-
-function letterOf(action: BulkAction, status: number, errorType: string, reason: string): DeadLetter {
-  const letter: DeadLetter = { index: action.index, id: action.id, op: action.op, status, errorType, reason, at: new Date().toISOString() };
-  if (action.position !== undefined) letter.position = action.position;
-  if (action.op === 'index') letter.source = action.source;
-  return letter;
-}
-
-function fatalError(action: BulkAction, outcome: Failure): AppError {
-  const code = outcome.status === 401 || outcome.status === 403 ? 'SNK_CONNECT' : 'SNK_REQUEST';
-  return new AppError(
-    code,
-    `writing document "${action.id}" to index "${action.index}" failed in a way that stops the sync (HTTP ${outcome.status}): ${outcome.errorType}: ${outcome.reason}`,
-    { details: { index: action.index, id: action.id, status: outcome.status, errorType: outcome.errorType } },
-  );
 }

@@ -80,7 +80,7 @@ describe('parseEnvironment: engine TLS, flavour and tuning', () => {
   });
 
   it('names the variable of a missing file and requires certificate and key together', () => {
-    expect(parse({ ELASTICSEARCH_CA_CERTS: '/missing/ca.pem' }).problems).toEqual([
+    expect(parse({ ELASTICSEARCH_SCHEME: 'https', ELASTICSEARCH_CA_CERTS: '/missing/ca.pem' }).problems).toEqual([
       { location: 'ELASTICSEARCH_CA_CERTS', severity: 'error', message: 'cannot read file "/missing/ca.pem": no such file' },
     ]);
     expect(parse({ ELASTICSEARCH_CLIENT_CERT: 'c.pem' }, { 'c.pem': CA_PEM }).problems).toEqual([

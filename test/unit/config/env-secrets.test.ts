@@ -92,4 +92,11 @@ describe('parseEnvironment never reveals secrets', () => {
       expect(warning).not.toContain(ENC);
     }
   });
+
+  it('even when a secret is pasted into a non-secret variable whose value is echoed', () => {
+    const result = parseEnvironment({ PG_USER: 'a', PG_PASSWORD: MARKER, PG_PORT: MARKER, ELASTICSEARCH_HTTP_AUTH: `u,${SPECIAL}`, PG_SSLMODE: SPECIAL }, {}, { readFile });
+    expect(result.problems.map((p) => p.location)).toEqual(['PG_PORT', 'PG_SSLMODE']);
+    expect(result.problems[0]?.message).toContain('(got "***")');
+    expectNoSecret(result.problems);
+  });
 });

@@ -43,6 +43,10 @@ describe('redact', () => {
     expect(redact('login p@ss/word failed (p%40ss%2Fword)', ['p@ss/word'])).toBe('login *** failed (***)');
   });
 
+  it('replaces the JSON-escaped form, as found in log lines', () => {
+    expect(redact(JSON.stringify({ msg: 'pw is a"b\\c' }), ['a"b\\c'])).toBe('{"msg":"pw is ***"}');
+  });
+
   it('replaces short secrets only as whole tokens', () => {
     expect(redact('password app for application app:5432', ['app'])).toBe('password *** for application ***:5432');
   });

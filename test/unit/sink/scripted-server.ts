@@ -108,7 +108,7 @@ export function bulkResponse(body: string, item?: (line: BulkLine, i: number) =>
     if (custom) return { [line.op]: { ...base, ...custom } };
     return { [line.op]: { ...base, status: line.op === 'index' ? 201 : 200, result: line.op === 'index' ? 'created' : 'deleted' } };
   });
-  const errors = items.some((it) => ((Object.values(it)[0] as { status: number }).status ?? 0) >= 300);
+  const errors = items.some((it) => ((Object.values(it)[0] as { status?: number } | undefined)?.status ?? 0) >= 300);
   return { status: 200, body: { took: 1, errors, items } };
 }
 
