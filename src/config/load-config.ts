@@ -14,12 +14,23 @@ export interface LoadConfigOptions {
   cwd?: string;
 }
 
+export interface LoadedConfig {
+  config: SluiceConfig;
+  /** Warning problems (dead PGSync variables, unknown SLUICE_ names, ignored duplicates). */
+  warnings: Problem[];
+  /**
+   * The environment the settings were read from: `.env` overlaid by the real environment. Use it wherever
+   * PGSync would have seen `.env` values in `os.environ`, e.g. `$NAME` substitution in schema.json.
+   */
+  env: Record<string, string | undefined>;
+}
+
 /**
  * Resolves the configuration: `<cwd>/.env` (dotenv syntax; a variable already in the environment wins, even
- * when empty), then `parseEnvironment`. The `.env` values are not copied into `process.env`.
+ * when empty), then `parseEnvironment`. The `.env` values are not copied into `process.env` (see `env`).
  * Throws InvalidConfigError `CFG_INVALID` listing every problem (errors first) when any is an error.
  */
-export function loadConfig(options: LoadConfigOptions = {}): { config: SluiceConfig; warnings: Problem[] } {
+export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   const cwd = options.cwd ?? process.cwd();
   const env = options.env ?? process.env;
   const fileProblems: Problem[] = [];
@@ -34,7 +45,7 @@ export function loadConfig(options: LoadConfigOptions = {}): { config: SluiceCon
     const ordered = [...problems.filter((p) => p.severity === 'error'), ...problems.filter((p) => p.severity !== 'error')];
     throw new InvalidConfigError('CFG_INVALID', 'Invalid configuration', ordered);
   }
-  return { config: result.config, warnings: problems };
+  return { config: result.config, warnings: problems, env: merged };
 }
 
 /** The variables of `<cwd>/.env`, or none when the file does not exist. */

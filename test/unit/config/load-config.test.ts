@@ -22,12 +22,13 @@ describe('loadConfig', () => {
       ['# seed .env', 'PG_HOST=from-file', 'PG_USER=file-user', 'PG_PASSWORD="quoted pw"', 'PGSYNC_BATCH_SIZE=200', 'export PG_DATABASE=app', ''].join('\n'),
     );
     const env = { PG_USER: 'real-user', PGSYNC_BATCH_SIZE: '' };
-    const { config, warnings } = loadConfig({ cwd: dir, env });
+    const { config, warnings, env: merged } = loadConfig({ cwd: dir, env });
     expect(config.postgres).toMatchObject({ host: 'from-file', user: 'real-user', password: 'quoted pw', database: 'app' });
     // Set (even empty) in the environment → the .env value is not used; empty means "default".
     expect(config.engine.bulkMaxActions).toBe(1000);
     expect(warnings).toEqual([]);
     expect(env).toEqual({ PG_USER: 'real-user', PGSYNC_BATCH_SIZE: '' });
+    expect(merged).toMatchObject({ PG_HOST: 'from-file', PG_USER: 'real-user', PGSYNC_BATCH_SIZE: '' });
   });
 
   it('works without a .env file and resolves certificate paths against cwd', () => {

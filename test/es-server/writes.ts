@@ -1,0 +1,202 @@
+import { cause, EsError, type Cause } from './errors.js';
+import { randomId } from './flavors.js';
+import type { EngineState } from './context.js';
+import { countFields, mergeMapping } from './mapping-defs.js';
+import { DocError, parseDocument } from './mapping-docs.js';
+import type { IndexState } from './store.js';
+
+export interface WriteOp {
+  op: 'index' | 'create' | 'update' | 'delete';
+  index: string;
+  id?: string;
+  routing?: string;
+  pipeline?: string;
+  version?: bigint;
+  versionType?: string;
+  ifSeqNo?: number;
+  ifPrimaryTerm?: number;
+  /** index/create: the document text as sent, and its parse (or the parse failure). */
+  raw?: string;
+  source?: unknown;
+  parseError?: unknown;
+  update?: { doc?: unknown; docAsUpsert?: boolean; upsert?: unknown; detectNoop?: boolean };
+}
+
+export type WriteOutcome =
+  | { ok: true; index: IndexState; id: string; version: bigint; result: 'created' | 'updated' | 'deleted' | 'not_found' | 'noop'; seqNo: number; status: number }
+  | { ok: false; indexName: string; id: string | undefined; status: number; error: Cause };
+
+/** The inner cause of an ES error envelope, as bulk items carry it (no root_cause). */
+export function itemCause(err: EsError): Cause {
+  const { root_cause: _r, ...rest } = (err.body as { error: Cause & { root_cause?: unknown } }).error;
+  return rest as Cause;
+}
+
+const failure = (indexName: string, id: string | undefined, status: number, error: Cause): WriteOutcome => ({ ok: false, indexName, id, status, error });
+
+function conflict(index: IndexState, id: string, reason: string): WriteOutcome {
+  return failure(index.name, id, 409, cause('version_conflict_engine_exception', `[${id}]: version conflict, ${reason}`, { index_uuid: index.uuid, shard: '0', index: index.name }));
+}
+
+const isExternal = (op: WriteOp): boolean => op.versionType === 'external' || op.versionType === 'external_gte';
+
+/** Optimistic concurrency and external versioning checks shared by every write; returns a conflict or the new version. */
+function nextVersion(op: WriteOp, index: IndexState, id: string): WriteOutcome | bigint {
+  const existing = index.docs.get(id);
+  const tomb = index.tombstones.get(id);
+  if (op.ifSeqNo !== undefined) {
+    const term = op.ifPrimaryTerm ?? 1;
+    if (!existing) return conflict(index, id, `required seqNo [${op.ifSeqNo}], primary term [${term}]. but no document was found`);
+    if (existing.seqNo !== op.ifSeqNo || term !== 1) {
+      return conflict(index, id, `required seqNo [${op.ifSeqNo}], primary term [${term}]. current document has seqNo [${existing.seqNo}] and primary term [1]`);
+    }
+  }
+  if (isExternal(op) && op.version !== undefined) {
+    const current = existing?.version ?? tomb;
+    if (current !== undefined) {
+      const gte = op.versionType === 'external_gte';
+      if (gte ? op.version < current : op.version <= current) {
+        return conflict(index, id, `current version [${current}] is higher ${gte ? 'than' : 'or equal to'} the one provided [${op.version}]`);
+      }
+    }
+    return op.version;
+  }
+  return (existing?.version ?? tomb ?? 0n) + 1n;
+}
+
+function docFailureOutcome(index: IndexState, id: string, err: unknown): WriteOutcome {
+  if (err instanceof DocError) return failure(index.name, id, 400, err.cause);
+  if (err instanceof EsError) return failure(index.name, id, err.status, itemCause(err));
+  throw err;
+}
+
+function store(engine: EngineState, index: IndexState, op: WriteOp, id: string, raw: string, source: unknown, version: bigint): WriteOutcome {
+  let additions;
+  try {
+    additions = parseDocument(
+      { flavor: engine.flavor, mapping: index.mapping, id, raw, ignoreMalformed: index.settings.get('index.mapping.ignore_malformed') === 'true' },
+      source,
+    );
+    if (additions) {
+      const merged = mergeMapping(index.mapping, additions);
+      const limit = Number(index.settings.get('index.mapping.total_fields.limit') ?? 1000);
+      const before = countFields(index.mapping.properties);
+      const after = countFields(merged.properties);
+      if (after > limit) {
+        return failure(index.name, id, 400, cause('illegal_argument_exception', `Limit of total fields [${limit}] has been exceeded while adding new fields [${after - before}]`));
+      }
+      index.mapping = merged;
+    }
+  } catch (err) {
+    return docFailureOutcome(index, id, err);
+  }
+  const existed = index.docs.has(id);
+  const seqNo = index.takeSeqNo();
+  index.docs.set(id, op.routing === undefined ? { id, raw, source, version, seqNo } : { id, raw, source, version, seqNo, routing: op.routing });
+  index.tombstones.delete(id);
+  if (existed) index.deletedDocs++;
+  index.dirty = true;
+  return { ok: true, index, id, version, result: existed ? 'updated' : 'created', seqNo, status: existed ? 200 : 201 };
+}
+
+function deepMerge(base: unknown, patch: unknown): unknown {
+  if (typeof base !== 'object' || base === null || Array.isArray(base) || typeof patch !== 'object' || patch === null || Array.isArray(patch)) {
+    return patch;
+  }
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(patch)) out[k] = deepMerge(out[k], v);
+  return out;
+}
+
+/** Index, create, update or delete one document, like a primary shard does. */
+export function executeWrite(engine: EngineState, op: WriteOp): WriteOutcome {
+  let index: IndexState;
+  try {
+    index = engine.store.resolveWrite(op.index, op.op !== 'delete' || isExternal(op));
+  } catch (err) {
+    if (err instanceof EsError) return failure(op.index, op.id, err.status, itemCause(err));
+    throw err;
+  }
+  const id = op.id ?? randomId(15);
+  const routingRequired = (index.mapping._routing as { required?: boolean } | undefined)?.required === true;
+  if (routingRequired && op.routing === undefined) {
+    return failure(index.name, id, 400, cause('routing_missing_exception', `routing is required for [${index.name}]/[${id}]`, { index_uuid: '_na_', index: index.name }));
+  }
+  const pipeline = op.pipeline ?? (index.settings.get('index.default_pipeline') as string | undefined);
+  if (op.op !== 'delete' && pipeline !== undefined && pipeline !== '_none' && !engine.store.pipelines.has(pipeline)) {
+    return failure(index.name, id, 400, cause('illegal_argument_exception', `pipeline with id [${pipeline}] does not exist`));
+  }
+
+  if (op.op === 'delete') {
+    const version = nextVersion(op, index, id);
+    if (typeof version !== 'bigint') return version;
+    const existed = index.docs.delete(id);
+    index.tombstones.set(id, version);
+    if (existed) {
+      index.dirty = true;
+      index.deletedDocs++;
+    }
+    return { ok: true, index, id, version, result: existed ? 'deleted' : 'not_found', seqNo: index.takeSeqNo(), status: existed ? 200 : 404 };
+  }
+
+  if (op.op === 'update') {
+    const existing = index.docs.get(id);
+    const upd = op.update ?? {};
+    if (!existing) {
+      const upsert = upd.docAsUpsert ? upd.doc : upd.upsert;
+      if (upsert === undefined) {
+        return failure(index.name, id, 404, cause('document_missing_exception', `[${id}]: document missing`, { index_uuid: index.uuid, shard: '0', index: index.name }));
+      }
+      const version = nextVersion(op, index, id);
+      if (typeof version !== 'bigint') return version;
+      return store(engine, index, op, id, JSON.stringify(upsert), upsert, version);
+    }
+    const merged = deepMerge(existing.source, upd.doc ?? {});
+    if (upd.detectNoop !== false && JSON.stringify(merged) === JSON.stringify(existing.source)) {
+      if (op.ifSeqNo !== undefined) {
+        const check = nextVersion(op, index, id);
+        if (typeof check !== 'bigint') return check;
+      }
+      return { ok: true, index, id, version: existing.version, result: 'noop', seqNo: existing.seqNo, status: 200 };
+    }
+    const version = nextVersion({ ...op, versionType: 'internal' }, index, id);
+    if (typeof version !== 'bigint') return version;
+    return store(engine, index, { ...op, routing: op.routing ?? existing.routing }, id, JSON.stringify(merged), merged, version);
+  }
+
+  if (op.parseError !== undefined) {
+    const detail = op.parseError instanceof Error ? op.parseError.message : String(op.parseError);
+    const reason = `${engine.flavor.locationPrefix ? '[1:1] ' : ''}failed to parse`;
+    const inner = cause(engine.flavor.major >= 8 ? 'x_content_parse_exception' : 'json_parse_exception', detail);
+    return failure(index.name, id, 400, cause(engine.flavor.docParsingType, reason, undefined, inner));
+  }
+  if (op.op === 'create' && index.docs.has(id)) {
+    return conflict(index, id, `document already exists (current version [${index.docs.get(id)?.version}])`);
+  }
+  const version = nextVersion(op, index, id);
+  if (typeof version !== 'bigint') return version;
+  return store(engine, index, op, id, op.raw ?? JSON.stringify(op.source), op.source, version);
+}
+
+/** The per-item response body ES returns for a write (bulk item or single-document API). */
+export function outcomeBody(engine: EngineState, out: WriteOutcome, forcedRefresh = false): Record<string, unknown> {
+  if (!out.ok) {
+    const body: Record<string, unknown> = { _index: out.indexName };
+    if (engine.flavor.docType) body._type = '_doc';
+    body._id = out.id ?? null;
+    body.status = out.status;
+    body.error = out.error;
+    return body;
+  }
+  const body: Record<string, unknown> = { _index: out.index.name };
+  if (engine.flavor.docType) body._type = '_doc';
+  body._id = out.id;
+  body._version = out.version <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(out.version) : out.version;
+  body.result = out.result;
+  if (forcedRefresh && out.result !== 'noop') body.forced_refresh = true;
+  body._shards = out.result === 'noop' ? { total: 0, successful: 0, failed: 0 } : out.index.shards();
+  body._seq_no = out.seqNo;
+  body._primary_term = 1;
+  body.status = out.status;
+  return body;
+}

@@ -1,0 +1,97 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { allDocuments, deleteIndex, engineForTest, indexExists, indexMapping, type EngineUnderTest } from '../helpers/engine.js';
+import { fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
+import { runCli, sluiceEnv } from '../helpers/run-cli.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
+
+let db: TestDatabase;
+let engine: EngineUnderTest;
+let work: string;
+let index: string;
+
+function writeSchema(name: string, schema: unknown): string {
+  const path = join(work, name);
+  writeFileSync(path, JSON.stringify(schema));
+  return path;
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('cli_sync');
+  await db.query(fixtureSql('book.sql'));
+  await db.query(fixtureSql('book-data.sql'));
+  engine = await engineForTest('es8');
+  work = mkdtempSync(join(tmpdir(), 'sluice-cli-'));
+  index = `book_${db.name.slice(-6)}`;
+});
+
+afterAll(async () => {
+  await deleteIndex(engine.url, index).catch(() => undefined);
+  await engine?.close();
+  await db?.drop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('sluice sync --once', () => {
+  it('creates the index from setting and mapping and indexes every document', async () => {
+    const schema = fixtureSchema('book.json', db.name).map((e) => ({ ...(e as object), index }));
+    const result = await runCli(['-c', writeSchema('book.json', schema), 'sync', '--once'], sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work }));
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(new RegExp(`^index\\s+documents\\s+rejected\\s+seconds\\s+docs/s\\n${index}\\s+3\\s+0\\s`));
+    const docs = await allDocuments(engine.url, index);
+    expect([...docs.keys()].sort()).toEqual(['1', '2', '3']);
+    expect(docs.get('2')).toMatchObject({ book_id: 2, book_isbn: 'XX2', languages: ['de=DE'] });
+    const mapping = await indexMapping(engine.url, index);
+    expect(mapping).toMatchObject({ _routing: { required: true }, properties: { book_id: { type: 'long' }, authors: { type: 'nested' } } });
+  });
+
+  it('sync again is idempotent: same documents, no duplicates', async () => {
+    const schema = fixtureSchema('book.json', db.name).map((e) => ({ ...(e as object), index }));
+    const result = await runCli(['-c', writeSchema('book.json', schema), 'sync', '--once'], sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work }));
+    expect(result.code).toBe(0);
+    expect((await allDocuments(engine.url, index)).size).toBe(3);
+  });
+});
+
+describe('bad input gets a clear error and writes nothing', () => {
+  it('an invalid schema: exit 3, every problem with its location, no index created', async () => {
+    const broken = [{ database: db.name, index: 'never_created', nodes: { table: 'book', columns: ['id', 'nope'], children: [{ table: 'bok', relationship: { type: 'one_to_many', variant: 'object' } }] } }];
+    const path = writeSchema('broken.json', broken);
+    for (const command of [['validate'], ['sync', '--once']]) {
+      const result = await runCli(['-c', path, ...command], sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work }));
+      expect(result.code).toBe(3);
+      expect(result.stderr).toContain('error at $[0].nodes.columns[1]: column "nope" not found on "public.book"');
+      expect(result.stderr).toContain('error at $[0].nodes.children[0].table: table "public.bok" does not exist');
+    }
+    expect(await indexExists(engine.url, 'never_created')).toBe(false);
+  });
+
+  it('invalid settings: exit 3 naming each variable; a missing schema file: exit 3', async () => {
+    const path = writeSchema('ok.json', fixtureSchema('book.json', db.name));
+    const bad = await runCli(['-c', path, 'validate'], sluiceEnv(db.url, engine.url, { PG_PORT: 'abc', PGSYNC_BATCH_SIZE: '-5' }));
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toMatch(/PG_PORT/);
+    expect(bad.stderr).toMatch(/PGSYNC_BATCH_SIZE/);
+    const missing = await runCli(['-c', join(work, 'absent.json'), 'validate'], sluiceEnv(db.url, engine.url));
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toMatch(/absent\.json: file not found/);
+  });
+
+  it('an unreachable database is a runtime failure (exit 1), and usage errors exit 2', async () => {
+    const path = writeSchema('ok.json', fixtureSchema('book.json', db.name));
+    const down = await runCli(['-c', path, 'validate'], sluiceEnv(db.url, engine.url, { PG_PORT: '1' }));
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/SRC_CONNECT/);
+    expect((await runCli(['sync'], {})).code).toBe(2);
+    expect((await runCli(['frobnicate'], {})).code).toBe(2);
+  });
+
+  it('validate prints the entries it checked', async () => {
+    const result = await runCli(['-c', writeSchema('ok.json', fixtureSchema('book.json', db.name)), 'validate'], sluiceEnv(db.url, engine.url));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`book: database ${db.name}, root public.book, 10 tables`);
+  });
+});
