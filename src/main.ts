@@ -2,6 +2,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { syncOnceCommand } from './cli/commands/sync-once.js';
 import { validateCommand } from './cli/commands/validate.js';
 import { EXIT_CODES, EXIT_CODES_HELP } from './cli/exit-codes.js';
+import { loadConfig } from './config/load-config.js';
+import { collectSecrets, redact } from './config/redact.js';
 import { AppError, InvalidConfigError, toError } from './errors/app-error.js';
 
 /** Builds the `sluice` command line. Each action resolves to an exit code. */
@@ -44,14 +46,24 @@ function reportError(error: unknown): number {
   if (error instanceof CommanderError) {
     return error.exitCode === 0 ? EXIT_CODES.ok : EXIT_CODES.usage;
   }
+  const write = (text: string) => process.stderr.write(redact(`${text}\n`, knownSecrets()));
   if (error instanceof InvalidConfigError) {
-    process.stderr.write(`${error.message}\n`);
+    write(error.message);
     return EXIT_CODES.invalidConfig;
   }
   if (error instanceof AppError) {
-    process.stderr.write(`error [${error.code}]: ${error.message}\n`);
+    write(`error [${error.code}]: ${error.message}`);
     return error.code.startsWith('CFG_') || error.code.startsWith('SCH_') ? EXIT_CODES.invalidConfig : EXIT_CODES.failure;
   }
-  process.stderr.write(`error: ${toError(error).stack ?? String(error)}\n`);
+  write(`error: ${toError(error).stack ?? String(error)}`);
   return EXIT_CODES.failure;
+}
+
+/** Secrets of the current settings, so that no error text can print one (empty when settings are invalid). */
+function knownSecrets(): string[] {
+  try {
+    return collectSecrets(loadConfig().config);
+  } catch {
+    return [];
+  }
 }

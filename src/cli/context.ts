@@ -23,11 +23,11 @@ export interface CommandContext {
 }
 
 export function createContext(flags: GlobalFlags, env: NodeJS.ProcessEnv = process.env): CommandContext {
-  const { config, warnings } = loadConfig({ flags: { config: flags.config }, env });
+  const { config, warnings, env: merged } = loadConfig({ flags: { config: flags.config }, env });
   const secrets = collectSecrets(config);
   const logger = createLogger({ level: config.logLevel, secrets });
   for (const warning of warnings) logger.warn({ setting: warning.location }, warning.message);
-  return { config, logger, secrets, env: { ...env } };
+  return { config, logger, secrets, env: merged };
 }
 
 /** Every schema entry checked against its database, with a connection pool per database. */

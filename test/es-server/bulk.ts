@@ -1,0 +1,210 @@
+import { boolParam, isObject, type Reply, type Req } from './context.js';
+import { cause, fail, illegalArgument, jsonErrorReason, validationFailed } from './errors.js';
+import { selectsItem, type BulkItemsFault } from './faults.js';
+import { executeWrite, outcomeBody, type WriteOp, type WriteOutcome } from './writes.js';
+
+const ACTIONS = new Set(['index', 'create', 'update', 'delete']);
+const META_KEYS = new Set([
+  '_index', '_id', 'routing', 'version', 'version_type', 'if_seq_no', 'if_primary_term', 'retry_on_conflict',
+  'pipeline', '_source', 'require_alias', 'require_data_stream', 'dynamic_templates', 'list_executed_pipelines',
+]);
+const VERSION_TYPES = new Set(['internal', 'external', 'external_gte']);
+
+function tokenName(v: unknown): string {
+  if (v === null) return 'VALUE_NULL';
+  if (Array.isArray(v)) return 'START_ARRAY';
+  if (typeof v === 'string') return 'VALUE_STRING';
+  if (typeof v === 'number') return 'VALUE_NUMBER';
+  if (typeof v === 'boolean') return 'VALUE_BOOLEAN';
+  return 'START_OBJECT';
+}
+
+const malformed = (line: number, detail: string) => illegalArgument(`Malformed action/metadata line [${line}], ${detail}`);
+
+interface Parsed {
+  ops: { action: string; op: WriteOp; requireAlias: boolean }[];
+  problems: string[];
+}
+
+/** Versions are read from the raw text: external versions (LSNs) may exceed 2^53. */
+function readVersion(actionLine: string, value: unknown): bigint | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'number' && !Number.isSafeInteger(value)) {
+    const m = /"version"\s*:\s*"?(-?\d+)/.exec(actionLine);
+    if (m) return BigInt(m[1] as string);
+  }
+  try {
+    return BigInt(String(value));
+  } catch {
+    throw illegalArgument(`For input string: "${String(value)}"`);
+  }
+}
+
+function parseBulk(req: Req, text: string): Parsed {
+  const flavor = req.engine.flavor;
+  const defaultIndex = req.params.index;
+  const defaultRouting = req.query.get('routing') ?? undefined;
+  const defaultPipeline = req.query.get('pipeline') ?? undefined;
+  const defaultRequireAlias = boolParam(req.query, 'require_alias');
+  const parsed: Parsed = { ops: [], problems: [] };
+  let pos = 0;
+  let line = 0;
+  const nextLine = (): string | undefined => {
+    if (pos >= text.length) return undefined;
+    const end = text.indexOf('\n', pos);
+    const stop = end < 0 ? text.length : end;
+    let s = text.slice(pos, stop);
+    if (s.endsWith('\r')) s = s.slice(0, -1);
+    pos = stop + 1;
+    line++;
+    return s;
+  };
+  for (;;) {
+    const actionLine = nextLine();
+    if (actionLine === undefined) break;
+    const lineNo = line;
+    if (actionLine.trim() === '') throw malformed(lineNo, 'expected START_OBJECT but found [null]');
+    let action: unknown;
+    try {
+      action = JSON.parse(actionLine);
+    } catch (err) {
+      const reason = jsonErrorReason(actionLine, err);
+      throw fail(400, 'x_content_parse_exception', reason, undefined, cause('json_parse_exception', reason.replace(/^\[\d+:\d+\] /, '')));
+    }
+    if (!isObject(action)) throw malformed(lineNo, `expected START_OBJECT but found [${tokenName(action)}]`);
+    const keys = Object.keys(action);
+    if (keys.length === 0) throw malformed(lineNo, 'expected FIELD_NAME but found [END_OBJECT]');
+    const name = keys[0] as string;
+    if (!ACTIONS.has(name)) throw malformed(lineNo, `expected field [create], [delete], [index] or [update] but found [${name}]`);
+    const meta = action[name];
+    if (!isObject(meta)) throw malformed(lineNo, `expected START_OBJECT but found [${tokenName(meta)}]`);
+    if (keys.length > 1) throw malformed(lineNo, 'expected END_OBJECT but found [FIELD_NAME]');
+    for (const [k, v] of Object.entries(meta)) {
+      const known = META_KEYS.has(k) || (flavor.major === 7 && (k === '_type' || k === '_routing'));
+      if (!known) throw illegalArgument(`Action/metadata line [${lineNo}] contains an unknown parameter [${k}]`);
+      if ((isObject(v) || Array.isArray(v)) && k !== '_source' && k !== 'dynamic_templates') {
+        throw malformed(lineNo, `expected a simple value for field [${k}] but found [${tokenName(v)}]`);
+      }
+    }
+    const versionType = meta.version_type === undefined ? undefined : String(meta.version_type);
+    if (versionType !== undefined && !VERSION_TYPES.has(versionType)) throw illegalArgument(`No version type match [${versionType}]`);
+    const op: WriteOp = {
+      op: name as WriteOp['op'],
+      index: meta._index === undefined ? (defaultIndex as string) : String(meta._index),
+      routing: meta.routing !== undefined ? String(meta.routing) : meta._routing !== undefined ? String(meta._routing) : defaultRouting,
+      pipeline: meta.pipeline !== undefined ? String(meta.pipeline) : defaultPipeline,
+      version: readVersion(actionLine, meta.version),
+      versionType,
+      ifSeqNo: meta.if_seq_no === undefined ? undefined : Number(meta.if_seq_no),
+      ifPrimaryTerm: meta.if_primary_term === undefined ? undefined : Number(meta.if_primary_term),
+    };
+    if (meta._id !== undefined && meta._id !== null) op.id = String(meta._id);
+    validate(op, parsed.problems);
+    if (name !== 'delete') {
+      const docLine = nextLine();
+      if (docLine === undefined) break;
+      if (name === 'update') {
+        let body: unknown;
+        try {
+          body = JSON.parse(docLine);
+        } catch (err) {
+          throw fail(400, 'x_content_parse_exception', jsonErrorReason(docLine, err));
+        }
+        if (!isObject(body)) throw fail(400, 'parsing_exception', 'Failed to derive xcontent');
+        if (body.script !== undefined) throw illegalArgument('scripted updates are not supported by the test engine');
+        op.update = { doc: body.doc, docAsUpsert: body.doc_as_upsert === true, upsert: body.upsert, detectNoop: body.detect_noop !== false };
+        if (body.doc === undefined && body.upsert === undefined) parsed.problems.push('script or doc is missing');
+      } else {
+        op.raw = docLine;
+        try {
+          op.source = JSON.parse(docLine);
+        } catch (err) {
+          op.parseError = err;
+        }
+      }
+    }
+    parsed.ops.push({ action: name, op, requireAlias: meta.require_alias === true || defaultRequireAlias });
+  }
+  return parsed;
+}
+
+function validate(op: WriteOp, problems: string[]): void {
+  if (!op.index) problems.push('index is missing');
+  if ((op.op === 'delete' || op.op === 'update') && op.id === undefined) problems.push('id is missing');
+  if (op.id !== undefined) {
+    const bytes = Buffer.byteLength(op.id);
+    if (bytes > 512) problems.push(`id [${op.id}] is too long, must be no longer than 512 bytes but was: ${bytes}`);
+    if (op.id === '') problems.push('if _id is specified it must not be empty');
+  }
+  const external = op.versionType === 'external' || op.versionType === 'external_gte';
+  if (op.version !== undefined && !external && op.op !== 'update') {
+    problems.push('internal versioning can not be used for optimistic concurrency control. Please use `if_seq_no` and `if_primary_term` instead');
+  }
+  if (external && op.version === undefined) problems.push(`illegal version value [-3] for version type [${op.versionType?.toUpperCase()}]`);
+  if (external && op.version !== undefined && op.version < 0n) problems.push(`illegal version value [${op.version}] for version type [${op.versionType?.toUpperCase()}]`);
+  if (op.op === 'create' && external) problems.push('create operations only support internal versioning. use index instead');
+  if (op.op === 'update' && op.version !== undefined) problems.push("can't provide version in update request");
+  if (op.ifSeqNo !== undefined && op.version !== undefined) problems.push('compare and write operations can not use versioning');
+  if (op.ifSeqNo !== undefined && (op.ifPrimaryTerm === undefined || op.ifPrimaryTerm === 0)) problems.push('ifSeqNo is set, but primary term is [0]');
+}
+
+function injectedOutcome(req: Req, op: WriteOp, fault: BulkItemsFault): WriteOutcome {
+  const index = req.engine.store.indices.get(op.index);
+  const name = index?.name ?? op.index;
+  const reason = fault.reason ?? defaultItemReason(fault.errorType, name);
+  return {
+    ok: false,
+    indexName: name,
+    id: op.id,
+    status: fault.status,
+    error: cause(fault.errorType, reason, { index_uuid: index?.uuid ?? '_na_', shard: '0', index: name }),
+  };
+}
+
+function defaultItemReason(type: string, index: string): string {
+  if (type.includes('rejected_execution')) {
+    return `rejected execution of primary operation [coordinating_and_primary_bytes=0, replica_bytes=0, all_bytes=0, primary_operation_bytes=1024, max_coordinating_and_primary_bytes=53687091]`;
+  }
+  if (type === 'circuit_breaking_exception') return '[parent] Data too large, data for [indices:data/write/bulk[s]] would be larger than the limit';
+  if (type === 'unavailable_shards_exception') return `[${index}][0] primary shard is not active Timeout: [1m]`;
+  return `${type} injected by the test engine`;
+}
+
+export function handleBulk(req: Req): Reply {
+  const started = Date.now();
+  const text = req.text();
+  if (text.length === 0) throw validationFailed(['no requests added']);
+  if (!text.endsWith('\n')) throw illegalArgument('The bulk request must be terminated by a newline [\\n]');
+  const { ops, problems } = parseBulk(req, text);
+  if (problems.length) throw validationFailed(problems);
+  if (!ops.length) throw validationFailed(['no requests added']);
+
+  const engine = req.engine;
+  const fault = engine.faults.takeBulkFault(req.method, req.path);
+  const refresh = req.query.get('refresh');
+  const forced = refresh === '' || refresh === 'true';
+  const touched = new Set<string>();
+  let errors = false;
+  const items: Record<string, unknown>[] = new Array(ops.length);
+  for (let i = 0; i < ops.length; i++) {
+    const { action, op, requireAlias } = ops[i] as Parsed['ops'][number];
+    let out: WriteOutcome;
+    if (fault && selectsItem(fault, i)) out = injectedOutcome(req, op, fault);
+    else if (requireAlias && !engine.store.aliases.has(op.index)) {
+      out = {
+        ok: false,
+        indexName: op.index,
+        id: op.id,
+        status: 404,
+        error: cause('index_not_found_exception', `no such index [${op.index}] and [require_alias] request flag is [true] and [${op.index}] is not an alias`, { 'resource.type': 'index_expression', 'resource.id': op.index, index_uuid: '_na_', index: op.index }),
+      };
+    } else out = executeWrite(engine, op);
+    if (!out.ok) errors = true;
+    else touched.add(out.index.name);
+    items[i] = { [action]: outcomeBody(engine, out, forced) };
+  }
+  if (forced || refresh === 'wait_for') {
+    for (const name of touched) engine.store.indices.get(name)?.refresh();
+  }
+  return { status: 200, body: { took: Math.max(1, Date.now() - started), errors, items } };
+}
