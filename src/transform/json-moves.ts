@@ -17,7 +17,8 @@ export function applyMoves(objectExpr: string, moves: JsonMove[]): string {
     const from = textArrayLiteral(move.from);
     const value = `(d #> ${from})`;
     const set = setPath(`(d #- ${from})`, move.to, value);
-    expr = `(SELECT CASE WHEN ${value} IS NULL THEN d ELSE ${set} END FROM (SELECT ${expr} AS d) AS m)`;
+    // OFFSET 0 keeps the planner from inlining `d`, which would rebuild the whole document once per reference.
+    expr = `(SELECT CASE WHEN ${value} IS NULL THEN d ELSE ${set} END FROM (SELECT ${expr} AS d OFFSET 0) AS m)`;
   }
   return `(${expr})::json`;
 }

@@ -99,7 +99,7 @@ function parseBulk(req: Req, text: string): Parsed {
       ifPrimaryTerm: meta.if_primary_term === undefined ? undefined : Number(meta.if_primary_term),
     };
     if (meta._id !== undefined && meta._id !== null) op.id = String(meta._id);
-    validate(op, parsed.problems);
+    validateWriteOp(op, parsed.problems);
     if (name !== 'delete') {
       const docLine = nextLine();
       if (docLine === undefined) break;
@@ -128,7 +128,7 @@ function parseBulk(req: Req, text: string): Parsed {
   return parsed;
 }
 
-function validate(op: WriteOp, problems: string[]): void {
+export function validateWriteOp(op: WriteOp, problems: string[]): void {
   if (!op.index) problems.push('index is missing');
   if ((op.op === 'delete' || op.op === 'update') && op.id === undefined) problems.push('id is missing');
   if (op.id !== undefined) {
@@ -148,8 +148,14 @@ function validate(op: WriteOp, problems: string[]): void {
   if (op.ifSeqNo !== undefined && (op.ifPrimaryTerm === undefined || op.ifPrimaryTerm === 0)) problems.push('ifSeqNo is set, but primary term is [0]');
 }
 
+/** Injected item failures happen on the shard, after the coordinating node auto-created the index. */
 function injectedOutcome(req: Req, op: WriteOp, fault: BulkItemsFault): WriteOutcome {
-  const index = req.engine.store.indices.get(op.index);
+  let index;
+  try {
+    index = req.engine.store.resolveWrite(op.index, op.op !== 'delete' || op.versionType === 'external' || op.versionType === 'external_gte');
+  } catch {
+    index = undefined;
+  }
   const name = index?.name ?? op.index;
   const reason = fault.reason ?? defaultItemReason(fault.errorType, name);
   return {

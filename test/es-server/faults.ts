@@ -23,7 +23,7 @@ export class FaultRegistry implements FaultController {
     if (rule.kind === 'delay' && !(typeof rule.ms === 'number' && rule.ms >= 0)) throw new Error('delay fault needs ms >= 0');
     if (rule.kind === 'bulkItems') {
       const items = rule.items;
-      const valid = items === 'all' || (Array.isArray(items) && items.every((i) => Number.isInteger(i) && i >= 0)) || (typeof items === 'object' && items !== null && 'every' in items && Number.isInteger(items.every) && items.every >= 1);
+      const valid = items === 'all' || (Array.isArray(items) && items.every((i) => Number.isInteger(i) && i >= 0)) || (!Array.isArray(items) && typeof items === 'object' && items !== null && Number.isInteger(items.every) && items.every >= 1);
       if (!valid || typeof rule.errorType !== 'string') throw new Error('bulkItems fault needs errorType and items (list, "all" or {every})');
     }
     const times = rule.times ?? 1;
@@ -44,23 +44,25 @@ export class FaultRegistry implements FaultController {
     return this.rules.map((r) => ({ ...r.rule, path: r.regex?.source, times: r.remaining, skip: r.skip }) as FaultRule);
   }
 
+  /**
+   * Each rule counts matching requests on its own: `skip` is consumed by every matching request, even one that an
+   * earlier rule answers, so independent rules compose by request order. The first due rule fires.
+   */
   private take(method: string, path: string, bulk: boolean): FaultRule | undefined {
-    for (let i = 0; i < this.rules.length; i++) {
-      const armed = this.rules[i] as Armed;
+    let fired: Armed | undefined;
+    for (const armed of this.rules) {
       if ((armed.rule.kind === 'bulkItems') !== bulk) continue;
       if (armed.rule.method && armed.rule.method.toUpperCase() !== method) continue;
       if (armed.regex) {
         armed.regex.lastIndex = 0;
         if (!armed.regex.test(path)) continue;
       }
-      if (armed.skip > 0) {
-        armed.skip--;
-        continue;
-      }
-      if (--armed.remaining <= 0) this.rules.splice(i, 1);
-      return armed.rule;
+      if (armed.skip > 0) armed.skip--;
+      else if (!fired) fired = armed;
     }
-    return undefined;
+    if (!fired) return undefined;
+    if (--fired.remaining <= 0) this.rules.splice(this.rules.indexOf(fired), 1);
+    return fired.rule;
   }
 
   /** A status, delay or drop rule for this request, consumed. */
@@ -86,6 +88,7 @@ export interface RawReply {
   contentType: string;
   /** false for replies that a proxy in front of the engine would produce. */
   fromEngine: boolean;
+  headers?: Record<string, string | string[]>;
 }
 
 const envelope = (status: number, error: Record<string, unknown>): string =>

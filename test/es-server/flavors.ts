@@ -50,7 +50,7 @@ const flavors: Record<EngineFlavor, FlavorInfo> = {
     major: 7,
     version: '7.17.15',
     indexVersionCreated: '7171599',
-    compatVersions: [7],
+    compatVersions: [6, 7],
     vendor: 'elasticsearch',
     docParsingType: 'mapper_parsing_exception',
     locationPrefix: false,

@@ -7,8 +7,8 @@ import { dynamicTemplateFor } from './dynamic-templates.js';
 
 /** A document the mapping refuses: becomes an item error with status 400. */
 export class DocError extends Error {
-  constructor(readonly cause: Cause) {
-    super(cause.reason ?? cause.type);
+  constructor(readonly detail: Cause) {
+    super(detail.reason ?? detail.type);
   }
 }
 
@@ -55,7 +55,7 @@ export function parseDocument(ctx: DocContext, source: unknown): RootMapping | u
   return added ? { properties: added } : undefined;
 }
 
-function docFailure(ctx: DocContext, offset: number, reason: string, causedBy?: Cause, type = ctx.flavor.docParsingType): Cause {
+function docFailure(ctx: DocContext, offset: number, reason: string, causedBy?: Cause, type: string = ctx.flavor.docParsingType): Cause {
   const prefix = ctx.flavor.locationPrefix ? `${lineCol(ctx.raw, offset)} ` : '';
   return cause(type, prefix + reason, undefined, causedBy);
 }
@@ -75,6 +75,14 @@ function locate(raw: string, key: string): number {
   if (first === '{' || first === '[') return i + 1;
   while (i < raw.length && !',}] \t\r\n'.includes(raw.charAt(i))) i++;
   return i;
+}
+
+/** The number as written in the source when JSON.parse rounded it (integers beyond 2^53). */
+function numberText(raw: string, key: string, value: unknown): string | undefined {
+  if (typeof value !== 'number' || Number.isSafeInteger(value) || !Number.isInteger(value)) return undefined;
+  const end = locate(raw, key);
+  const m = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/.exec(raw.slice(Math.max(0, end - 400), end));
+  return m && Number(m[0]) === value ? m[0] : undefined;
 }
 
 function walkObject(ctx: DocContext, obj: Record<string, unknown>, props: Props | undefined, added: Added, path: string, dynamic: string): void {
@@ -172,16 +180,18 @@ function checkValue(ctx: DocContext, def: FieldDef, key: string, full: string, v
   if (def.ignore_malformed === true || ctx.ignoreMalformed) {
     if (!['text', 'keyword', 'match_only_text', 'wildcard', 'constant_keyword'].includes(type)) return;
   }
-  const problem = valueProblem(type, def, value);
+  const exact = numberText(ctx.raw, key, value);
+  const problem = valueProblem(type, def, value, exact ?? preview(value));
   if (problem) {
+    const shown = exact ?? preview(value);
     throw new DocError(
-      docFailure(ctx, locate(ctx.raw, key), `failed to parse field [${full}] of type [${type}] in document with id '${ctx.id}'. Preview of field's value: '${preview(value)}'`, problem),
+      docFailure(ctx, locate(ctx.raw, key), `failed to parse field [${full}] of type [${type}] in document with id '${ctx.id}'. Preview of field's value: '${shown}'`, problem),
     );
   }
 }
 
 /** Why a single (non-array) value does not fit a leaf field type, or undefined when it fits. */
-function valueProblem(type: string, def: FieldDef, value: unknown): Cause | undefined {
+function valueProblem(type: string, def: FieldDef, value: unknown, shown: string): Cause | undefined {
   if (isObj(value) && type !== 'geo_point' && type !== 'flattened' && type !== 'flat_object' && !type.endsWith('_range') && type !== 'geo_shape' && type !== 'shape' && type !== 'join' && type !== 'completion' && type !== 'rank_features' && type !== 'sparse_vector' && type !== 'aggregate_metric_double' && type !== 'histogram') {
     return cause('illegal_state_exception', "Can't get text on a START_OBJECT");
   }
@@ -196,7 +206,7 @@ function valueProblem(type: string, def: FieldDef, value: unknown): Cause | unde
     if (!Number.isFinite(n)) return cause('illegal_argument_exception', `[${type}] supports only finite values, but got [${value}]`);
     if (range) {
       if (def.coerce === false && !Number.isInteger(n)) return cause('illegal_argument_exception', `Value [${value}] has a decimal part`);
-      if (n < range[0] || n > range[1]) return cause('illegal_argument_exception', `Value [${value}] is out of range for ${range[2]}`);
+      if (n < range[0] || n > range[1]) return cause('illegal_argument_exception', `Value [${shown}] is out of range for ${range[2]}`);
     } else if (Math.abs(n) > (FLOATS[type] as number)) {
       return cause('illegal_argument_exception', `[${type}] supports only finite values, but got [${value}]`);
     }

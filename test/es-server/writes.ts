@@ -65,7 +65,7 @@ function nextVersion(op: WriteOp, index: IndexState, id: string): WriteOutcome |
 }
 
 function docFailureOutcome(index: IndexState, id: string, err: unknown): WriteOutcome {
-  if (err instanceof DocError) return failure(index.name, id, 400, err.cause);
+  if (err instanceof DocError) return failure(index.name, id, 400, err.detail);
   if (err instanceof EsError) return failure(index.name, id, err.status, itemCause(err));
   throw err;
 }

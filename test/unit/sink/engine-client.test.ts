@@ -4,6 +4,7 @@ import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { EngineAuth } from '../../../src/config/config-types.js';
 import { authHeader, EngineClient } from '../../../src/sink/elasticsearch/engine-client.js';
@@ -69,6 +70,15 @@ describe('EngineClient', () => {
     expect(req.headers['content-type']).toBe('application/x-ndjson');
     expect(req.body).toBe(body);
     expect(req.rawBytes).toBeLessThan(Buffer.byteLength(body) / 4);
+  });
+
+  it('asks for and gunzips compressed responses when compress is set', async () => {
+    const { server, client } = await setup(() => ({ body: gzipSync('{"took":1,"errors":false,"items":[]}'), headers: { 'content-encoding': 'gzip' } }), {
+      compress: true,
+    });
+    const res = await client.request('GET', '/');
+    expect(server.requests[0]!.headers['accept-encoding']).toBe('gzip');
+    expect(res.json()).toEqual({ took: 1, errors: false, items: [] });
   });
 
   it('times out with a retryable EngineTransportError', async () => {

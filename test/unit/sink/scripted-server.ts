@@ -18,7 +18,7 @@ export interface RecordedRequest {
 
 export interface ScriptedResponse {
   status?: number;
-  /** Objects are sent as JSON; strings as they are. */
+  /** Objects are sent as JSON; strings and Buffers as they are. */
   body?: unknown;
   headers?: Record<string, string>;
   delayMs?: number;
@@ -58,7 +58,8 @@ export async function startScriptedServer(respond: Responder): Promise<ScriptedS
           req.socket.destroy();
           return;
         }
-        const payload = answer.body === undefined ? '' : typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body);
+        const payload =
+          answer.body === undefined ? '' : typeof answer.body === 'string' || Buffer.isBuffer(answer.body) ? answer.body : JSON.stringify(answer.body);
         res.writeHead(answer.status ?? 200, { 'content-type': 'application/json', ...answer.headers });
         res.end(payload);
       })();
