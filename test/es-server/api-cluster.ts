@@ -57,7 +57,7 @@ export async function clusterHealth(req: Req): Promise<Reply> {
 
 function byteSize(index: IndexState): string {
   let bytes = 0;
-  for (const doc of index.docs.values()) bytes += doc.raw.length + 64;
+  for (const doc of index.docs.values()) bytes += doc.end - doc.start + 64;
   return `${bytes + 225}b`;
 }
 

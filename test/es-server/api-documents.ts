@@ -48,7 +48,7 @@ export function indexDoc(req: Req): Reply {
   if (op.id === undefined) op.op = 'create';
   const text = req.text();
   if (!text.trim()) throw validationFailed(['source is missing']);
-  op.raw = text;
+  op.body = { buf: req.body, start: 0, end: req.body.length };
   try {
     op.source = JSON.parse(text);
   } catch (err) {

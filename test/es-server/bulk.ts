@@ -1,7 +1,7 @@
 import { boolParam, isObject, type Reply, type Req } from './context.js';
 import { cause, fail, illegalArgument, jsonErrorReason, validationFailed } from './errors.js';
 import { selectsItem, type BulkItemsFault } from './faults.js';
-import { executeWrite, outcomeBody, type WriteOp, type WriteOutcome } from './writes.js';
+import { executeWrite, outcomeJson, type WriteOp, type WriteOutcome } from './writes.js';
 
 const ACTIONS = new Set(['index', 'create', 'update', 'delete']);
 const META_KEYS = new Set([
@@ -29,7 +29,8 @@ interface Parsed {
 /** Versions are read from the raw text: external versions (LSNs) may exceed 2^53. */
 function readVersion(actionLine: string, value: unknown): bigint | undefined {
   if (value === undefined || value === null) return undefined;
-  if (typeof value === 'number' && !Number.isSafeInteger(value)) {
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value);
+  if (typeof value === 'number') {
     const m = /"version"\s*:\s*"?(-?\d+)/.exec(actionLine);
     if (m) return BigInt(m[1] as string);
   }
@@ -40,8 +41,9 @@ function readVersion(actionLine: string, value: unknown): bigint | undefined {
   }
 }
 
-function parseBulk(req: Req, text: string): Parsed {
+function parseBulk(req: Req): Parsed {
   const flavor = req.engine.flavor;
+  const buf = req.body;
   const defaultIndex = req.params.index;
   const defaultRouting = req.query.get('routing') ?? undefined;
   const defaultPipeline = req.query.get('pipeline') ?? undefined;
@@ -49,18 +51,19 @@ function parseBulk(req: Req, text: string): Parsed {
   const parsed: Parsed = { ops: [], problems: [] };
   let pos = 0;
   let line = 0;
-  const nextLine = (): string | undefined => {
-    if (pos >= text.length) return undefined;
-    const end = text.indexOf('\n', pos);
-    const stop = end < 0 ? text.length : end;
-    let s = text.slice(pos, stop);
-    if (s.endsWith('\r')) s = s.slice(0, -1);
+  /** Lines are cut on the buffer (0x0A never occurs inside a UTF-8 sequence) so documents keep their bytes. */
+  const nextLine = (): { start: number; end: number; text: string } | undefined => {
+    if (pos >= buf.length) return undefined;
+    const nl = buf.indexOf(10, pos);
+    const stop = nl < 0 ? buf.length : nl;
+    const end = stop > pos && buf[stop - 1] === 13 ? stop - 1 : stop;
+    const start = pos;
     pos = stop + 1;
     line++;
-    return s;
+    return { start, end, text: buf.toString('utf8', start, end) };
   };
   for (;;) {
-    const actionLine = nextLine();
+    const actionLine = nextLine()?.text;
     if (actionLine === undefined) break;
     const lineNo = line;
     if (actionLine.trim() === '') throw malformed(lineNo, 'expected START_OBJECT but found [null]');
@@ -79,7 +82,8 @@ function parseBulk(req: Req, text: string): Parsed {
     const meta = action[name];
     if (!isObject(meta)) throw malformed(lineNo, `expected START_OBJECT but found [${tokenName(meta)}]`);
     if (keys.length > 1) throw malformed(lineNo, 'expected END_OBJECT but found [FIELD_NAME]');
-    for (const [k, v] of Object.entries(meta)) {
+    for (const k in meta) {
+      const v = meta[k];
       const known = META_KEYS.has(k) || (flavor.major === 7 && (k === '_type' || k === '_routing'));
       if (!known) throw illegalArgument(`Action/metadata line [${lineNo}] contains an unknown parameter [${k}]`);
       if ((isObject(v) || Array.isArray(v)) && k !== '_source' && k !== 'dynamic_templates') {
@@ -101,8 +105,9 @@ function parseBulk(req: Req, text: string): Parsed {
     if (meta._id !== undefined && meta._id !== null) op.id = String(meta._id);
     validateWriteOp(op, parsed.problems);
     if (name !== 'delete') {
-      const docLine = nextLine();
-      if (docLine === undefined) break;
+      const doc = nextLine();
+      if (doc === undefined) break;
+      const docLine = doc.text;
       if (name === 'update') {
         let body: unknown;
         try {
@@ -115,7 +120,7 @@ function parseBulk(req: Req, text: string): Parsed {
         op.update = { doc: body.doc, docAsUpsert: body.doc_as_upsert === true, upsert: body.upsert, detectNoop: body.detect_noop !== false };
         if (body.doc === undefined && body.upsert === undefined) parsed.problems.push('script or doc is missing');
       } else {
-        op.raw = docLine;
+        op.body = { buf, start: doc.start, end: doc.end };
         try {
           op.source = JSON.parse(docLine);
         } catch (err) {
@@ -178,10 +183,9 @@ function defaultItemReason(type: string, index: string): string {
 
 export function handleBulk(req: Req): Reply {
   const started = Date.now();
-  const text = req.text();
-  if (text.length === 0) throw validationFailed(['no requests added']);
-  if (!text.endsWith('\n')) throw illegalArgument('The bulk request must be terminated by a newline [\\n]');
-  const { ops, problems } = parseBulk(req, text);
+  if (req.body.length === 0) throw validationFailed(['no requests added']);
+  if (req.body[req.body.length - 1] !== 10) throw illegalArgument('The bulk request must be terminated by a newline [\\n]');
+  const { ops, problems } = parseBulk(req);
   if (problems.length) throw validationFailed(problems);
   if (!ops.length) throw validationFailed(['no requests added']);
 
@@ -191,7 +195,7 @@ export function handleBulk(req: Req): Reply {
   const forced = refresh === '' || refresh === 'true';
   const touched = new Set<string>();
   let errors = false;
-  const items: Record<string, unknown>[] = new Array(ops.length);
+  const items: string[] = new Array(ops.length);
   for (let i = 0; i < ops.length; i++) {
     const { action, op, requireAlias } = ops[i] as Parsed['ops'][number];
     let out: WriteOutcome;
@@ -207,10 +211,10 @@ export function handleBulk(req: Req): Reply {
     } else out = executeWrite(engine, op);
     if (!out.ok) errors = true;
     else touched.add(out.index.name);
-    items[i] = { [action]: outcomeBody(engine, out, forced) };
+    items[i] = `{"${action}":${outcomeJson(engine, out, forced)}}`;
   }
   if (forced || refresh === 'wait_for') {
     for (const name of touched) engine.store.indices.get(name)?.refresh();
   }
-  return { status: 200, body: { took: Math.max(1, Date.now() - started), errors, items } };
+  return { status: 200, raw: `{"took":${Math.max(1, Date.now() - started)},"errors":${errors},"items":[${items.join(',')}]}` };
 }

@@ -78,19 +78,30 @@ function formatRegex(format: string): RegExp {
 
 export const DEFAULT_DATE_FORMAT = 'strict_date_optional_time||epoch_millis';
 
+const DAYS = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+const CALENDAR = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2}))?)?)?/;
+
 function plausibleCalendar(value: string): boolean {
-  const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2}))?)?)?/.exec(value);
+  const m = CALENDAR.exec(value);
   if (!m) return true;
-  const [y, mo, d, h = 0, mi = 0, s = 0] = m.slice(1).map((x) => (x === undefined ? 0 : Number(x)));
-  const date = new Date(Date.UTC(y as number, (mo as number) - 1, d as number));
-  return (
-    date.getUTCMonth() === (mo as number) - 1 && date.getUTCDate() === d && (h as number) < 24 && (mi as number) < 60 && (s as number) < 60
-  );
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (month < 1 || month > 12 || day < 1 || day > (month === 2 && !leap ? 28 : (DAYS[month - 1] as number))) return false;
+  return Number(m[4] ?? 0) < 24 && Number(m[5] ?? 0) < 60 && Number(m[6] ?? 0) < 60;
 }
+
+const formatLists = new Map<string, string[]>();
+const splitFormats = (format: string): string[] => {
+  let list = formatLists.get(format);
+  if (!list) formatLists.set(format, (list = format.split('||')));
+  return list;
+};
 
 /** Whether a JSON value parses as a date under an ES format list (`a||b`). */
 export function isValidDate(value: unknown, format = DEFAULT_DATE_FORMAT): boolean {
-  const formats = format.split('||');
+  const formats = splitFormats(format);
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) return false;
     if (formats.some((f) => f === 'epoch_millis' || f === 'epoch_second')) return true;

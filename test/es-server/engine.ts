@@ -9,7 +9,7 @@ import { createRequestListener } from './http.js';
 import { buildRouter } from './routes.js';
 import { ScrollRegistry } from './scroll.js';
 import { nestSettings } from './settings.js';
-import { Store } from './store.js';
+import { parseSource, Store } from './store.js';
 import type { FaultRule, RecordedRequest, TestEngine, TestEngineOptions } from './types.js';
 
 const DEFAULT_REFRESH_MS = 1000;
@@ -143,9 +143,12 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
       indices: () => [...store.indices.keys()].sort(),
       documents: (index) => {
         const target = tryResolve(store, index);
-        return new Map(target ? [...target.docs.values()].map((d) => [d.id, d.source]) : []);
+        return new Map(target ? [...target.docs.values()].map((d) => [d.id, parseSource(d)]) : []);
       },
-      document: (index, id) => tryResolve(store, index)?.docs.get(id)?.source,
+      document: (index, id) => {
+        const doc = tryResolve(store, index)?.docs.get(id);
+        return doc ? parseSource(doc) : undefined;
+      },
       mapping: (index) => tryResolve(store, index)?.mapping,
       settings: (index) => {
         const target = tryResolve(store, index);

@@ -2,7 +2,7 @@ import { isObject } from './context.js';
 import { applyFilterPath, toJson } from './json.js';
 import type { FlavorInfo } from './flavors.js';
 import type { Hit } from './sort.js';
-import type { Doc } from './store.js';
+import { rawSource, sourceOf, type Doc } from './store.js';
 
 /** `_source` filtering: false, a pattern list, or {includes, excludes}; undefined means the whole source. */
 export interface SourceFilter {
@@ -34,9 +34,9 @@ export function parseSourceFilter(body: unknown, query: URLSearchParams): Source
 /** The `_source` JSON text for a response: the stored bytes verbatim unless filtered. */
 export function sourceJson(doc: Doc, filter: SourceFilter): string | undefined {
   if (!filter.enabled) return undefined;
-  if (!filter.includes.length && !filter.excludes.length) return doc.raw;
+  if (!filter.includes.length && !filter.excludes.length) return rawSource(doc);
   const paths = [...filter.includes, ...filter.excludes.map((e) => `-${e}`)].join(',');
-  return toJson(applyFilterPath(doc.source, paths));
+  return toJson(applyFilterPath(sourceOf(doc), paths));
 }
 
 export interface HitOptions {

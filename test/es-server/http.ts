@@ -30,6 +30,17 @@ interface Body {
   tooLarge: boolean;
 }
 
+/**
+ * An exact-size, unpooled copy: stored documents point into request bodies, and a slice of a pooled or socket
+ * buffer would keep the whole slab alive.
+ */
+function ownBuffer(chunks: Buffer[], length: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(length);
+  let offset = 0;
+  for (const chunk of chunks) offset += chunk.copy(out, offset);
+  return out;
+}
+
 function readBody(req: IncomingMessage, limit: number): Promise<Body> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -40,7 +51,7 @@ function readBody(req: IncomingMessage, limit: number): Promise<Body> {
       if (bytes > limit) tooLarge = true;
       if (!tooLarge) chunks.push(chunk);
     });
-    req.on('end', () => resolve({ buffer: tooLarge ? Buffer.alloc(0) : chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks), wireBytes: bytes, tooLarge }));
+    req.on('end', () => resolve({ buffer: tooLarge ? Buffer.alloc(0) : ownBuffer(chunks, bytes), wireBytes: bytes, tooLarge }));
     req.on('error', reject);
   });
 }
@@ -51,7 +62,7 @@ async function decode(body: Body, encoding: string | undefined, limit: number): 
   if (enc !== 'gzip' && enc !== 'x-gzip' && enc !== 'deflate') return body;
   try {
     const buffer = await (enc === 'deflate' ? inflateAsync : gunzipAsync)(body.buffer, { maxOutputLength: limit + 1 });
-    return buffer.length > limit ? { ...body, buffer: Buffer.alloc(0), tooLarge: true } : { ...body, buffer };
+    return buffer.length > limit ? { ...body, buffer: Buffer.alloc(0), tooLarge: true } : { ...body, buffer: ownBuffer([buffer], buffer.length) };
   } catch (err) {
     if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return { ...body, buffer: Buffer.alloc(0), tooLarge: true };
     throw simpleError(400, `request body could not be decoded with content-encoding [${encoding}]`);
@@ -131,6 +142,10 @@ export function createRequestListener(deps: FrontDeps): (req: IncomingMessage, r
     deps.requests.push(record);
     if (deps.requests.length > MAX_RECORDED) deps.requests.splice(0, deps.requests.length - MAX_RECORDED);
 
+    const match = deps.router.match(method, path, uri);
+    const key = match instanceof EsError ? `${method} (no handler)` : match.key;
+    deps.endpointCounts.set(key, (deps.endpointCounts.get(key) ?? 0) + 1);
+
     const fault = engine.faults.takeRequestFault(method, path);
     if (fault?.kind === 'drop') {
       req.socket.destroy();
@@ -164,9 +179,7 @@ export function createRequestListener(deps: FrontDeps): (req: IncomingMessage, r
     let reply: Reply;
     try {
       contentType = negotiate(req.headers, flavor, body.buffer.length > 0);
-      const match = deps.router.match(method, path, uri);
       if (match instanceof EsError) throw match;
-      deps.endpointCounts.set(match.key, (deps.endpointCounts.get(match.key) ?? 0) + 1);
       checkQueryParams(query, match.allowedQuery, path);
       let text: string | undefined;
       const request: Req = {

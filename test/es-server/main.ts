@@ -22,8 +22,6 @@ const engine = await startTestEngine({
   host: values.host,
   maxContentLengthBytes: values['max-content-length'] ? Number(values['max-content-length']) : undefined,
 });
-process.stdout.write(`listening on ${engine.url}\n`);
-
 let stopping = false;
 const stop = (): void => {
   if (stopping) return;
@@ -35,3 +33,5 @@ const stop = (): void => {
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
+// Only once the signal handlers are in place: whoever waits for this line may signal right away.
+process.stdout.write(`listening on ${engine.url}\n`);

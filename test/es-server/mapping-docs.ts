@@ -33,7 +33,8 @@ export interface DocContext {
   flavor: FlavorInfo;
   mapping: RootMapping;
   id: string;
-  raw: string;
+  /** The document text, only decoded when an error message needs a location. */
+  raw: () => string;
   ignoreMalformed: boolean;
 }
 
@@ -48,7 +49,7 @@ export function parseDocument(ctx: DocContext, source: unknown): RootMapping | u
   const dynamic = String(ctx.mapping.dynamic ?? 'true');
   for (const key of Object.keys(source)) {
     if (METADATA.has(key) && !(key === '_type' && ctx.flavor.major > 7)) {
-      throw new DocError(docFailure(ctx, locate(ctx.raw, key), `Field [${key}] is a metadata field and cannot be added inside a document. Use the index API request parameters.`));
+      throw new DocError(docFailure(ctx, locate(ctx.raw(), key), `Field [${key}] is a metadata field and cannot be added inside a document. Use the index API request parameters.`));
     }
   }
   walkObject(ctx, source, ctx.mapping.properties, rootAdded, '', dynamic);
@@ -56,7 +57,7 @@ export function parseDocument(ctx: DocContext, source: unknown): RootMapping | u
 }
 
 function docFailure(ctx: DocContext, offset: number, reason: string, causedBy?: Cause, type: string = ctx.flavor.docParsingType): Cause {
-  const prefix = ctx.flavor.locationPrefix ? `${lineCol(ctx.raw, offset)} ` : '';
+  const prefix = ctx.flavor.locationPrefix ? `${lineCol(ctx.raw(), offset)} ` : '';
   return cause(type, prefix + reason, undefined, causedBy);
 }
 
@@ -78,8 +79,9 @@ function locate(raw: string, key: string): number {
 }
 
 /** The number as written in the source when JSON.parse rounded it (integers beyond 2^53). */
-function numberText(raw: string, key: string, value: unknown): string | undefined {
+function numberText(ctx: DocContext, key: string, value: unknown): string | undefined {
   if (typeof value !== 'number' || Number.isSafeInteger(value) || !Number.isInteger(value)) return undefined;
+  const raw = ctx.raw();
   const end = locate(raw, key);
   const m = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/.exec(raw.slice(Math.max(0, end - 400), end));
   return m && Number(m[0]) === value ? m[0] : undefined;
@@ -88,7 +90,7 @@ function numberText(raw: string, key: string, value: unknown): string | undefine
 function walkObject(ctx: DocContext, obj: Record<string, unknown>, props: Props | undefined, added: Added, path: string, dynamic: string): void {
   for (const key of Object.keys(obj)) {
     const value = obj[key];
-    if (key.trim() === '') throw new DocError(docFailure(ctx, locate(ctx.raw, key), 'field name cannot be an empty string'));
+    if (key.trim() === '') throw new DocError(docFailure(ctx, locate(ctx.raw(), key), 'field name cannot be an empty string'));
     const dot = key.indexOf('.');
     if (dot > 0 && dot < key.length - 1) {
       walkObject(ctx, { [key.slice(0, dot)]: { [key.slice(dot + 1)]: value } }, props, added, path, dynamic);
@@ -110,7 +112,7 @@ function handleField(ctx: DocContext, key: string, value: unknown, props: Props 
       if (sample === null || sample === undefined) return;
       if (dynamic === 'strict') {
         throw new DocError(
-          docFailure(ctx, locate(ctx.raw, key), `mapping set to strict, dynamic introduction of [${key}] within [${path || '_doc'}] is not allowed`, undefined, 'strict_dynamic_mapping_exception'),
+          docFailure(ctx, locate(ctx.raw(), key), `mapping set to strict, dynamic introduction of [${key}] within [${path || '_doc'}] is not allowed`, undefined, 'strict_dynamic_mapping_exception'),
         );
       }
       if (dynamic !== 'true') return;
@@ -156,7 +158,7 @@ function checkValue(ctx: DocContext, def: FieldDef, key: string, full: string, v
   if (type === 'object' || type === 'nested') {
     if (def.enabled === false) return;
     if (!isObj(value)) {
-      throw new DocError(docFailure(ctx, locate(ctx.raw, key), `object mapping for [${full}] tried to parse field [${key}] as object, but found a concrete value`));
+      throw new DocError(docFailure(ctx, locate(ctx.raw(), key), `object mapping for [${full}] tried to parse field [${key}] as object, but found a concrete value`));
     }
     if (def.type === 'object' && Object.keys(value).length && fresh) {
       delete def.type;
@@ -170,7 +172,8 @@ function checkValue(ctx: DocContext, def: FieldDef, key: string, full: string, v
           let stub = pending[key];
           if (!stub) {
             if (!create) return undefined;
-            stub = pending[key] = { properties: {} };
+            // A dynamic addition under an existing nested field must stay nested, or the merge refuses it.
+            stub = pending[key] = def.type === 'nested' ? { type: 'nested', properties: {} } : { properties: {} };
           }
           return create ? (stub.properties ??= {}) : stub.properties;
         };
@@ -180,18 +183,18 @@ function checkValue(ctx: DocContext, def: FieldDef, key: string, full: string, v
   if (def.ignore_malformed === true || ctx.ignoreMalformed) {
     if (!['text', 'keyword', 'match_only_text', 'wildcard', 'constant_keyword'].includes(type)) return;
   }
-  const exact = numberText(ctx.raw, key, value);
-  const problem = valueProblem(type, def, value, exact ?? preview(value));
+  const exact = numberText(ctx, key, value);
+  const problem = valueProblem(type, def, value, exact);
   if (problem) {
     const shown = exact ?? preview(value);
     throw new DocError(
-      docFailure(ctx, locate(ctx.raw, key), `failed to parse field [${full}] of type [${type}] in document with id '${ctx.id}'. Preview of field's value: '${shown}'`, problem),
+      docFailure(ctx, locate(ctx.raw(), key), `failed to parse field [${full}] of type [${type}] in document with id '${ctx.id}'. Preview of field's value: '${shown}'`, problem),
     );
   }
 }
 
 /** Why a single (non-array) value does not fit a leaf field type, or undefined when it fits. */
-function valueProblem(type: string, def: FieldDef, value: unknown, shown: string): Cause | undefined {
+function valueProblem(type: string, def: FieldDef, value: unknown, exact: string | undefined): Cause | undefined {
   if (isObj(value) && type !== 'geo_point' && type !== 'flattened' && type !== 'flat_object' && !type.endsWith('_range') && type !== 'geo_shape' && type !== 'shape' && type !== 'join' && type !== 'completion' && type !== 'rank_features' && type !== 'sparse_vector' && type !== 'aggregate_metric_double' && type !== 'histogram') {
     return cause('illegal_state_exception', "Can't get text on a START_OBJECT");
   }
@@ -206,7 +209,7 @@ function valueProblem(type: string, def: FieldDef, value: unknown, shown: string
     if (!Number.isFinite(n)) return cause('illegal_argument_exception', `[${type}] supports only finite values, but got [${value}]`);
     if (range) {
       if (def.coerce === false && !Number.isInteger(n)) return cause('illegal_argument_exception', `Value [${value}] has a decimal part`);
-      if (n < range[0] || n > range[1]) return cause('illegal_argument_exception', `Value [${shown}] is out of range for ${range[2]}`);
+      if (n < range[0] || n > range[1]) return cause('illegal_argument_exception', `Value [${exact ?? value}] is out of range for ${range[2]}`);
     } else if (Math.abs(n) > (FLOATS[type] as number)) {
       return cause('illegal_argument_exception', `[${type}] supports only finite values, but got [${value}]`);
     }

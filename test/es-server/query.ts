@@ -2,7 +2,7 @@ import { dateToMillis } from './dates.js';
 import { cause, EsError, fail } from './errors.js';
 import { isObject } from './context.js';
 import { resolveField, type FieldDef, type RootMapping } from './mapping-defs.js';
-import type { Doc } from './store.js';
+import { sourceOf, type Doc } from './store.js';
 
 export interface Compiled {
   match: (doc: Doc) => boolean;
@@ -50,7 +50,7 @@ function docValues(doc: Doc, field: Field): unknown[] {
   if (field.sourcePath === '_id') return [doc.id];
   if (field.sourcePath === '_routing') return doc.routing === undefined ? [] : [doc.routing];
   if (!field.def) return [];
-  return valuesAt(doc.source, field.sourcePath);
+  return valuesAt(sourceOf(doc), field.sourcePath);
 }
 
 function termEquals(field: Field, value: unknown, wanted: unknown): boolean {

@@ -129,6 +129,7 @@ export function handleSearch(req: Req): Reply {
     throw fail(400, 'parsing_exception', '[search_after] failed to parse field [search_after]', { line: 1, col: 1 });
   }
   const page = window.slice(from, from + size);
+  const pageMaxScore = page.length ? maxScore : null;
 
   const tth = body.track_total_hits ?? (q.get('track_total_hits') === null ? undefined : q.get('track_total_hits'));
   let total: { value: number; relation: 'eq' | 'gte' } | number | undefined;
@@ -143,7 +144,7 @@ export function handleSearch(req: Req): Reply {
       total = hits.length;
     }
   }
-  return { status: 200, raw: renderSearch({ took: Math.max(1, Date.now() - started), shards, total, maxScore, hits: page.map((h) => renderHit(h, render)) }) };
+  return { status: 200, raw: renderSearch({ took: Math.max(1, Date.now() - started), shards, total, maxScore: pageMaxScore, hits: page.map((h) => renderHit(h, render)) }) };
 }
 
 export function handleCount(req: Req): Reply {

@@ -3,7 +3,7 @@ import { cause, EsError, illegalArgument, type Cause } from './errors.js';
 import { isObject } from './context.js';
 import { resolveField, type RootMapping } from './mapping-defs.js';
 import { valuesAt } from './query.js';
-import type { Doc, IndexState } from './store.js';
+import { sourceOf, type Doc, type IndexState } from './store.js';
 
 export interface Hit {
   index: IndexState;
@@ -85,7 +85,7 @@ function fieldValue(key: SortKey, hit: Hit, mapping: RootMapping): unknown {
   const found = resolveField(mapping, key.field);
   const path = found?.sourcePath ?? key.field;
   const type = found?.def.type;
-  let values = valuesAt(hit.doc.source, path).filter((v) => v !== null && typeof v !== 'object');
+  let values = valuesAt(sourceOf(hit.doc), path).filter((v) => v !== null && typeof v !== 'object');
   if (!values.length) return undefined;
   if (key.kind === 'number') {
     const nums = values

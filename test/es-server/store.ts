@@ -5,12 +5,37 @@ import { parseTimeMs, type FlatSettings } from './settings.js';
 
 export interface Doc {
   id: string;
-  /** The `_source` exactly as sent. */
-  raw: string;
-  source: unknown;
+  /**
+   * The `_source` bytes exactly as sent: a range of the request body, which stays referenced instead of being
+   * copied or kept parsed, so millions of documents fit in memory.
+   */
+  buf: Buffer;
+  start: number;
+  end: number;
   version: bigint;
   seqNo: number;
   routing?: string;
+  /** Parsed `_source`, cached once a search needed it. */
+  parsed?: unknown;
+}
+
+export interface SourceBytes {
+  buf: Buffer;
+  start: number;
+  end: number;
+}
+
+export const rawSource = (doc: SourceBytes): string => doc.buf.toString('utf8', doc.start, doc.end);
+export const parseSource = (doc: SourceBytes): unknown => JSON.parse(rawSource(doc));
+
+export function sourceOf(doc: Doc): unknown {
+  if (doc.parsed === undefined) doc.parsed = parseSource(doc);
+  return doc.parsed;
+}
+
+export function bytesOf(text: string): SourceBytes {
+  const buf = Buffer.from(text);
+  return { buf, start: 0, end: buf.length };
 }
 
 export interface AliasMeta {

@@ -1,9 +1,10 @@
 import { cause, EsError, type Cause } from './errors.js';
 import { randomId } from './flavors.js';
+import { toJson } from './json.js';
 import type { EngineState } from './context.js';
 import { countFields, mergeMapping } from './mapping-defs.js';
 import { DocError, parseDocument } from './mapping-docs.js';
-import type { IndexState } from './store.js';
+import { bytesOf, parseSource, rawSource, type IndexState, type SourceBytes } from './store.js';
 
 export interface WriteOp {
   op: 'index' | 'create' | 'update' | 'delete';
@@ -15,8 +16,8 @@ export interface WriteOp {
   versionType?: string;
   ifSeqNo?: number;
   ifPrimaryTerm?: number;
-  /** index/create: the document text as sent, and its parse (or the parse failure). */
-  raw?: string;
+  /** index/create: the document bytes as sent, and their parse (or the parse failure). */
+  body?: SourceBytes;
   source?: unknown;
   parseError?: unknown;
   update?: { doc?: unknown; docAsUpsert?: boolean; upsert?: unknown; detectNoop?: boolean };
@@ -70,11 +71,12 @@ function docFailureOutcome(index: IndexState, id: string, err: unknown): WriteOu
   throw err;
 }
 
-function store(engine: EngineState, index: IndexState, op: WriteOp, id: string, raw: string, source: unknown, version: bigint): WriteOutcome {
+function store(engine: EngineState, index: IndexState, op: WriteOp, id: string, body: SourceBytes, source: unknown, version: bigint): WriteOutcome {
   let additions;
+  let raw: string | undefined;
   try {
     additions = parseDocument(
-      { flavor: engine.flavor, mapping: index.mapping, id, raw, ignoreMalformed: index.settings.get('index.mapping.ignore_malformed') === 'true' },
+      { flavor: engine.flavor, mapping: index.mapping, id, raw: () => (raw ??= rawSource(body)), ignoreMalformed: index.settings.get('index.mapping.ignore_malformed') === 'true' },
       source,
     );
     if (additions) {
@@ -92,7 +94,8 @@ function store(engine: EngineState, index: IndexState, op: WriteOp, id: string, 
   }
   const existed = index.docs.has(id);
   const seqNo = index.takeSeqNo();
-  index.docs.set(id, op.routing === undefined ? { id, raw, source, version, seqNo } : { id, raw, source, version, seqNo, routing: op.routing });
+  const { buf, start, end } = body;
+  index.docs.set(id, op.routing === undefined ? { id, buf, start, end, version, seqNo } : { id, buf, start, end, version, seqNo, routing: op.routing });
   index.tombstones.delete(id);
   if (existed) index.deletedDocs++;
   index.dirty = true;
@@ -149,10 +152,11 @@ export function executeWrite(engine: EngineState, op: WriteOp): WriteOutcome {
       }
       const version = nextVersion(op, index, id);
       if (typeof version !== 'bigint') return version;
-      return store(engine, index, op, id, JSON.stringify(upsert), upsert, version);
+      return store(engine, index, op, id, bytesOf(JSON.stringify(upsert)), upsert, version);
     }
-    const merged = deepMerge(existing.source, upd.doc ?? {});
-    if (upd.detectNoop !== false && JSON.stringify(merged) === JSON.stringify(existing.source)) {
+    const current = parseSource(existing);
+    const merged = deepMerge(current, upd.doc ?? {});
+    if (upd.detectNoop !== false && JSON.stringify(merged) === JSON.stringify(current)) {
       if (op.ifSeqNo !== undefined) {
         const check = nextVersion(op, index, id);
         if (typeof check !== 'bigint') return check;
@@ -161,7 +165,7 @@ export function executeWrite(engine: EngineState, op: WriteOp): WriteOutcome {
     }
     const version = nextVersion({ ...op, versionType: 'internal' }, index, id);
     if (typeof version !== 'bigint') return version;
-    return store(engine, index, { ...op, routing: op.routing ?? existing.routing }, id, JSON.stringify(merged), merged, version);
+    return store(engine, index, { ...op, routing: op.routing ?? existing.routing }, id, bytesOf(JSON.stringify(merged)), merged, version);
   }
 
   if (op.parseError !== undefined) {
@@ -175,7 +179,7 @@ export function executeWrite(engine: EngineState, op: WriteOp): WriteOutcome {
   }
   const version = nextVersion(op, index, id);
   if (typeof version !== 'bigint') return version;
-  return store(engine, index, op, id, op.raw ?? JSON.stringify(op.source), op.source, version);
+  return store(engine, index, op, id, op.body ?? bytesOf(JSON.stringify(op.source)), op.source, version);
 }
 
 /** The per-item response body ES returns for a write (bulk item or single-document API). */
@@ -199,4 +203,13 @@ export function outcomeBody(engine: EngineState, out: WriteOutcome, forcedRefres
   body._primary_term = 1;
   body.status = out.status;
   return body;
+}
+
+/** outcomeBody as JSON text; successful items are written directly since _bulk answers thousands of them. */
+export function outcomeJson(engine: EngineState, out: WriteOutcome, forcedRefresh: boolean): string {
+  if (!out.ok) return toJson(outcomeBody(engine, out, forcedRefresh));
+  const type = engine.flavor.docType ? '"_type":"_doc",' : '';
+  const forced = forcedRefresh && out.result !== 'noop' ? '"forced_refresh":true,' : '';
+  const shards = out.result === 'noop' ? '{"total":0,"successful":0,"failed":0}' : `{"total":${out.index.replicas + 1},"successful":1,"failed":0}`;
+  return `{"_index":${JSON.stringify(out.index.name)},${type}"_id":${JSON.stringify(out.id)},"_version":${out.version},"result":"${out.result}",${forced}"_shards":${shards},"_seq_no":${out.seqNo},"_primary_term":1,"status":${out.status}}`;
 }
