@@ -162,12 +162,16 @@ export function putSettings(req: Req): Reply {
   return ok({ acknowledged: true });
 }
 
-export function refresh(req: Req): Reply {
+export const refresh = (req: Req): Reply => shardsReply(req, true);
+/** _flush and _forcemerge: acknowledged per shard; neither makes new documents visible to searches. */
+export const flush = (req: Req): Reply => shardsReply(req, false);
+
+function shardsReply(req: Req, refreshing: boolean): Reply {
   const indices = targets(req);
   let total = 0;
   let successful = 0;
   for (const index of indices) {
-    index.refresh();
+    if (refreshing) index.refresh();
     const shards = Number(index.settings.get('index.number_of_shards') ?? 1);
     total += shards * (1 + index.replicas);
     successful += shards;

@@ -51,16 +51,19 @@ function parseBulk(req: Req): Parsed {
   const parsed: Parsed = { ops: [], problems: [] };
   let pos = 0;
   let line = 0;
-  /** Lines are cut on the buffer (0x0A never occurs inside a UTF-8 sequence) so documents keep their bytes. */
+  // Lines are cut on the buffer (0x0A never occurs inside a UTF-8 sequence) so documents keep their byte ranges.
+  // An ASCII body (the usual case) is decoded once: its character offsets are its byte offsets.
+  const whole = req.text();
+  const ascii = whole.length === buf.length;
   const nextLine = (): { start: number; end: number; text: string } | undefined => {
     if (pos >= buf.length) return undefined;
-    const nl = buf.indexOf(10, pos);
+    const nl = ascii ? whole.indexOf('\n', pos) : buf.indexOf(10, pos);
     const stop = nl < 0 ? buf.length : nl;
     const end = stop > pos && buf[stop - 1] === 13 ? stop - 1 : stop;
     const start = pos;
     pos = stop + 1;
     line++;
-    return { start, end, text: buf.toString('utf8', start, end) };
+    return { start, end, text: ascii ? whole.slice(start, end) : buf.toString('utf8', start, end) };
   };
   for (;;) {
     const actionLine = nextLine()?.text;

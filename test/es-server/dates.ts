@@ -99,8 +99,36 @@ const splitFormats = (format: string): string[] => {
   return list;
 };
 
+const TIME_TAIL = /T\d{2}(?::\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)?$/y;
+const digit = (s: string, i: number): number => {
+  const c = s.charCodeAt(i) - 48;
+  return c >= 0 && c <= 9 ? c : NaN;
+};
+
+/** `yyyy-MM-dd[THH:mm[:ss[.S]]][zone]` checked without regex captures (the common case on the write path). */
+function fastIso(value: string): boolean | undefined {
+  if (value.length < 10 || value.charCodeAt(4) !== 45 || value.charCodeAt(7) !== 45) return undefined;
+  const year = digit(value, 0) * 1000 + digit(value, 1) * 100 + digit(value, 2) * 10 + digit(value, 3);
+  const month = digit(value, 5) * 10 + digit(value, 6);
+  const day = digit(value, 8) * 10 + digit(value, 9);
+  if (Number.isNaN(year + month + day)) return undefined;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  if (month < 1 || month > 12 || day < 1 || day > (month === 2 && !leap ? 28 : (DAYS[month - 1] as number))) return false;
+  if (value.length === 10) return true;
+  TIME_TAIL.lastIndex = 10;
+  if (!TIME_TAIL.test(value)) return false;
+  const hour = digit(value, 11) * 10 + digit(value, 12);
+  const minute = value.charCodeAt(13) === 58 ? digit(value, 14) * 10 + digit(value, 15) : 0;
+  const second = value.charCodeAt(16) === 58 ? digit(value, 17) * 10 + digit(value, 18) : 0;
+  return hour < 24 && minute < 60 && second < 60;
+}
+
 /** Whether a JSON value parses as a date under an ES format list (`a||b`). */
 export function isValidDate(value: unknown, format = DEFAULT_DATE_FORMAT): boolean {
+  if (typeof value === 'string' && (format === DEFAULT_DATE_FORMAT || format === 'strict_date_optional_time')) {
+    const fast = fastIso(value);
+    if (fast !== undefined) return fast;
+  }
   const formats = splitFormats(format);
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) return false;

@@ -182,7 +182,7 @@ export function resolveField(mapping: RootMapping, path: string): { def: FieldDe
   const source: string[] = [];
   for (let i = 0; i < parts.length; i++) {
     const def = props?.[parts[i] as string];
-    if (!def) return undefined;
+    if (def === undefined || typeof def !== 'object' || def === Object.prototype) return undefined;
     source.push(parts[i] as string);
     if (i === parts.length - 1) return { def, sourcePath: source.join('.') };
     if (def.fields && !def.properties) {

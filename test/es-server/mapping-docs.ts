@@ -4,6 +4,7 @@ import type { FlavorInfo } from './flavors.js';
 import { checkGeoPoint } from './geo.js';
 import { javaString, type FieldDef, type Props, type RootMapping } from './mapping-defs.js';
 import { dynamicTemplateFor } from './dynamic-templates.js';
+import { rawSource, type SourceBytes } from './store.js';
 
 /** A document the mapping refuses: becomes an item error with status 400. */
 export class DocError extends Error {
@@ -25,17 +26,40 @@ const FLOATS: Record<string, number> = { double: Number.MAX_VALUE, float: 3.4028
 const NUMERIC_STRING = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 
-/** Lazily created branch of the dynamic-mapping additions; `create` false only peeks. */
-type Added = (create: boolean) => Props | undefined;
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export interface DocContext {
   flavor: FlavorInfo;
   mapping: RootMapping;
   id: string;
-  /** The document text, only decoded when an error message needs a location. */
-  raw: () => string;
+  /** The document bytes; decoded to text only when an error message needs a location. */
+  body: SourceBytes;
   ignoreMalformed: boolean;
+  rawText?: string;
+  /** Fields this document adds under existing objects, by full path (their sub-fields live inside them). */
+  pending?: Map<string, FieldDef>;
+}
+
+const rawOf = (ctx: DocContext): string => (ctx.rawText ??= rawSource(ctx.body));
+
+/** The additions as a `{properties}` tree; stubs for existing parents keep `nested`, or the merge refuses them. */
+function additionsTree(mapping: RootMapping, pending: Map<string, FieldDef>): RootMapping {
+  const root: Props = {};
+  for (const [full, def] of pending) {
+    const parts = full.split('.');
+    let node = root;
+    let existing = mapping.properties;
+    for (let i = 0; i < parts.length - 1; i++) {
+      const part = parts[i] as string;
+      const current = ownField(existing, part);
+      let stub = ownField(node, part);
+      if (!stub) addField(node, part, (stub = current?.type === 'nested' ? { type: 'nested', properties: {} } : { properties: {} }));
+      node = stub.properties ??= {};
+      existing = current?.properties;
+    }
+    addField(node, parts[parts.length - 1] as string, def);
+  }
+  return { properties: root };
 }
 
 /**
@@ -44,20 +68,12 @@ export interface DocContext {
  */
 export function parseDocument(ctx: DocContext, source: unknown): RootMapping | undefined {
   if (!isObj(source)) throw new DocError(docFailure(ctx, 0, 'failed to parse', cause('illegal_argument_exception', 'Malformed content, must start with an object')));
-  let added: Props | undefined;
-  const rootAdded: Added = (create) => (create ? (added ??= {}) : added);
-  const dynamic = String(ctx.mapping.dynamic ?? 'true');
-  for (const key of Object.keys(source)) {
-    if (METADATA.has(key) && !(key === '_type' && ctx.flavor.major > 7)) {
-      throw new DocError(docFailure(ctx, locate(ctx.raw(), key), `Field [${key}] is a metadata field and cannot be added inside a document. Use the index API request parameters.`));
-    }
-  }
-  walkObject(ctx, source, ctx.mapping.properties, rootAdded, '', dynamic);
-  return added ? { properties: added } : undefined;
+  walkObject(ctx, source, ctx.mapping.properties, '', String(ctx.mapping.dynamic ?? 'true'), false);
+  return ctx.pending ? additionsTree(ctx.mapping, ctx.pending) : undefined;
 }
 
 function docFailure(ctx: DocContext, offset: number, reason: string, causedBy?: Cause, type: string = ctx.flavor.docParsingType): Cause {
-  const prefix = ctx.flavor.locationPrefix ? `${lineCol(ctx.raw(), offset)} ` : '';
+  const prefix = ctx.flavor.locationPrefix ? `${lineCol(rawOf(ctx), offset)} ` : '';
   return cause(type, prefix + reason, undefined, causedBy);
 }
 
@@ -81,53 +97,74 @@ function locate(raw: string, key: string): number {
 /** The number as written in the source when JSON.parse rounded it (integers beyond 2^53). */
 function numberText(ctx: DocContext, key: string, value: unknown): string | undefined {
   if (typeof value !== 'number' || Number.isSafeInteger(value) || !Number.isInteger(value)) return undefined;
-  const raw = ctx.raw();
+  const raw = rawOf(ctx);
   const end = locate(raw, key);
   const m = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$/.exec(raw.slice(Math.max(0, end - 400), end));
   return m && Number(m[0]) === value ? m[0] : undefined;
 }
 
-function walkObject(ctx: DocContext, obj: Record<string, unknown>, props: Props | undefined, added: Added, path: string, dynamic: string): void {
-  for (const key of Object.keys(obj)) {
+const joinPath = (path: string, key: string): string => (path ? `${path}.${key}` : key);
+
+/** A sub-field definition; inherited names (`constructor`, `__proto__`) are not fields. */
+function ownField(props: Props | undefined, key: string): FieldDef | undefined {
+  const def = props?.[key];
+  return def !== undefined && typeof def === 'object' && def !== Object.prototype ? def : undefined;
+}
+
+function addField(props: Props, key: string, def: FieldDef): void {
+  Object.defineProperty(props, key, { value: def, enumerable: true, writable: true, configurable: true });
+}
+
+/** `fresh`: the object was mapped by this very document, so new sub-fields go straight into `props`. */
+function walkObject(ctx: DocContext, obj: Record<string, unknown>, props: Props | undefined, path: string, dynamic: string, fresh: boolean): void {
+  const root = path === '';
+  for (const key in obj) {
     const value = obj[key];
-    if (key.trim() === '') throw new DocError(docFailure(ctx, locate(ctx.raw(), key), 'field name cannot be an empty string'));
+    const first = key.charCodeAt(0);
+    if (root && first === 95 && METADATA.has(key) && !(key === '_type' && ctx.flavor.major > 7)) {
+      throw new DocError(docFailure(ctx, locate(rawOf(ctx), key), `Field [${key}] is a metadata field and cannot be added inside a document. Use the index API request parameters.`));
+    }
+    if (key.length === 0 || (first <= 32 && key.trim() === '')) {
+      throw new DocError(docFailure(ctx, locate(rawOf(ctx), key), 'field name cannot be an empty string'));
+    }
     const dot = key.indexOf('.');
     if (dot > 0 && dot < key.length - 1) {
-      walkObject(ctx, { [key.slice(0, dot)]: { [key.slice(dot + 1)]: value } }, props, added, path, dynamic);
+      walkObject(ctx, { [key.slice(0, dot)]: { [key.slice(dot + 1)]: value } }, props, path, dynamic, fresh);
       continue;
     }
-    handleField(ctx, key, value, props, added, path, dynamic);
+    handleField(ctx, key, value, props, path, dynamic, fresh);
   }
 }
 
-function handleField(ctx: DocContext, key: string, value: unknown, props: Props | undefined, added: Added, path: string, dynamic: string): void {
-  const full = path ? `${path}.${key}` : key;
-  let def = props?.[key];
-  let fresh = false;
-  if (!def) {
-    def = added(false)?.[key];
+function handleField(ctx: DocContext, key: string, value: unknown, props: Props | undefined, path: string, dynamic: string, parentFresh: boolean): void {
+  let def = ownField(props, key);
+  let fresh = parentFresh;
+  if (def === undefined && !parentFresh && ctx.pending) {
+    def = ctx.pending.get(joinPath(path, key));
     fresh = def !== undefined;
-    if (!def) {
-      const sample = firstValue(value);
-      if (sample === null || sample === undefined) return;
-      if (dynamic === 'strict') {
-        throw new DocError(
-          docFailure(ctx, locate(ctx.raw(), key), `mapping set to strict, dynamic introduction of [${key}] within [${path || '_doc'}] is not allowed`, undefined, 'strict_dynamic_mapping_exception'),
-        );
-      }
-      if (dynamic !== 'true') return;
-      def = dynamicTemplateFor(ctx.mapping, full, key, sample) ?? dynamicDef(ctx.mapping, sample);
-      (added(true) as Props)[key] = def;
-      fresh = true;
-    }
   }
-  checkValue(ctx, def, key, full, value, props, added, fresh, dynamic);
+  if (def === undefined) {
+    const sample = firstValue(value);
+    if (sample === null || sample === undefined) return;
+    if (dynamic === 'strict') {
+      throw new DocError(
+        docFailure(ctx, locate(rawOf(ctx), key), `mapping set to strict, dynamic introduction of [${key}] within [${path || '_doc'}] is not allowed`, undefined, 'strict_dynamic_mapping_exception'),
+      );
+    }
+    if (dynamic !== 'true') return;
+    const full = joinPath(path, key);
+    def = dynamicTemplateFor(ctx.mapping, full, key, sample) ?? dynamicDef(ctx.mapping, sample);
+    if (parentFresh && props) addField(props, key, def);
+    else (ctx.pending ??= new Map()).set(full, def);
+    fresh = true;
+  }
+  checkValue(ctx, def, key, path, value, fresh, dynamic);
 }
 
 function firstValue(value: unknown): unknown {
   if (!Array.isArray(value)) return value;
-  for (const v of value) {
-    const f = firstValue(v);
+  for (let i = 0; i < value.length; i++) {
+    const f = firstValue(value[i]);
     if (f !== null && f !== undefined) return f;
   }
   return undefined;
@@ -148,36 +185,35 @@ function preview(v: unknown): string {
   return typeof v === 'string' ? v : javaString(v);
 }
 
-function checkValue(ctx: DocContext, def: FieldDef, key: string, full: string, value: unknown, parentProps: Props | undefined, parentAdded: Added, fresh: boolean, dynamic: string): void {
+function isCoordinates(value: unknown[]): boolean {
+  if (value.length < 2 || value.length > 3) return false;
+  for (let i = 0; i < value.length; i++) if (typeof value[i] !== 'number') return false;
+  return true;
+}
+
+function checkValue(ctx: DocContext, def: FieldDef, key: string, path: string, value: unknown, fresh: boolean, dynamic: string): void {
   if (value === null || value === undefined) return;
   const type = def.type ?? 'object';
-  if (Array.isArray(value) && !(type === 'geo_point' && value.length >= 2 && value.length <= 3 && value.every((v) => typeof v === 'number'))) {
-    for (const v of value) checkValue(ctx, def, key, full, v, parentProps, parentAdded, fresh, dynamic);
+  if (typeof value === 'string') {
+    if (type === 'keyword' || type === 'text') return;
+  } else if (typeof value === 'number') {
+    if ((type === 'long' || type === 'integer') && Number.isSafeInteger(value) && value < 2147483648 && value >= -2147483648) return;
+    if ((type === 'float' || type === 'double' || type === 'scaled_float') && Math.abs(value) <= 3.4028234663852886e38) return;
+  } else if (Array.isArray(value) && !(type === 'geo_point' && isCoordinates(value))) {
+    for (let i = 0; i < value.length; i++) checkValue(ctx, def, key, path, value[i], fresh, dynamic);
     return;
   }
   if (type === 'object' || type === 'nested') {
     if (def.enabled === false) return;
     if (!isObj(value)) {
-      throw new DocError(docFailure(ctx, locate(ctx.raw(), key), `object mapping for [${full}] tried to parse field [${key}] as object, but found a concrete value`));
+      throw new DocError(docFailure(ctx, locate(rawOf(ctx), key), `object mapping for [${joinPath(path, key)}] tried to parse field [${key}] as object, but found a concrete value`));
     }
     if (def.type === 'object' && Object.keys(value).length && fresh) {
       delete def.type;
       def.properties = {};
     }
-    const childAdded: Added = fresh
-      ? () => (def.properties ??= {})
-      : (create) => {
-          const pending = parentAdded(create);
-          if (!pending) return undefined;
-          let stub = pending[key];
-          if (!stub) {
-            if (!create) return undefined;
-            // A dynamic addition under an existing nested field must stay nested, or the merge refuses it.
-            stub = pending[key] = def.type === 'nested' ? { type: 'nested', properties: {} } : { properties: {} };
-          }
-          return create ? (stub.properties ??= {}) : stub.properties;
-        };
-    walkObject(ctx, value, fresh ? undefined : def.properties, childAdded, full, String(def.dynamic ?? dynamic));
+    const childProps = fresh ? (def.properties ??= {}) : def.properties;
+    walkObject(ctx, value, childProps, joinPath(path, key), def.dynamic === undefined ? dynamic : String(def.dynamic), fresh);
     return;
   }
   if (def.ignore_malformed === true || ctx.ignoreMalformed) {
@@ -188,7 +224,7 @@ function checkValue(ctx: DocContext, def: FieldDef, key: string, full: string, v
   if (problem) {
     const shown = exact ?? preview(value);
     throw new DocError(
-      docFailure(ctx, locate(ctx.raw(), key), `failed to parse field [${full}] of type [${type}] in document with id '${ctx.id}'. Preview of field's value: '${shown}'`, problem),
+      docFailure(ctx, locate(rawOf(ctx), key), `failed to parse field [${joinPath(path, key)}] of type [${type}] in document with id '${ctx.id}'. Preview of field's value: '${shown}'`, problem),
     );
   }
 }

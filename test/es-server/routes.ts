@@ -42,8 +42,10 @@ export function buildRouter(): Router {
   r.add('PUT', '/{index}/_settings', indices.putSettings, P('flat_settings preserve_existing reopen').concat(WILDCARDS, MASTER));
   r.add('PUT', '/_settings', indices.putSettings, P('flat_settings preserve_existing reopen').concat(WILDCARDS, MASTER));
   r.add('GET|POST', '/_refresh', indices.refresh, WILDCARDS).add('GET|POST', '/{index}/_refresh', indices.refresh, WILDCARDS);
-  r.add('GET|POST', '/_flush', indices.refresh, WILDCARDS.concat(P('force wait_if_ongoing')));
-  r.add('GET|POST', '/{index}/_flush', indices.refresh, WILDCARDS.concat(P('force wait_if_ongoing')));
+  r.add('GET|POST', '/_flush', indices.flush, WILDCARDS.concat(P('force wait_if_ongoing')));
+  r.add('GET|POST', '/{index}/_flush', indices.flush, WILDCARDS.concat(P('force wait_if_ongoing')));
+  const MERGE = WILDCARDS.concat(P('flush max_num_segments only_expunge_deletes wait_for_completion'));
+  r.add('POST', '/_forcemerge', indices.flush, MERGE).add('POST', '/{index}/_forcemerge', indices.flush, MERGE);
 
   r.add('POST', '/_aliases', aliases.updateAliases, MASTER);
   r.add('PUT|POST', '/{index}/_alias/{name}', aliases.putAlias, MASTER).add('PUT|POST', '/{index}/_aliases/{name}', aliases.putAlias, MASTER);

@@ -153,7 +153,14 @@ export function handleCount(req: Req): Reply {
     if (key !== 'query') throw fail(400, 'parsing_exception', `request does not support [${key}]`, { line: 1, col: 1 });
   }
   const targets = resolveTargets(req);
-  const { hits } = collect(targets, body.query ?? uriQuery(req.query.get('q')), undefined);
+  const query = body.query ?? uriQuery(req.query.get('q'));
+  let count = 0;
+  for (const { index, filter } of targets) {
+    touchForSearch(index);
+    const main = compileQuery(query ?? { match_all: {} }, index.mapping).match;
+    const extra = filter === undefined ? undefined : compileQuery(filter, index.mapping).match;
+    for (const doc of index.searchable) if (main(doc) && (!extra || extra(doc))) count++;
+  }
   const shards = targets.reduce((n, t) => n + Number(t.index.settings.get('index.number_of_shards') ?? 1), 0);
-  return { status: 200, body: { count: hits.length, _shards: { total: shards, successful: shards, skipped: 0, failed: 0 } } };
+  return { status: 200, body: { count, _shards: { total: shards, successful: shards, skipped: 0, failed: 0 } } };
 }

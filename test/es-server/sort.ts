@@ -151,7 +151,8 @@ export function compareTuples(keys: SortKey[], a: unknown[], b: unknown[]): numb
 export function sortHits(keys: SortKey[], hits: Hit[]): void {
   const byDoc = (a: Hit, b: Hit): number => a.indexOrder - b.indexOrder || a.pos - b.pos;
   if (!keys.length) {
-    hits.sort((a, b) => b.score - a.score || byDoc(a, b));
+    // Every hit of one query has the same constant score here, so collection order is already the result order.
+    if (hits.some((h) => h.score !== hits[0]?.score)) hits.sort((a, b) => b.score - a.score || byDoc(a, b));
     return;
   }
   for (const hit of hits) hit.sortValues = sortValuesFor(keys, hit);

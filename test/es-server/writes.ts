@@ -4,7 +4,7 @@ import { toJson } from './json.js';
 import type { EngineState } from './context.js';
 import { countFields, mergeMapping } from './mapping-defs.js';
 import { DocError, parseDocument } from './mapping-docs.js';
-import { bytesOf, parseSource, rawSource, type IndexState, type SourceBytes } from './store.js';
+import { bytesOf, parseSource, type IndexState, type SourceBytes } from './store.js';
 
 export interface WriteOp {
   op: 'index' | 'create' | 'update' | 'delete';
@@ -73,10 +73,9 @@ function docFailureOutcome(index: IndexState, id: string, err: unknown): WriteOu
 
 function store(engine: EngineState, index: IndexState, op: WriteOp, id: string, body: SourceBytes, source: unknown, version: bigint): WriteOutcome {
   let additions;
-  let raw: string | undefined;
   try {
     additions = parseDocument(
-      { flavor: engine.flavor, mapping: index.mapping, id, raw: () => (raw ??= rawSource(body)), ignoreMalformed: index.settings.get('index.mapping.ignore_malformed') === 'true' },
+      { flavor: engine.flavor, mapping: index.mapping, id, body, ignoreMalformed: index.settings.get('index.mapping.ignore_malformed') === 'true' },
       source,
     );
     if (additions) {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allDocuments, deleteIndex, engineForTest, indexExists, indexMapping, type EngineUnderTest } from '../helpers/engine.js';
+import { allDocuments, deleteIndex, engineForTest, indexExists, indexMapping, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
 import { fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
@@ -53,6 +53,25 @@ describe('sluice sync --once', () => {
     const result = await runCli(['-c', writeSchema('book.json', schema), 'sync', '--once'], sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work }));
     expect(result.code).toBe(0);
     expect((await allDocuments(engine.url, index)).size).toBe(3);
+  });
+});
+
+describe.runIf(!REAL_ENGINE_URL).each(['es7', 'es9', 'opensearch2'] as const)('sluice sync --once into %s', (flavor) => {
+  it('indexes the same documents with the same mappings', async () => {
+    const other = await engineForTest(flavor);
+    try {
+      const schema = [...fixtureSchema('book.json', db.name), ...fixtureSchema('shop.json', db.name)];
+      await db.query(fixtureSql('shop.sql')).catch(() => undefined);
+      const result = await runCli(['-c', writeSchema(`multi-${flavor}.json`, schema), 'sync', '--once'], sluiceEnv(db.url, other.url, { CHECKPOINT_PATH: work }));
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/\nbook\s+3\s+0\s/);
+      expect(result.stdout).toMatch(/\nshops\s+2\s+0\s/);
+      expect((await allDocuments(other.url, 'book')).get('1')).toMatchObject({ book_isbn: 'XX1', ratings: { value: 4.5 } });
+      expect((await allDocuments(other.url, 'shops')).get('1')).toMatchObject({ name: 'Downtown Mall' });
+      expect(await indexMapping(other.url, 'book')).toMatchObject({ properties: { authors: { type: 'nested' } } });
+    } finally {
+      await other.close();
+    }
   });
 });
 

@@ -169,3 +169,50 @@ describe('_bulk', () => {
     expect(reasons[7]).toBe("failed to parse field [k] of type [keyword] in document with id '15'. Preview of field's value: '{a=1}'");
   });
 });
+
+describe('single-document APIs and mapping options', () => {
+  let engine: TestEngine;
+  beforeAll(async () => {
+    engine = await startTestEngine({ flavor: 'es8' });
+  });
+  afterAll(async () => {
+    await engine?.close();
+  });
+
+  it('indexes, updates, reads _source and deletes single documents', async () => {
+    const created = await call(engine.url, 'PUT', '/single/_doc/1?refresh=true', { a: 1, o: { x: 1 } });
+    expect(created.status).toBe(201);
+    expect(created.json).toEqual({ _index: 'single', _id: '1', _version: 1, result: 'created', forced_refresh: true, _shards: { total: 2, successful: 1, failed: 0 }, _seq_no: 0, _primary_term: 1 });
+    const again = await call(engine.url, 'PUT', '/single/_create/1', { a: 2 });
+    expect(again.json.error).toMatchObject({ type: 'version_conflict_engine_exception', reason: '[1]: version conflict, document already exists (current version [1])' });
+    const updated = await call(engine.url, 'POST', '/single/_update/1', { doc: { o: { y: 2 } } });
+    expect(updated.json).toMatchObject({ result: 'updated', _version: 2 });
+    expect((await call(engine.url, 'GET', '/single/_source/1')).json).toEqual({ a: 1, o: { x: 1, y: 2 } });
+    const auto = await call(engine.url, 'POST', '/single/_doc', { b: 1 });
+    expect(auto).toMatchObject({ status: 201, json: { result: 'created' } });
+    expect((await call(engine.url, 'DELETE', '/single/_doc/1')).json).toMatchObject({ result: 'deleted', _version: 3 });
+    const gone = await call(engine.url, 'DELETE', '/single/_doc/1');
+    expect(gone).toMatchObject({ status: 404, json: { result: 'not_found', _version: 4 } });
+    expect((await call(engine.url, 'GET', '/single/_doc/1')).json).toEqual({ _index: 'single', _id: '1', found: false });
+    expect((await call(engine.url, 'HEAD', '/single/_doc/1')).status).toBe(404);
+    expect((await call(engine.url, 'GET', '/nowhere/_doc/1')).json.error.type).toBe('index_not_found_exception');
+  });
+
+  it('applies dynamic templates, ignore_malformed and dynamic: false', async () => {
+    await call(engine.url, 'PUT', '/tpl', {
+      settings: { index: { mapping: { ignore_malformed: true } } },
+      mappings: {
+        dynamic_templates: [{ strings_as_keywords: { match_mapping_type: 'string', mapping: { type: 'keyword' } } }, { ids: { match: '*_id', mapping: { type: 'long' } } }],
+        properties: { n: { type: 'integer' }, loose: { type: 'object', dynamic: false } },
+      },
+    });
+    const res = await bulk(engine.url, ndjson({ index: { _index: 'tpl', _id: '1' } }, { name: 'x', user_id: 7, n: 'not a number', loose: { anything: 1 } }));
+    expect(res.json.errors).toBe(false);
+    expect(engine.store.mapping('tpl')?.properties).toEqual({
+      n: { type: 'integer' },
+      loose: { type: 'object', dynamic: 'false' },
+      name: { type: 'keyword' },
+      user_id: { type: 'long' },
+    });
+  });
+});

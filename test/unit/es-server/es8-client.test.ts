@@ -144,3 +144,21 @@ describe('official @elastic/elasticsearch 8 client against the es8 test engine',
     expect(engine.store.version('ver', 'a')).toBe(8);
   });
 });
+
+describe('official 8.x client against the es9 test engine', () => {
+  it('is accepted through compatible-with=8 and describes itself as 9.1.0', async () => {
+    const engine = await startTestEngine({ flavor: 'es9' });
+    const client = new Client({ node: engine.url });
+    try {
+      const info = await client.info();
+      expect(info.version).toMatchObject({ number: '9.1.0', minimum_wire_compatibility_version: '8.19.0' });
+      await client.index({ index: 'nine', id: '1', document: { a: 1 }, refresh: 'wait_for' });
+      const hit = (await client.search({ index: 'nine' })).hits.hits[0];
+      expect(hit).toMatchObject({ _index: 'nine', _id: '1', _source: { a: 1 } });
+      expect(hit).not.toHaveProperty('_type');
+    } finally {
+      await client.close();
+      await engine.close();
+    }
+  });
+});

@@ -74,6 +74,27 @@ describe('index administration', () => {
     });
   });
 
+  it('adds dynamic fields inside nested and object mappings', async () => {
+    await call(engine.url, 'PUT', '/nest', { mappings: { properties: { authors: { type: 'nested', properties: { name: { type: 'text' } } }, meta: { properties: { a: { type: 'keyword' } } } } } });
+    const res = await call(engine.url, 'PUT', '/nest/_doc/1', { authors: [{ name: 'A', city: { name: 'Paris', zip: 75001 } }, { name: 'B', born: '1950-01-02' }], meta: { a: 'x', b: true } });
+    expect(res.status).toBe(201);
+    expect(engine.store.mapping('nest')).toEqual({
+      properties: {
+        authors: {
+          type: 'nested',
+          properties: {
+            name: { type: 'text' },
+            city: { properties: { name: { type: 'text', fields: { keyword: { type: 'keyword', ignore_above: 256 } } }, zip: { type: 'long' } } },
+            born: { type: 'date' },
+          },
+        },
+        meta: { properties: { a: { type: 'keyword' }, b: { type: 'boolean' } } },
+      },
+    });
+    const bad = await call(engine.url, 'PUT', '/nest/_doc/2', { authors: [{ city: { zip: 'not a number' } }] });
+    expect(bad.json.error.reason).toMatch(/failed to parse field \[authors\.city\.zip\] of type \[long\]/);
+  });
+
   it('updates dynamic settings and refuses static ones', async () => {
     expect((await call(engine.url, 'PUT', '/m/_settings', { index: { refresh_interval: '-1', number_of_replicas: 0 } })).json).toEqual({ acknowledged: true });
     expect(engine.store.settings('m')).toMatchObject({ refresh_interval: '-1', number_of_replicas: '0' });
