@@ -1,4 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
+import { bootstrapCommand, teardownCommand } from './cli/commands/bootstrap.js';
+import { runCommand } from './cli/commands/run.js';
 import { syncOnceCommand } from './cli/commands/sync-once.js';
 import { validateCommand } from './cli/commands/validate.js';
 import { EXIT_CODES, EXIT_CODES_HELP } from './cli/exit-codes.js';
@@ -15,6 +17,24 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .showHelpAfterError()
     .exitOverride();
   const globals = () => program.opts<{ config?: string }>();
+
+  program
+    .command('run')
+    .description('Keep every index in sync: snapshot on first start, then stream changes until SIGTERM')
+    .action(async () => setExitCode(await runCommand(globals())));
+
+  program
+    .command('bootstrap')
+    .description('Create the publication, REPLICA IDENTITY FULL on child tables, and one replication slot per index')
+    .option('--print-sql', 'print the SQL a DBA would run instead of running it')
+    .option('--no-replica-identity', 'leave REPLICA IDENTITY as it is (a child moved to another parent or deleted may then leave a stale document)')
+    .action(async (options: { printSql?: boolean; replicaIdentity?: boolean }) => setExitCode(await bootstrapCommand({ ...globals(), ...options })));
+
+  program
+    .command('teardown')
+    .description('Drop the replication slots, the publication and the checkpoints')
+    .option('--print-sql', 'print the SQL instead of running it')
+    .action(async (options: { printSql?: boolean }) => setExitCode(await teardownCommand({ ...globals(), ...options })));
 
   program
     .command('sync')

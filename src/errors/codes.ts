@@ -7,12 +7,21 @@ export const ERROR_CODES = {
   CFG_SCHEMA_FILE: 'schema.json cannot be read or is not valid JSON. Check the path (--config, SCHEMA) and the syntax.',
   SCH_INVALID: 'schema.json does not match the database or the PGSync format. Fix every location listed.',
   SRC_CONNECT: 'PostgreSQL cannot be reached or refused the login. Check PG_* settings, network and pg_hba.conf.',
+  SRC_NOT_BOOTSTRAPPED: 'The publication is missing or does not cover every table of schema.json. Run `sluice bootstrap` (or the SQL of `sluice bootstrap --print-sql`) as the tables\' owner.',
   SRC_QUERY: 'A query against PostgreSQL failed. The message names the query purpose and table.',
+  SRC_SLOT_MISSING: 'The replication slot does not exist (dropped by someone, or never created). Sluice must create it again and resync.',
+  SRC_SLOT_LOST:
+    'The replication slot was invalidated (WAL beyond max_slot_wal_keep_size removed, or a recovery conflict). Its changes are gone: drop it and resync.',
+  SRC_PROTOCOL: 'The replication stream sent data Sluice cannot decode (unknown relation, binary value, unknown message). Report it; a restart resumes from the last acknowledged position.',
   SNK_CONNECT: 'The search engine cannot be reached or refused the credentials. Check ELASTICSEARCH_* settings.',
   SNK_UNAVAILABLE: 'The search engine kept failing (429/5xx/connection) past the retry budget. Nothing was acknowledged.',
   SNK_REQUEST: 'The search engine rejected a request that is not about one document (e.g. index creation).',
   SNK_UNSUPPORTED: 'The server is not a supported Elasticsearch (7.10+, 8, 9) or OpenSearch (1-3). Point ELASTICSEARCH_* at one.',
   SNK_DEAD_LETTER: 'The dead-letter store cannot be written. Check SLUICE_DEAD_LETTER_PATH permissions and disk space.',
+  CKP_UNAVAILABLE:
+    'The checkpoint store cannot be reached or used (Redis down or refusing the login, CHECKPOINT_PATH missing or read-only, a missing grant on PostgreSQL). The message says which; fix it and restart.',
+  CKP_CORRUPT:
+    'A stored checkpoint cannot be read. The message names the file or key: repair it, or delete it to sync that index again from scratch.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -23,8 +23,12 @@ export interface FullSyncOptions {
   concurrency: number;
   /** Exported snapshot every chunk reads in (SET TRANSACTION SNAPSHOT), for a consistent handoff to streaming. */
   snapshotName?: string;
+  /** External version written with every document (the slot's consistent LSN, or a truncate's LSN). */
+  version?: bigint;
   /** Resume after this key (chunks up to it are done). */
   resumeAfter?: string[];
+  /** Called for each chunk, in key order, when its query starts. */
+  onChunkStarted?: (range: KeyRange) => void;
   /** Called after each chunk's documents were handed to the writer (not yet flushed). */
   onChunkWritten?: (range: KeyRange, documents: number) => Promise<void> | void;
   signal?: AbortSignal;
@@ -46,6 +50,7 @@ export async function runFullSync(plan: EntryPlan, pool: pg.Pool, writer: Action
   let failure: unknown;
   for await (const range of ranges) {
     if (failure !== undefined || options.signal?.aborted) break;
+    options.onChunkStarted?.(range);
     const task = syncChunk(plan, pool, writer, range, options)
       .then(async (documents) => {
         result.documents += documents;
@@ -93,6 +98,7 @@ async function syncChunk(plan: EntryPlan, pool: pg.Pool, writer: ActionWriter, r
       source,
       ...(routing !== null ? { routing } : {}),
       ...(plan.pipeline ? { pipeline: plan.pipeline } : {}),
+      ...(options.version !== undefined ? { version: options.version } : {}),
       position,
     });
   }

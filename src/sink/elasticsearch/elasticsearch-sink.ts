@@ -9,6 +9,7 @@ import { BulkWriter } from './bulk-writer.js';
 import type { SinkLogger } from './engine-client.js';
 import { EngineClient } from './engine-client.js';
 import { detectEngine } from './engine-info.js';
+import { routingOf, scanDocumentIds } from './document-scan.js';
 import { countDocuments, deleteIndex, ensureIndex, refresh } from './index-manager.js';
 
 export class ElasticsearchSink {
@@ -61,6 +62,16 @@ export class ElasticsearchSink {
 
   refresh(index: string): Promise<void> {
     return refresh(this.client, index);
+  }
+
+  /** Every document id of the index (scroll). */
+  documentIds(index: string): AsyncIterable<string> {
+    return scanDocumentIds(this.client, index);
+  }
+
+  /** Routing values of existing documents (for deletes in an index that requires routing). */
+  routingOf(index: string, ids: string[]): Promise<Map<string, string>> {
+    return routingOf(this.client, index, ids);
   }
 
   count(index: string): Promise<number> {

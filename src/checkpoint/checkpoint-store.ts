@@ -1,0 +1,38 @@
+/**
+ * The checkpoint-store port: what Sluice remembers per index between runs. The replication slot's own
+ * confirmed LSN stays the source of truth for the stream; the checkpoint says which phase the index is in.
+ */
+
+export interface SnapshotProgress {
+  /** Exported snapshot the chunks read (only valid while the slot-creating connection is open). */
+  snapshotName?: string;
+  /** LSN at which the slot became consistent: the stream starts here and snapshot documents use it as version. */
+  consistentLsn: string;
+  /** Last root key whose chunk (and every chunk before it) is durable in the engine; absent = none yet. */
+  doneUpTo?: string[];
+  /** True once every chunk is done. */
+  complete: boolean;
+}
+
+export interface Checkpoint {
+  /** Replication slot of the index. */
+  slot: string;
+  /** Last LSN acknowledged after the engine and this store were durable, as text (e.g. "0/16B3748"). */
+  lsn?: string;
+  snapshot?: SnapshotProgress;
+  /** Fingerprint of the schema entry that built the index (for change detection). */
+  fingerprint?: string;
+  updatedAt: string;
+}
+
+export interface CheckpointStore {
+  /** The checkpoint of `name` (`<database>_<index>`, the slot name), or undefined when none: a fresh start. */
+  load(name: string): Promise<Checkpoint | undefined>;
+  /** Durably replaces the checkpoint of `name`; resolves only once it is stored. */
+  save(name: string, checkpoint: Checkpoint): Promise<void>;
+  /** Forgets `name`: the next start re-syncs that index. */
+  remove(name: string): Promise<void>;
+  /** Warnings found at open (e.g. Redis maxmemory-policy that evicts keys). */
+  warnings(): string[];
+  close(): Promise<void>;
+}

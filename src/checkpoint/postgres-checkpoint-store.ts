@@ -1,0 +1,202 @@
+/**
+ * Checkpoints in a table of the source database, for deployments without Redis:
+ * `<schema>.checkpoint(name text primary key, body jsonb not null, updated_at timestamptz not null default now())`.
+ * `open` creates the schema and the table when missing (needing CREATE on the database, resp. the schema)
+ * and otherwise only needs USAGE on the schema and SELECT, INSERT, UPDATE, DELETE on the table, so a DBA can
+ * create them once and keep the sync role unprivileged. A save is one autocommitted upsert: durable when
+ * the server's `synchronous_commit` is on (the default; `open` warns otherwise).
+ */
+import type pg from 'pg';
+import { AppError } from '../errors/app-error.js';
+import { checkName, decodeCheckpoint, encodeCheckpoint, KeyedQueue } from './checkpoint-codec.js';
+import type { Checkpoint, CheckpointStore } from './checkpoint-store.js';
+
+export interface PostgresCheckpointStoreOptions {
+  /** End the pool on `close()` (when the store created it). Default false: the caller's pool stays open. */
+  ownsPool?: boolean;
+}
+
+interface Privileges {
+  role: string;
+  db: string;
+  schema_exists: boolean;
+  table_exists: boolean;
+  can_create_schema: boolean;
+  can_create_table: boolean | null;
+  can_use_schema: boolean | null;
+  can_use_table: boolean | null;
+  synchronous_commit: string;
+}
+
+export class PostgresCheckpointStore implements CheckpointStore {
+  private readonly queue = new KeyedQueue();
+  private closed = false;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    /** Schema-qualified, quoted table name. */
+    readonly table: string,
+    private readonly found: string[],
+    private readonly ownsPool: boolean,
+  ) {}
+
+  /**
+   * Creates `<schema>.checkpoint` when missing and checks the role may use it. Throws
+   * `AppError('CKP_UNAVAILABLE')` when the database cannot be reached or a grant is missing (the message
+   * gives the GRANT statement to run).
+   */
+  static async open(pool: pg.Pool, schema = 'sluice', options: PostgresCheckpointStoreOptions = {}): Promise<PostgresCheckpointStore> {
+    const table = `${quoteIdent(schema)}.checkpoint`;
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (error) {
+      throw new AppError('CKP_UNAVAILABLE', `PostgreSQL checkpoint store: cannot connect: ${(error as Error).message}`, { cause: error });
+    }
+    const warnings: string[] = [];
+    try {
+      await client.query('BEGIN');
+      // Two processes opening at once must not both try to create: CREATE ... IF NOT EXISTS can still collide.
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`sluice checkpoint table ${table}`]);
+      let p = await privileges(client, schema);
+      if (!p.schema_exists) {
+        if (!p.can_create_schema) {
+          throw missingGrant(
+            p,
+            table,
+            `GRANT CREATE ON DATABASE ${quoteIdent(p.db)} TO ${quoteIdent(p.role)}; ` +
+              `or create the schema for it: CREATE SCHEMA ${quoteIdent(schema)} AUTHORIZATION ${quoteIdent(p.role)}`,
+            `may not create schema ${quoteIdent(schema)} in database ${quoteIdent(p.db)}`,
+          );
+        }
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+        p = await privileges(client, schema);
+      }
+      if (!p.table_exists) {
+        if (p.can_create_table !== true) {
+          throw missingGrant(p, table, `GRANT USAGE, CREATE ON SCHEMA ${quoteIdent(schema)} TO ${quoteIdent(p.role)}`, `may not create table ${table}`);
+        }
+        await client.query(
+          `CREATE TABLE IF NOT EXISTS ${table} (name text PRIMARY KEY, body jsonb NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())`,
+        );
+        p = await privileges(client, schema);
+      }
+      if (p.can_use_schema !== true) {
+        throw missingGrant(p, table, `GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${quoteIdent(p.role)}`, `may not use schema ${quoteIdent(schema)}`);
+      }
+      if (p.can_use_table !== true) {
+        throw missingGrant(p, table, `GRANT SELECT, INSERT, UPDATE, DELETE ON ${table} TO ${quoteIdent(p.role)}`, `may not read and write ${table}`);
+      }
+      if (p.synchronous_commit === 'off') {
+        warnings.push(
+          'PostgreSQL synchronous_commit is off: a checkpoint is acknowledged before it is on disk, so a server crash can lose ' +
+            'the latest checkpoints (work is then redone, nothing is lost); set synchronous_commit = on for the sync role',
+        );
+      }
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      client.release();
+      if (error instanceof AppError) throw error;
+      const e = error as { code?: string; message?: string };
+      const hint = e.code === '42501' ? ' (a grant is missing)' : '';
+      throw new AppError('CKP_UNAVAILABLE', `PostgreSQL checkpoint table ${table}: cannot prepare it${hint}: ${e.message ?? String(error)}`, {
+        cause: error,
+        details: { pgCode: e.code },
+      });
+    }
+    client.release();
+    return new PostgresCheckpointStore(pool, table, warnings, options.ownsPool ?? false);
+  }
+
+  async load(name: string): Promise<Checkpoint | undefined> {
+    checkName(name);
+    return this.run(name, 'load', async () => {
+      const result = await this.pool.query<{ body: unknown }>(`SELECT body FROM ${this.table} WHERE name = $1`, [name]);
+      const row = result.rows[0];
+      return row === undefined ? undefined : decodeCheckpoint(row.body, `row ${JSON.stringify(name)} of table ${this.table}`);
+    });
+  }
+
+  async save(name: string, checkpoint: Checkpoint): Promise<void> {
+    checkName(name);
+    const body = encodeCheckpoint(checkpoint);
+    return this.run(name, 'save', async () => {
+      await this.pool.query(
+        `INSERT INTO ${this.table} (name, body, updated_at) VALUES ($1, $2::jsonb, now())
+         ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at`,
+        [name, body],
+      );
+    });
+  }
+
+  async remove(name: string): Promise<void> {
+    checkName(name);
+    return this.run(name, 'delete', async () => {
+      await this.pool.query(`DELETE FROM ${this.table} WHERE name = $1`, [name]);
+    });
+  }
+
+  warnings(): string[] {
+    return [...this.found];
+  }
+
+  /** Waits for operations in progress, then ends the pool when the store owns it. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.queue.idle();
+    if (this.ownsPool) await this.pool.end();
+  }
+
+  private run<T>(name: string, doing: string, task: () => Promise<T>): Promise<T> {
+    if (this.closed) return Promise.reject(new AppError('CKP_UNAVAILABLE', `checkpoint store ${this.table} is closed`));
+    return this.queue.run(name, async () => {
+      try {
+        return await task();
+      } catch (error) {
+        if (error instanceof AppError) throw error;
+        const e = error as { code?: string; message?: string };
+        throw new AppError('CKP_UNAVAILABLE', `PostgreSQL checkpoint table ${this.table}: ${doing} of ${name} failed: ${e.message ?? String(error)}`, {
+          cause: error,
+          details: { pgCode: e.code },
+        });
+      }
+    });
+  }
+}
+
+async function privileges(client: pg.PoolClient, schema: string): Promise<Privileges> {
+  // pg_class rather than to_regclass: looking up a name in a schema without USAGE raises an error.
+  // has_table_privilege with several privileges is true when ANY is held, hence one call each.
+  const result = await client.query<Privileges>(
+    `SELECT current_user AS role, current_database() AS db,
+            n.oid IS NOT NULL AS schema_exists,
+            c.oid IS NOT NULL AS table_exists,
+            has_database_privilege(current_database(), 'CREATE') AS can_create_schema,
+            CASE WHEN n.oid IS NULL THEN NULL ELSE has_schema_privilege(n.oid, 'USAGE') AND has_schema_privilege(n.oid, 'CREATE') END AS can_create_table,
+            CASE WHEN n.oid IS NULL THEN NULL ELSE has_schema_privilege(n.oid, 'USAGE') END AS can_use_schema,
+            CASE WHEN c.oid IS NULL THEN NULL
+                 ELSE has_table_privilege(c.oid, 'SELECT') AND has_table_privilege(c.oid, 'INSERT')
+                      AND has_table_privilege(c.oid, 'UPDATE') AND has_table_privilege(c.oid, 'DELETE') END AS can_use_table,
+            current_setting('synchronous_commit') AS synchronous_commit
+       FROM (SELECT 1) AS one
+       LEFT JOIN pg_namespace n ON n.nspname = $1
+       LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'checkpoint'`,
+    [schema],
+  );
+  return result.rows[0] as Privileges;
+}
+
+function missingGrant(p: Privileges, table: string, grant: string, what: string): AppError {
+  return new AppError(
+    'CKP_UNAVAILABLE',
+    `PostgreSQL role ${quoteIdent(p.role)} ${what}, so the checkpoint table ${table} cannot be set up. ` +
+      `As an administrator, run: ${grant}`,
+    { details: { role: p.role, database: p.db, grant } },
+  );
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}

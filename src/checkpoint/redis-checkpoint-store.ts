@@ -1,0 +1,257 @@
+/**
+ * Checkpoints in Redis, in PGSync's meta hash `queue:<name>:meta`, so the seed's runbook step
+ * `redis-cli del "queue:app_company:meta"` keeps meaning "forget progress, sync this index again".
+ *
+ * Fields written by `save` (one MULTI, so both change together):
+ * - `checkpoint`: the acknowledged LSN as a JSON string (`"0/16B3748"`, `null` before the first one). PGSync
+ *   stored a JSON integer (a txid) here; the field stays a JSON value so PGSync tooling still parses it.
+ * - `sluice`: the JSON of the whole Checkpoint. Only this field is read back.
+ * PGSync's `txid_current` field is left alone. A hash holding only PGSync's fields means nothing to Sluice:
+ * `load` returns undefined (a fresh sync) and records a warning.
+ *
+ * Durability: Redis acknowledges a write once it is in memory. Only `appendonly yes` with
+ * `appendfsync always` makes it durable before the reply; with `everysec` up to about a second of writes,
+ * and without AOF everything since the last RDB snapshot, is lost when the Redis server crashes. The
+ * replication slot stays the source of truth for the stream, so a lost or older checkpoint costs repeated
+ * work (snapshot chunks done again, or a full re-sync when the key is gone), never lost changes.
+ * `open` checks the server settings and reports the trade-off through `warnings()`.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import type { ConnectionOptions } from 'node:tls';
+import type { RedisConfig } from '../config/config-types.js';
+import { redact, redactUrl } from '../config/redact.js';
+import { AppError } from '../errors/app-error.js';
+import { checkName, decodeCheckpoint, encodeCheckpoint, pgsyncCheckpointWarning } from './checkpoint-codec.js';
+import type { Checkpoint, CheckpointStore } from './checkpoint-store.js';
+
+/** Field holding Sluice's Checkpoint JSON in the meta hash. */
+export const SLUICE_FIELD = 'sluice';
+/** PGSync's checkpoint field, kept up to date with the acknowledged LSN. */
+export const CHECKPOINT_FIELD = 'checkpoint';
+
+export interface RedisCheckpointStoreOptions {
+  /** Milliseconds before a command without reply fails (default 60 000). */
+  commandTimeoutMs?: number;
+  /** Milliseconds to wait for the connection at open (default 10 000). */
+  connectTimeoutMs?: number;
+}
+
+export class RedisCheckpointStore implements CheckpointStore {
+  private readonly found: string[] = [];
+  private readonly pgsync = new Map<string, string>();
+  private closed = false;
+
+  private constructor(
+    private readonly client: Redis,
+    private readonly where: string,
+    private readonly secrets: string[],
+    warnings: string[],
+    /** True when the server fsyncs every write before replying (`appendonly yes`, `appendfsync always`). */
+    readonly durable: boolean | undefined,
+  ) {
+    this.found.push(...warnings);
+  }
+
+  /** The meta hash of `name`, as PGSync names it. */
+  static key(name: string): string {
+    return `queue:${name}:meta`;
+  }
+
+  /**
+   * Connects (password, ACL user, db, TLS) and reads the server's eviction and persistence settings.
+   * Throws `AppError('CKP_UNAVAILABLE')` when Redis cannot be reached or refuses the login; the message
+   * never contains the password.
+   */
+  static async open(config: RedisConfig, options: RedisCheckpointStoreOptions = {}): Promise<RedisCheckpointStore> {
+    const where = describe(config);
+    const secrets = [config.password, config.tls?.key].filter((s): s is string => s !== undefined && s !== '');
+    const client = new Redis(config.url, clientOptions(config, options));
+    let lastError: Error | undefined;
+    // Without a listener ioredis prints every connection error; commands report their own failures.
+    client.on('error', (error: Error) => (lastError = error));
+    try {
+      await client.connect();
+      await client.ping();
+    } catch (error) {
+      client.disconnect();
+      throw unavailable(where, 'connect', lastError ?? error, secrets);
+    }
+    const settings = await readSettings(client);
+    const warnings: string[] = [];
+    const policy = settings.get('maxmemory-policy');
+    if (policy !== undefined && policy !== 'noeviction') {
+      warnings.push(
+        `Redis maxmemory-policy is ${policy}: checkpoints can be evicted, which forces a full re-sync; set maxmemory-policy noeviction`,
+      );
+    }
+    const aof = settings.get('appendonly');
+    const fsync = settings.get('appendfsync');
+    let durable: boolean | undefined;
+    if (aof !== undefined) {
+      durable = aof === 'yes' && fsync === 'always';
+      if (!durable) {
+        const mode = aof === 'yes' ? `appendfsync ${fsync ?? '?'}` : 'appendonly no';
+        warnings.push(
+          `Redis has ${mode}: a checkpoint is acknowledged once it is in memory, so a Redis crash can lose the latest ` +
+            'checkpoints (work is then redone, nothing is lost); set appendonly yes and appendfsync always for durable checkpoints',
+        );
+      }
+    }
+    return new RedisCheckpointStore(client, where, secrets, warnings, durable);
+  }
+
+  async load(name: string): Promise<Checkpoint | undefined> {
+    checkName(name);
+    const key = RedisCheckpointStore.key(name);
+    let values: (string | null)[];
+    try {
+      values = await this.client.hmget(key, SLUICE_FIELD, CHECKPOINT_FIELD);
+    } catch (error) {
+      if (!isWrongType(error)) throw unavailable(this.where, `load of ${key}`, error, this.secrets);
+      // An old PGSync version stored a plain value at this key: not ours, replaced by the next save.
+      const raw = await this.client.get(key).catch(() => null);
+      this.notePgsync(name, key, raw ?? '(non-hash value)');
+      return undefined;
+    }
+    const [sluice, checkpoint] = values;
+    if (sluice === null || sluice === undefined) {
+      if (checkpoint !== null && checkpoint !== undefined) this.notePgsync(name, key, checkpoint);
+      return undefined;
+    }
+    const stored = decodeCheckpoint(sluice, `${this.where} ${key} field ${SLUICE_FIELD}`);
+    if (checkpoint !== JSON.stringify(stored.lsn ?? null)) {
+      // Sluice writes both fields in one MULTI: someone else (a PGSync still running?) changed `checkpoint`.
+      this.note(
+        `Redis key ${key} field ${CHECKPOINT_FIELD} (${String(checkpoint).slice(0, 40)}) was changed by another process ` +
+          '(is PGSync still running against it?); Sluice resumes from its own checkpoint',
+      );
+    }
+    return stored;
+  }
+
+  async save(name: string, checkpoint: Checkpoint): Promise<void> {
+    checkName(name);
+    const key = RedisCheckpointStore.key(name);
+    const fields = { [CHECKPOINT_FIELD]: JSON.stringify(checkpoint.lsn ?? null), [SLUICE_FIELD]: encodeCheckpoint(checkpoint) };
+    try {
+      const replies = await this.client.multi().hset(key, fields).exec();
+      const failure = replies?.find(([error]) => error !== null)?.[0];
+      if (failure) {
+        if (!isWrongType(failure)) throw failure;
+        // A non-hash value left by an old PGSync version: delete and replace it, as PGSync does.
+        const retried = await this.client.multi().del(key).hset(key, fields).exec();
+        const again = retried?.find(([error]) => error !== null)?.[0];
+        if (again) throw again;
+      } else if (replies === null) {
+        throw new Error('transaction aborted');
+      }
+    } catch (error) {
+      throw unavailable(this.where, `save of ${key}`, error, this.secrets);
+    }
+    this.pgsync.delete(name);
+  }
+
+  async remove(name: string): Promise<void> {
+    checkName(name);
+    const key = RedisCheckpointStore.key(name);
+    try {
+      await this.client.del(key);
+    } catch (error) {
+      throw unavailable(this.where, `delete of ${key}`, error, this.secrets);
+    }
+  }
+
+  /** Warnings from open (eviction, persistence) and from loads that found only a PGSync checkpoint. */
+  warnings(): string[] {
+    return [...this.found];
+  }
+
+  /** The PGSync checkpoint value the last `load(name)` found instead of a Sluice one, if any. */
+  pgsyncCheckpoint(name: string): string | undefined {
+    return this.pgsync.get(name);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.client.status === 'ready') {
+      try {
+        await this.client.quit();
+        return;
+      } catch {
+        // fall through: drop the connection
+      }
+    }
+    this.client.disconnect();
+  }
+
+  private notePgsync(name: string, key: string, value: string): void {
+    this.pgsync.set(name, value);
+    this.note(pgsyncCheckpointWarning(name, `Redis key ${key}`, value));
+  }
+
+  private note(warning: string): void {
+    if (!this.found.includes(warning)) this.found.push(warning);
+  }
+}
+
+function clientOptions(config: RedisConfig, options: RedisCheckpointStoreOptions): RedisOptions {
+  const tls = tlsOptions(config);
+  return {
+    lazyConnect: true,
+    db: config.db,
+    ...(config.username === undefined ? {} : { username: config.username }),
+    ...(config.password === undefined ? {} : { password: config.password }),
+    ...(tls === undefined ? {} : { tls }),
+    connectionName: 'sluice-checkpoint',
+    connectTimeout: options.connectTimeoutMs ?? 10_000,
+    commandTimeout: options.commandTimeoutMs ?? 60_000,
+    // ioredis reconnects on its own; a command issued meanwhile waits for it, and fails (CKP_UNAVAILABLE)
+    // after the command timeout or 20 reconnection attempts, whichever comes first.
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: 20,
+  };
+}
+
+function tlsOptions(config: RedisConfig): ConnectionOptions | undefined {
+  const tls = config.tls ?? (config.url.startsWith('rediss:') ? { rejectUnauthorized: true } : undefined);
+  if (tls === undefined) return undefined;
+  const options: ConnectionOptions = { rejectUnauthorized: tls.rejectUnauthorized };
+  if (tls.ca !== undefined) options.ca = tls.ca;
+  if (tls.cert !== undefined) options.cert = tls.cert;
+  if (tls.key !== undefined) options.key = tls.key;
+  return options;
+}
+
+/** `CONFIG GET` of the settings that matter; empty when the server forbids CONFIG (managed Redis). */
+async function readSettings(client: Redis): Promise<Map<string, string>> {
+  const settings = new Map<string, string>();
+  for (const name of ['maxmemory-policy', 'appendonly', 'appendfsync']) {
+    try {
+      const reply = (await client.call('CONFIG', 'GET', name)) as unknown;
+      const flat = Array.isArray(reply) ? reply : Object.entries(reply as Record<string, unknown>).flat();
+      for (let i = 0; i + 1 < flat.length; i += 2) settings.set(String(flat[i]), String(flat[i + 1]));
+    } catch {
+      // CONFIG is often disabled or renamed on managed Redis: the setting stays unknown.
+    }
+  }
+  return settings;
+}
+
+function describe(config: RedisConfig): string {
+  return `Redis ${redactUrl(config.url)} db ${config.db}`;
+}
+
+function isWrongType(error: unknown): boolean {
+  return /^WRONGTYPE/.test((error as Error | undefined)?.message ?? '');
+}
+
+/**
+ * An AppError without the driver error as cause: ioredis attaches the command and its arguments (AUTH
+ * carries the password) to its errors. Only the message, with every secret masked, is kept.
+ */
+function unavailable(where: string, doing: string, error: unknown, secrets: string[]): AppError {
+  const e = error as { message?: string; name?: string; code?: string };
+  const message = redact(`${where}: ${doing} failed: ${e.message ?? String(error)}`, secrets);
+  return new AppError('CKP_UNAVAILABLE', message, { details: { redisError: e.code ?? e.name } });
+}

@@ -1,0 +1,68 @@
+import { PUBLICATION, bootstrapStatements, teardownStatements } from '../../source/postgres/bootstrap-sql.js';
+import { dropSlot, slotNameFor } from '../../source/postgres/replication-slot.js';
+import { postgresError } from '../../source/postgres/connect.js';
+import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
+import { createContext, prepareEntries, type GlobalFlags } from '../context.js';
+import { EXIT_CODES } from '../exit-codes.js';
+
+export interface BootstrapFlags extends GlobalFlags {
+  printSql?: boolean;
+  replicaIdentity?: boolean;
+}
+
+/** `sluice bootstrap`: the publication, REPLICA IDENTITY FULL where needed, and one slot per index. */
+export async function bootstrapCommand(flags: BootstrapFlags, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const context = createContext(flags);
+  const prepared = await prepareEntries(context, 1);
+  try {
+    for (const database of new Set(prepared.plans.map((p) => p.database))) {
+      const plans = prepared.plans.filter((p) => p.database === database);
+      const statements = bootstrapStatements(plans, plans.map((p) => slotNameFor(p.database, p.index)), { replicaIdentityFull: flags.replicaIdentity !== false });
+      if (flags.printSql) {
+        out.write(`\\connect ${database}\n${statements.join('\n')}\n`);
+        continue;
+      }
+      for (const statement of statements) {
+        try {
+          await prepared.pool(database).query(statement);
+        } catch (error) {
+          throw postgresError(error, `bootstrap (${statement.slice(0, 80)}…)`, context.config.postgres, database);
+        }
+      }
+      out.write(`${database}: publication "${PUBLICATION}" covers ${plans.length} ${plans.length === 1 ? 'index' : 'indexes'}; slots ${plans.map((p) => slotNameFor(p.database, p.index)).join(', ')} ready\n`);
+    }
+    return EXIT_CODES.ok;
+  } finally {
+    await prepared.close();
+  }
+}
+
+/** `sluice teardown`: drops the slots (freeing their WAL), the publication and the checkpoints. */
+export async function teardownCommand(flags: BootstrapFlags, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const context = createContext(flags);
+  const prepared = await prepareEntries(context, 1);
+  try {
+    for (const database of new Set(prepared.plans.map((p) => p.database))) {
+      const slots = prepared.plans.filter((p) => p.database === database).map((p) => slotNameFor(p.database, p.index));
+      if (flags.printSql) {
+        out.write(`\\connect ${database}\n${teardownStatements(slots).join('\n')}\n`);
+        continue;
+      }
+      const pool = prepared.pool(database);
+      for (const slot of slots) await dropSlot(pool, slot);
+      await pool.query(teardownStatements([]).join('\n'));
+      out.write(`${database}: dropped slots ${slots.join(', ')} and publication "${PUBLICATION}"\n`);
+    }
+    if (!flags.printSql) {
+      const store = await openCheckpointStore(context.config, prepared.pool(prepared.plans[0]!.database));
+      try {
+        for (const plan of prepared.plans) await store.remove(slotNameFor(plan.database, plan.index));
+      } finally {
+        await store.close();
+      }
+    }
+    return EXIT_CODES.ok;
+  } finally {
+    await prepared.close();
+  }
+}

@@ -1,0 +1,117 @@
+import type pg from 'pg';
+import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
+import { AppError, formatProblems } from '../../errors/app-error.js';
+import { runIndexSync, type IndexTarget } from '../../pipeline/index-sync.js';
+import type { EntryPlan } from '../../schema/sync-plan.js';
+import { FileDeadLetterStore } from '../../sink/dead-letter-file-store.js';
+import { ElasticsearchSink } from '../../sink/elasticsearch/elasticsearch-sink.js';
+import { PUBLICATION, treeTables } from '../../source/postgres/bootstrap-sql.js';
+import { PostgresChangeSource } from '../../source/postgres/postgres-change-source.js';
+import { slotNameFor } from '../../source/postgres/replication-slot.js';
+import { backoffDelayMs, sleep } from '../../util/backoff.js';
+import { createContext, prepareEntries, type CommandContext, type GlobalFlags } from '../context.js';
+import { EXIT_CODES } from '../exit-codes.js';
+
+/** Idle time between heartbeats written into the WAL, so an idle database still moves the slot. */
+const HEARTBEAT_INTERVAL_MS = 10_000;
+
+/** `sluice run`: keeps every index in sync (snapshot on first start, then the replication stream) until SIGTERM. */
+export async function runCommand(flags: GlobalFlags): Promise<number> {
+  const context = createContext(flags);
+  const { config, logger } = context;
+  const prepared = await prepareEntries(context, config.snapshotConcurrency + 2);
+  const abort = new AbortController();
+  const onSignal = (signal: string) => {
+    logger.info({ signal }, 'stopping: finishing the batch in hand');
+    abort.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const deadLetters = new FileDeadLetterStore(config.deadLetterPath);
+  let sink: ElasticsearchSink | undefined;
+  const firstPool = prepared.pool(prepared.plans[0]!.database);
+  const store = await openCheckpointStore(config, firstPool);
+  try {
+    if (prepared.warnings.length > 0) logger.warn(formatProblems(prepared.warnings));
+    for (const warning of store.warnings()) logger.warn({ store: config.checkpointStore }, warning);
+    for (const database of new Set(prepared.plans.map((p) => p.database))) {
+      await checkPublication(prepared.pool(database), prepared.plans.filter((p) => p.database === database));
+    }
+    sink = await connectWithRetry(context, deadLetters, abort.signal);
+    if (!sink) return EXIT_CODES.ok;
+    const target = indexTarget(sink);
+    await Promise.all(
+      prepared.plans.map((plan) => {
+        const pool = prepared.pool(plan.database);
+        return runIndexSync(
+          {
+            plan,
+            name: slotNameFor(plan.database, plan.index),
+            publication: PUBLICATION,
+            pool,
+            source: new PostgresChangeSource(config.postgres, plan.database, pool),
+            target,
+            store,
+            logger: logger.child({ index: plan.index }),
+          },
+          {
+            batchSize: config.engine.bulkMaxActions,
+            flushIntervalMs: config.flushIntervalMs,
+            chunkSize: config.snapshotChunkSize,
+            concurrency: config.snapshotConcurrency,
+            heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+            retryInitialMs: config.engine.retryInitialMs,
+            retryMaxMs: config.engine.retryMaxMs,
+            signal: abort.signal,
+          },
+        );
+      }),
+    );
+    logger.info('stopped');
+    return EXIT_CODES.ok;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await sink?.close();
+    await store.close();
+    await deadLetters.close();
+    await prepared.close();
+  }
+}
+
+function indexTarget(sink: ElasticsearchSink): IndexTarget {
+  return {
+    ensureIndex: async (plan: EntryPlan) => {
+      await sink.ensureIndex({ name: plan.index, settings: plan.settings, mappings: plan.mappings });
+    },
+    writer: () => sink.writer(),
+    documentIds: (index) => sink.documentIds(index),
+    routingOf: (index, ids) => sink.routingOf(index, ids),
+  };
+}
+
+/** The engine may come up after Sluice (compose, restarts): wait for it with backoff instead of failing. */
+async function connectWithRetry(context: CommandContext, deadLetters: FileDeadLetterStore, signal: AbortSignal): Promise<ElasticsearchSink | undefined> {
+  for (let attempt = 0; !signal.aborted; attempt++) {
+    try {
+      return await ElasticsearchSink.connect(context.config.engine, deadLetters, context.logger);
+    } catch (error) {
+      // Only transport failures (refused, reset, timeout) are worth waiting out; refused credentials are not.
+      if ((error as { retryable?: boolean }).retryable !== true) throw error;
+      const delay = backoffDelayMs(attempt, context.config.engine.retryInitialMs, context.config.engine.retryMaxMs);
+      context.logger.warn({ err: (error as Error).message, retryInMs: delay }, 'search engine unreachable; waiting');
+      await sleep(delay, signal).catch(() => undefined);
+    }
+  }
+  return undefined;
+}
+
+/** The publication must exist and cover every table of the trees; otherwise changes would be missed silently. */
+async function checkPublication(pool: pg.Pool, plans: EntryPlan[]): Promise<void> {
+  const { rows } = await pool.query<{ schemaname: string; tablename: string }>('SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1', [PUBLICATION]);
+  const published = new Set(rows.map((r) => `${r.schemaname}.${r.tablename}`));
+  const missing = treeTables(plans).filter((t) => !published.has(`${t.schema}.${t.table}`));
+  if (missing.length > 0) {
+    throw new AppError('SRC_NOT_BOOTSTRAPPED', `publication "${PUBLICATION}" ${rows.length === 0 ? 'does not exist' : `does not cover ${missing.map((t) => `${t.schema}.${t.table}`).join(', ')}`} in database ${plans[0]!.database}: run \`sluice bootstrap\` (or apply \`sluice bootstrap --print-sql\`) as the tables' owner`);
+  }
+}

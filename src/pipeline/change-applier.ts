@@ -1,0 +1,137 @@
+import type pg from 'pg';
+import type { EntryPlan } from '../schema/sync-plan.js';
+import type { RowChange, RowValues } from '../source/change-source.js';
+import { tableKey, type ChangeRoutes, type TableRoute } from '../transform/change-routes.js';
+import { buildDocumentQuery } from '../transform/document-query.js';
+import type { ActionWriter } from './full-sync.js';
+
+export interface RoutingLookup {
+  routingOf(index: string, ids: string[]): Promise<Map<string, string>>;
+}
+
+/** Value tuples per lookup query; bounded so parameter lists stay small. */
+const TUPLES_PER_QUERY = 500;
+/** Roots rebuilt per document query. */
+const ROOTS_PER_QUERY = 1000;
+
+export interface ApplyResult {
+  /** Root documents rebuilt (indexed) and deleted. */
+  indexed: number;
+  deleted: number;
+  /** Row changes skipped because no column a document uses changed. */
+  skippedIrrelevant: number;
+  /** Row changes whose old parent could not be found: the table lacks REPLICA IDENTITY FULL. */
+  missingOldValues: number;
+}
+
+/**
+ * Turns a batch of row changes into document writes: resolve the affected roots (old and new values of every
+ * change), de-duplicate them, rebuild them from current rows with one query per batch of roots, and delete
+ * the documents whose root row is gone. Writes carry `version`, so a late write never replaces newer content.
+ */
+export async function applyRowChanges(
+  plan: EntryPlan,
+  routes: ChangeRoutes,
+  pool: pg.Pool,
+  writer: ActionWriter,
+  changes: RowChange[],
+  version: bigint,
+  position: string,
+  routing: RoutingLookup,
+): Promise<ApplyResult> {
+  const result: ApplyResult = { indexed: 0, deleted: 0, skippedIrrelevant: 0, missingOldValues: 0 };
+  const roots = new Map<string, string[]>();
+  const lookups = new Map<TableRoute, Map<string, string[]>>();
+  for (const change of changes) {
+    const key = tableKey(change.schema, change.table);
+    const tableRoutes = routes.routes.get(key);
+    if (!tableRoutes) continue;
+    if (!isRelevant(change, routes.relevantColumns.get(key))) {
+      result.skippedIrrelevant += 1;
+      continue;
+    }
+    for (const route of tableRoutes) {
+      const tuples: string[][] = [];
+      for (const row of [change.old, mergedNew(change)]) {
+        if (!row) continue;
+        const tuple = route.valueColumns.map((c) => row[c]);
+        if (tuple.some((v) => v === undefined)) {
+          if (row === change.old) result.missingOldValues += 1;
+          continue;
+        }
+        if (tuple.some((v) => v === null)) continue;
+        tuples.push(tuple as string[]);
+      }
+      for (const tuple of tuples) {
+        if (route.isRoot) roots.set(tuple.join('|'), tuple);
+        else {
+          const pending = lookups.get(route) ?? new Map<string, string[]>();
+          pending.set(JSON.stringify(tuple), tuple);
+          lookups.set(route, pending);
+        }
+      }
+    }
+  }
+  for (const [route, tuples] of lookups) {
+    const all = [...tuples.values()];
+    for (let i = 0; i < all.length; i += TUPLES_PER_QUERY) {
+      const query = route.rootKeysQuery(all.slice(i, i + TUPLES_PER_QUERY));
+      const found = await pool.query<string[]>({ text: query.text, values: query.values, rowMode: 'array' });
+      for (const key of found.rows) roots.set(key.join('|'), key);
+    }
+  }
+  await rebuildRoots(plan, pool, writer, [...roots.values()], version, position, result, routing);
+  return result;
+}
+
+/** Rebuilds the given roots; a requested root that no longer exists has its document deleted. */
+export async function rebuildRoots(
+  plan: EntryPlan,
+  pool: pg.Pool,
+  writer: ActionWriter,
+  keys: string[][],
+  version: bigint,
+  position: string,
+  result: Pick<ApplyResult, 'indexed' | 'deleted'>,
+  routing: RoutingLookup,
+): Promise<void> {
+  for (let i = 0; i < keys.length; i += ROOTS_PER_QUERY) {
+    const batch = keys.slice(i, i + ROOTS_PER_QUERY);
+    const query = buildDocumentQuery(plan, { kind: 'keys', keys: batch });
+    const rows = await pool.query<[string, string | null, string]>({ text: query.text, values: query.values, rowMode: 'array' });
+    const built = new Set<string>();
+    for (const [id, routing, source] of rows.rows) {
+      built.add(id);
+      await writer.add({ op: 'index', index: plan.index, id, source, version, position, ...(routing !== null ? { routing } : {}), ...(plan.pipeline ? { pipeline: plan.pipeline } : {}) });
+      result.indexed += 1;
+    }
+    const gone = batch.map((key) => key.join('|')).filter((id) => !built.has(id));
+    // An index that requires routing refuses a delete without it; the old row may not hold the routing field.
+    const routes = plan.routing !== undefined && gone.length > 0 ? await routing.routingOf(plan.index, gone) : new Map<string, string>();
+    for (const id of gone) {
+      // Not found with routing required: there is no such document, so nothing to delete.
+      if (plan.routing !== undefined && !routes.has(id)) continue;
+      await writer.add({ op: 'delete', index: plan.index, id, version, position, ...(routes.has(id) ? { routing: routes.get(id)! } : {}) });
+      result.deleted += 1;
+    }
+  }
+}
+
+/** An update that changed no column any document uses (known only when the old row is complete). */
+function isRelevant(change: RowChange, relevant: Set<string> | undefined): boolean {
+  if (change.kind !== 'update' || !change.old || change.oldIsKeyOnly || !change.new || !relevant) return true;
+  for (const column of relevant) {
+    const after = change.new[column];
+    if (after !== undefined && after !== change.old[column]) return true;
+  }
+  return false;
+}
+
+/** The new row with unchanged TOASTed values (absent from the new tuple) taken from the old row. */
+function mergedNew(change: RowChange): RowValues | undefined {
+  if (!change.new) return undefined;
+  if (!change.old) return change.new;
+  const merged: RowValues = { ...change.new };
+  for (const [column, value] of Object.entries(merged)) if (value === undefined) merged[column] = change.old[column];
+  return merged;
+}

@@ -1,0 +1,144 @@
+import type pg from 'pg';
+import type { Checkpoint, CheckpointStore } from '../checkpoint/checkpoint-store.js';
+import { AppError, toError } from '../errors/app-error.js';
+import type { EntryPlan } from '../schema/sync-plan.js';
+import type { ChangeSource, CreatedSlot } from '../source/change-source.js';
+import { formatLsn } from '../source/postgres/lsn.js';
+import { compileChangeRoutes } from '../transform/change-routes.js';
+import { backoffDelayMs, sleep } from '../util/backoff.js';
+import type { ActionWriter } from './full-sync.js';
+import { runSnapshotPhase } from './snapshot-phase.js';
+import { runStreamPhase, type IndexScanner } from './stream-phase.js';
+
+export interface IndexSyncLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface IndexTarget extends IndexScanner {
+  ensureIndex(plan: EntryPlan): Promise<void>;
+  writer(): ActionWriter;
+}
+
+export interface IndexSyncDeps {
+  plan: EntryPlan;
+  /** Slot and checkpoint name: `<database>_<index>`. */
+  name: string;
+  publication: string;
+  pool: pg.Pool;
+  source: ChangeSource;
+  target: IndexTarget;
+  store: CheckpointStore;
+  logger: IndexSyncLogger;
+}
+
+export interface IndexSyncOptions {
+  batchSize: number;
+  flushIntervalMs: number;
+  chunkSize: number;
+  concurrency: number;
+  heartbeatIntervalMs: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  signal: AbortSignal;
+}
+
+/** Error codes after which waiting and starting again can help (a dependency is away); others stop the process. */
+const RETRYABLE = new Set(['SRC_CONNECT', 'SRC_QUERY', 'SNK_CONNECT', 'SNK_UNAVAILABLE', 'CKP_UNAVAILABLE', 'SRC_SLOT_LOST', 'SRC_SLOT_MISSING']);
+
+export function isRetryable(error: unknown): boolean {
+  if (error instanceof AppError) return RETRYABLE.has(error.code);
+  const code = (error as { code?: string }).code;
+  // Driver-level network errors and PostgreSQL shutdown/connection classes (57P, 08).
+  return typeof code === 'string' && (/^E[A-Z]+$/.test(code) || code.startsWith('57P') || code.startsWith('08'));
+}
+
+/**
+ * Keeps one index in sync until `signal` aborts: first start (slot with exported snapshot, then the snapshot),
+ * resume of an unfinished snapshot, then streaming. A dependency going away is waited for with backoff; a lost
+ * slot or a forgotten checkpoint starts the index over.
+ */
+export async function runIndexSync(deps: IndexSyncDeps, options: IndexSyncOptions): Promise<void> {
+  const { logger, name } = deps;
+  let attempt = 0;
+  while (!options.signal.aborted) {
+    try {
+      await runOnce(deps, options, () => (attempt = 0));
+      return;
+    } catch (error) {
+      if (options.signal.aborted) return;
+      if (!isRetryable(error)) throw error;
+      const code = error instanceof AppError ? error.code : (error as { code?: string }).code;
+      if (code === 'SRC_SLOT_LOST') {
+        logger.error({ index: deps.plan.index, slot: name }, 'replication slot was invalidated (WAL it needed is gone): re-syncing the index from a fresh snapshot');
+        await deps.store.remove(name).catch(() => undefined);
+      }
+      const delay = backoffDelayMs(attempt++, options.retryInitialMs, options.retryMaxMs);
+      logger.warn({ index: deps.plan.index, code, err: toError(error).message, retryInMs: delay }, 'sync interrupted; retrying');
+      await sleep(delay, options.signal).catch(() => undefined);
+    }
+  }
+}
+
+async function runOnce(deps: IndexSyncDeps, options: IndexSyncOptions, onProgress: () => void): Promise<void> {
+  const { plan, name, source, store, logger, target } = deps;
+  let checkpoint = await store.load(name);
+  const slot = await source.slotState(name);
+  let created: CreatedSlot | undefined;
+  if (!checkpoint || !slot.exists || slot.invalidated) {
+    if (slot.exists) {
+      logger.warn({ index: plan.index, slot: name, reason: !checkpoint ? 'no checkpoint' : 'slot invalidated' }, 'starting the index over: dropping its replication slot');
+      await source.dropSlot(name);
+    } else if (checkpoint) {
+      logger.warn({ index: plan.index, slot: name }, 'replication slot is missing: starting the index over');
+    }
+    created = await source.createSlot(name);
+    checkpoint = { slot: name, snapshot: { consistentLsn: formatLsn(created.consistentLsn), complete: false }, updatedAt: new Date().toISOString() };
+    await store.save(name, checkpoint);
+    logger.info({ index: plan.index, slot: name, lsn: checkpoint.snapshot!.consistentLsn }, 'replication slot created');
+  }
+  await target.ensureIndex(plan);
+  const writer = target.writer();
+  try {
+    if (!checkpoint.snapshot?.complete) {
+      logger.info({ index: plan.index, resumeAfter: checkpoint.snapshot?.doneUpTo }, checkpoint.snapshot?.doneUpTo ? 'resuming snapshot' : 'snapshot started');
+      checkpoint = await runSnapshotPhase(plan, deps.pool, writer, store, checkpoint, {
+        name,
+        chunkSize: options.chunkSize,
+        concurrency: options.concurrency,
+        snapshotName: created?.snapshotName,
+        signal: options.signal,
+        onProgress,
+      });
+      logger.info({ index: plan.index }, 'snapshot finished; streaming');
+    }
+  } finally {
+    await created?.release();
+  }
+  if (options.signal.aborted) return;
+  const stream = await source.stream({ slot: name, publication: deps.publication, startLsn: 0n });
+  let lastHeartbeat = Date.now();
+  try {
+    await runStreamPhase(plan, compileChangeRoutes(plan), deps.pool, stream, writer, target, store, checkpoint, {
+      name,
+      batchSize: options.batchSize,
+      flushIntervalMs: options.flushIntervalMs,
+      chunkSize: options.chunkSize,
+      signal: options.signal,
+      onBatch: (stats) => {
+        onProgress();
+        logger.info({ index: plan.index, ...stats, lsn: formatLsn(stats.lsn) }, 'changes applied');
+      },
+      onIdle: async () => {
+        if (Date.now() - lastHeartbeat < options.heartbeatIntervalMs) return;
+        lastHeartbeat = Date.now();
+        await source.emitHeartbeat();
+      },
+    });
+  } finally {
+    await stream.close();
+  }
+}
+
+export type { Checkpoint };

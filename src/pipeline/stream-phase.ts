@@ -1,0 +1,151 @@
+import type pg from 'pg';
+import type { Checkpoint, CheckpointStore } from '../checkpoint/checkpoint-store.js';
+import type { EntryPlan } from '../schema/sync-plan.js';
+import type { ReplicationStream, RowChange, StreamMessage, TruncateChange } from '../source/change-source.js';
+import { formatLsn } from '../source/postgres/lsn.js';
+import { tableKey, type ChangeRoutes } from '../transform/change-routes.js';
+import { applyRowChanges } from './change-applier.js';
+import { runFullSync, type ActionWriter } from './full-sync.js';
+
+/** What the stream phase needs from the search engine besides writing. */
+export interface IndexScanner {
+  /** Every document id of the index (for a TRUNCATE of the root table). */
+  documentIds(index: string): AsyncIterable<string>;
+  /** Routing values of existing documents, needed to delete them when the index requires routing. */
+  routingOf(index: string, ids: string[]): Promise<Map<string, string>>;
+}
+
+export interface StreamPhaseOptions {
+  name: string;
+  /** Row changes per batch (PGSYNC_BATCH_SIZE). */
+  batchSize: number;
+  /** A partial batch is applied after this long without a new message (PGSYNC_FLUSH_INTERVAL). */
+  flushIntervalMs: number;
+  chunkSize: number;
+  signal: AbortSignal;
+  onBatch?: (stats: { changes: number; indexed: number; deleted: number; lsn: bigint; commitTime?: Date }) => void;
+  onIdle?: () => Promise<void>;
+}
+
+/**
+ * Applies the replication stream to the index, batch by batch, in LSN order. A batch's LSN is acknowledged
+ * to PostgreSQL only after its documents are durable in the engine and the checkpoint is stored, and only up to
+ * the last complete transaction. Returns when `signal` aborts (after finishing the batch in hand).
+ */
+export async function runStreamPhase(
+  plan: EntryPlan,
+  routes: ChangeRoutes,
+  pool: pg.Pool,
+  stream: ReplicationStream,
+  writer: ActionWriter,
+  scanner: IndexScanner,
+  store: CheckpointStore,
+  checkpoint: Checkpoint,
+  options: StreamPhaseOptions,
+): Promise<void> {
+  const iterator = stream[Symbol.asyncIterator]();
+  const aborted = new Promise<'aborted'>((resolve) => options.signal.addEventListener('abort', () => resolve('aborted'), { once: true }));
+  let pendingNext: Promise<IteratorResult<StreamMessage>> | undefined;
+  let changes: RowChange[] = [];
+  let version = 0n;
+  let inTransaction = false;
+  let lastCommitEnd = 0n;
+  let lastCommitTime: Date | undefined;
+  let acknowledged = 0n;
+  let current = checkpoint;
+
+  const flush = async () => {
+    if (changes.length > 0) {
+      const batch = changes;
+      changes = [];
+      const result = await applyRowChanges(plan, routes, pool, writer, batch, version, `lsn:${formatLsn(version)}`, scanner);
+      await writer.flush();
+      options.onBatch?.({ changes: batch.length, indexed: result.indexed, deleted: result.deleted, lsn: version, commitTime: lastCommitTime });
+    }
+    if (lastCommitEnd > acknowledged) {
+      current = { ...current, lsn: formatLsn(lastCommitEnd), updatedAt: new Date().toISOString() };
+      await store.save(options.name, current);
+      stream.acknowledge(lastCommitEnd);
+      acknowledged = lastCommitEnd;
+    }
+  };
+
+  for (;;) {
+    pendingNext ??= iterator.next();
+    const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), options.flushIntervalMs).unref());
+    const next = await Promise.race([pendingNext, timer, aborted]);
+    if (next === 'aborted') {
+      await flush();
+      return;
+    }
+    if (next === 'timeout') {
+      await flush();
+      if (!inTransaction && changes.length === 0) await options.onIdle?.();
+      continue;
+    }
+    pendingNext = undefined;
+    if (next.done) {
+      await flush();
+      return;
+    }
+    const message = next.value;
+    switch (message.type) {
+      case 'begin':
+        inTransaction = true;
+        if (message.finalLsn > version) version = message.finalLsn;
+        break;
+      case 'change':
+        if (message.change.kind === 'truncate') {
+          await flush();
+          await applyTruncate(plan, pool, writer, scanner, message.change, version, options.chunkSize);
+        } else {
+          changes.push(message.change);
+          if (changes.length >= options.batchSize) await flush();
+        }
+        break;
+      case 'commit':
+        inTransaction = false;
+        lastCommitEnd = message.endLsn;
+        lastCommitTime = message.commitTime;
+        if (changes.length >= options.batchSize) await flush();
+        break;
+      case 'keepalive':
+        // Everything before walEnd was sent; with nothing in hand, nothing before it is ours to apply.
+        if (!inTransaction && changes.length === 0 && message.walEnd > lastCommitEnd) lastCommitEnd = message.walEnd;
+        break;
+      case 'message':
+        break;
+    }
+  }
+}
+
+/**
+ * TRUNCATE of the root table deletes every document; of a child table, rebuilds every root (their children
+ * there are gone, and which roots had some is no longer known).
+ */
+async function applyTruncate(plan: EntryPlan, pool: pg.Pool, writer: ActionWriter, scanner: IndexScanner, change: TruncateChange, version: bigint, chunkSize: number): Promise<void> {
+  const tables = new Set(change.relations.map((r) => tableKey(r.schema, r.table)));
+  const position = `lsn:${formatLsn(version)}:truncate`;
+  if (tables.has(tableKey(plan.root.schema, plan.root.table))) {
+    const ids: string[] = [];
+    for await (const id of scanner.documentIds(plan.index)) ids.push(id);
+    const routing = plan.routing === undefined ? new Map<string, string>() : await scanner.routingOf(plan.index, ids);
+    for (const id of ids) await writer.add({ op: 'delete', index: plan.index, id, version, position, ...(routing.has(id) ? { routing: routing.get(id)! } : {}) });
+    await writer.flush();
+    return;
+  }
+  if (treeTables(plan).some((t) => tables.has(t))) {
+    await runFullSync(plan, pool, writer, { chunkSize, concurrency: 1, version });
+  }
+}
+
+function treeTables(plan: EntryPlan): string[] {
+  const out: string[] = [];
+  const visit = (node: EntryPlan['root']) => {
+    out.push(tableKey(node.schema, node.table));
+    if (node.relationship?.through) out.push(tableKey(node.relationship.through.schema, node.relationship.through.table));
+    node.children.forEach(visit);
+  };
+  visit(plan.root);
+  return out;
+}

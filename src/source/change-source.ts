@@ -1,0 +1,81 @@
+/**
+ * The change-source port: a logical replication stream decoded into transactions of row changes.
+ * LSNs are bigint (64-bit WAL positions); text values are PostgreSQL's text output, null for SQL NULL.
+ */
+
+/** Column values of a row as pgoutput sends them (text format). `undefined` marks an unchanged TOASTed value. */
+export type RowValues = Record<string, string | null | undefined>;
+
+export interface RelationRef {
+  schema: string;
+  table: string;
+}
+
+export interface RowChange extends RelationRef {
+  kind: 'insert' | 'update' | 'delete';
+  /** Old row: the full row under REPLICA IDENTITY FULL, else only the replica-identity (key) columns; absent when the server sent none (an update that kept the key). */
+  old?: RowValues;
+  /** True when `old` holds only the key columns (REPLICA IDENTITY DEFAULT/INDEX). */
+  oldIsKeyOnly: boolean;
+  /** New row (insert, update). */
+  new?: RowValues;
+}
+
+export interface TruncateChange {
+  kind: 'truncate';
+  relations: RelationRef[];
+  cascade: boolean;
+  restartIdentity: boolean;
+}
+
+export type Change = RowChange | TruncateChange;
+
+export type StreamMessage =
+  | { type: 'begin'; xid: number; finalLsn: bigint; commitTime: Date }
+  | { type: 'change'; change: Change }
+  | { type: 'commit'; commitLsn: bigint; endLsn: bigint; commitTime: Date }
+  /** A logical decoding message (pg_logical_emit_message), e.g. Sluice's heartbeat. */
+  | { type: 'message'; lsn: bigint; transactional: boolean; prefix: string; content: Buffer }
+  /** The server's position from a keepalive: everything up to `walEnd` has been sent. */
+  | { type: 'keepalive'; walEnd: bigint; serverTime: Date };
+
+export interface ReplicationStreamOptions {
+  slot: string;
+  publication: string;
+  /** Resume from here (exclusive of what was acknowledged); 0n = the slot's confirmed position. */
+  startLsn: bigint;
+}
+
+/** A started replication stream. Reading pauses the socket when the consumer does not pull (backpressure). */
+export interface ReplicationStream extends AsyncIterable<StreamMessage> {
+  /** Reports `lsn` as written, flushed and applied: the server may then free WAL up to it. */
+  acknowledge(lsn: bigint): void;
+  /** Ends the stream; resolves when the walsender has gone, so the slot can be dropped right after. */
+  close(): Promise<void>;
+}
+
+export interface SlotState {
+  exists: boolean;
+  /** The server invalidated the slot (WAL it needed was removed): its stream can never resume. */
+  invalidated: boolean;
+  /** WAL the slot holds back, in bytes. */
+  retainedBytes?: bigint;
+  confirmedLsn?: bigint;
+}
+
+/** A slot created for a first start: its exported snapshot stays usable until `release()`. */
+export interface CreatedSlot {
+  consistentLsn: bigint;
+  snapshotName: string;
+  release(): Promise<void>;
+}
+
+/** Slot administration and streaming for one database. */
+export interface ChangeSource {
+  slotState(slot: string): Promise<SlotState>;
+  createSlot(slot: string): Promise<CreatedSlot>;
+  dropSlot(slot: string): Promise<void>;
+  stream(options: ReplicationStreamOptions): Promise<ReplicationStream>;
+  /** Writes a heartbeat into the WAL so an idle database still moves the slot forward. */
+  emitHeartbeat(): Promise<void>;
+}

@@ -1,0 +1,240 @@
+import type { RelationRef, RowValues, StreamMessage } from '../change-source.js';
+import { AppError } from '../../errors/app-error.js';
+
+/** Decoder of pgoutput protocol version 1 messages (the payload of XLogData), without type parsing. */
+
+export interface RelationColumn {
+  name: string;
+  /** Part of the replica identity (primary key or REPLICA IDENTITY USING INDEX columns). */
+  isKey: boolean;
+  typeOid: number;
+  typeMod: number;
+}
+
+export interface Relation extends RelationRef {
+  id: number;
+  /** relreplident: d default, n nothing, f full, i index. */
+  replicaIdentity: string;
+  columns: RelationColumn[];
+}
+
+const PG_EPOCH_MS = 946_684_800_000; // 2000-01-01T00:00:00Z
+
+/** PostgreSQL timestamps on the wire: microseconds since 2000-01-01 UTC. */
+export function pgMicrosToDate(micros: bigint): Date {
+  return new Date(Number(micros / 1000n) + PG_EPOCH_MS);
+}
+
+export function dateToPgMicros(date: Date): bigint {
+  return BigInt(date.getTime() - PG_EPOCH_MS) * 1000n;
+}
+
+class Reader {
+  pos = 0;
+  constructor(private readonly buf: Buffer) {}
+
+  byte(): number {
+    return this.buf.readUInt8(this.pos++);
+  }
+  char(): string {
+    return String.fromCharCode(this.byte());
+  }
+  int16(): number {
+    const v = this.buf.readInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+  int32(): number {
+    const v = this.buf.readInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  uint32(): number {
+    const v = this.buf.readUInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+  uint64(): bigint {
+    const v = this.buf.readBigUInt64BE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  int64(): bigint {
+    const v = this.buf.readBigInt64BE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+  timestamp(): Date {
+    return pgMicrosToDate(this.int64());
+  }
+  /** Null-terminated UTF-8 string. */
+  string(): string {
+    const end = this.buf.indexOf(0, this.pos);
+    if (end < 0) throw new RangeError('unterminated string');
+    const s = this.buf.toString('utf8', this.pos, end);
+    this.pos = end + 1;
+    return s;
+  }
+  bytes(length: number): Buffer {
+    if (length < 0 || this.pos + length > this.buf.length) throw new RangeError(`${length} bytes requested past the end`);
+    const b = this.buf.subarray(this.pos, this.pos + length);
+    this.pos += length;
+    return b;
+  }
+}
+
+export class PgoutputDecoder {
+  private readonly relations = new Map<number, Relation>();
+
+  /** The relation last described by an 'R' message with this id. */
+  relation(id: number): Relation | undefined {
+    return this.relations.get(id);
+  }
+
+  /**
+   * Decodes one pgoutput message. Returns undefined for messages that only feed the decoder
+   * (relation, type, origin). Throws AppError SRC_PROTOCOL on malformed or unsupported input.
+   */
+  decode(data: Buffer): StreamMessage | undefined {
+    const r = new Reader(data);
+    const tag = data.length > 0 ? r.char() : '';
+    try {
+      return this.decodeTagged(tag, r);
+    } catch (error) {
+      if (error instanceof AppError) throw error;
+      throw protocolError(`malformed pgoutput message '${tag}': ${(error as Error).message}`, error);
+    }
+  }
+
+  private decodeTagged(tag: string, r: Reader): StreamMessage | undefined {
+    switch (tag) {
+      case 'B': {
+        const finalLsn = r.uint64();
+        const commitTime = r.timestamp();
+        return { type: 'begin', finalLsn, commitTime, xid: r.uint32() };
+      }
+      case 'C': {
+        r.byte(); // flags, unused
+        const commitLsn = r.uint64();
+        const endLsn = r.uint64();
+        return { type: 'commit', commitLsn, endLsn, commitTime: r.timestamp() };
+      }
+      case 'O':
+      case 'Y':
+        return undefined;
+      case 'R':
+        this.readRelation(r);
+        return undefined;
+      case 'M': {
+        const transactional = (r.byte() & 1) === 1;
+        const lsn = r.uint64();
+        const prefix = r.string();
+        // Copied: the input may be a view into a buffer the driver reuses.
+        const content = Buffer.from(r.bytes(r.uint32()));
+        return { type: 'message', lsn, transactional, prefix, content };
+      }
+      case 'I': {
+        const rel = this.lookup(r.uint32());
+        expectTag(r, 'N', 'insert');
+        return row(rel, 'insert', { new: this.readTuple(r, rel, false), oldIsKeyOnly: false });
+      }
+      case 'U': {
+        const rel = this.lookup(r.uint32());
+        let tupleTag = r.char();
+        let old: RowValues | undefined;
+        const oldIsKeyOnly = tupleTag === 'K';
+        if (tupleTag === 'K' || tupleTag === 'O') {
+          old = this.readTuple(r, rel, oldIsKeyOnly);
+          tupleTag = r.char();
+        }
+        if (tupleTag !== 'N') throw protocolError(`update of ${rel.schema}.${rel.table}: expected new tuple 'N', got '${tupleTag}'`);
+        const values = this.readTuple(r, rel, false);
+        return row(rel, 'update', old === undefined ? { new: values, oldIsKeyOnly } : { old, new: values, oldIsKeyOnly });
+      }
+      case 'D': {
+        const rel = this.lookup(r.uint32());
+        const tupleTag = r.char();
+        if (tupleTag !== 'K' && tupleTag !== 'O') throw protocolError(`delete from ${rel.schema}.${rel.table}: expected old tuple 'K' or 'O', got '${tupleTag}'`);
+        return row(rel, 'delete', { old: this.readTuple(r, rel, tupleTag === 'K'), oldIsKeyOnly: tupleTag === 'K' });
+      }
+      case 'T': {
+        const count = r.int32();
+        const flags = r.byte();
+        const relations: RelationRef[] = [];
+        for (let i = 0; i < count; i++) {
+          const rel = this.lookup(r.uint32());
+          relations.push({ schema: rel.schema, table: rel.table });
+        }
+        return { type: 'change', change: { kind: 'truncate', relations, cascade: (flags & 1) !== 0, restartIdentity: (flags & 2) !== 0 } };
+      }
+      default:
+        throw protocolError(`unsupported pgoutput message type '${tag}' (protocol version 1 expected)`);
+    }
+  }
+
+  private readRelation(r: Reader): void {
+    const id = r.uint32();
+    // pgoutput sends an empty namespace for pg_catalog.
+    const schema = r.string() || 'pg_catalog';
+    const table = r.string();
+    const replicaIdentity = String.fromCharCode(r.byte());
+    const count = r.int16();
+    const columns: RelationColumn[] = [];
+    for (let i = 0; i < count; i++) {
+      const isKey = (r.byte() & 1) === 1;
+      const name = r.string();
+      const typeOid = r.uint32();
+      columns.push({ name, isKey, typeOid, typeMod: r.int32() });
+    }
+    this.relations.set(id, { id, schema, table, replicaIdentity, columns });
+  }
+
+  private lookup(id: number): Relation {
+    const rel = this.relations.get(id);
+    if (rel === undefined) throw protocolError(`pgoutput referenced relation id ${id} before describing it in a Relation message`);
+    return rel;
+  }
+
+  /** TupleData; with `keyOnly` ('K' old tuple) the non-key columns, sent as nulls, are left out. */
+  private readTuple(r: Reader, rel: Relation, keyOnly: boolean): RowValues {
+    const count = r.int16();
+    if (count !== rel.columns.length) {
+      throw protocolError(`tuple of ${rel.schema}.${rel.table} has ${count} columns, its Relation message ${rel.columns.length}`);
+    }
+    const values = Object.create(null) as RowValues;
+    for (const column of rel.columns) {
+      const kind = r.char();
+      let value: string | null | undefined;
+      switch (kind) {
+        case 'n':
+          value = null;
+          break;
+        case 'u':
+          value = undefined;
+          break;
+        case 't':
+          value = r.bytes(r.int32()).toString('utf8');
+          break;
+        case 'b':
+          throw protocolError(`binary value for ${rel.schema}.${rel.table}.${column.name}: binary mode was not requested`);
+        default:
+          throw protocolError(`unknown tuple value kind '${kind}' for ${rel.schema}.${rel.table}.${column.name}`);
+      }
+      if (!keyOnly || column.isKey) values[column.name] = value;
+    }
+    return values;
+  }
+}
+
+function row(rel: Relation, kind: 'insert' | 'update' | 'delete', parts: { old?: RowValues; new?: RowValues; oldIsKeyOnly: boolean }): StreamMessage {
+  return { type: 'change', change: { kind, schema: rel.schema, table: rel.table, ...parts } };
+}
+
+function expectTag(r: Reader, expected: string, what: string): void {
+  const tag = r.char();
+  if (tag !== expected) throw protocolError(`${what}: expected tuple tag '${expected}', got '${tag}'`);
+}
+
+function protocolError(message: string, cause?: unknown): AppError {
+  return new AppError('SRC_PROTOCOL', message, cause === undefined ? {} : { cause });
+}

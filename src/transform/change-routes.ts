@@ -1,0 +1,118 @@
+import type { EntryPlan, PlanNode } from '../schema/sync-plan.js';
+import { qualified, quoteIdent } from './sql.js';
+
+/**
+ * How a changed row of one table leads to the root documents that contain it. Compiled once per plan.
+ * `valueColumns` are read from the changed row (old and new); the query maps value tuples to root keys.
+ */
+export interface TableRoute {
+  /** The root table itself: the row's primary key is the root key (no query). */
+  isRoot: boolean;
+  valueColumns: string[];
+  /** SQL from tuples of `valueColumns` values (text) to root keys (text, in root primary-key order). */
+  rootKeysQuery(tuples: string[][]): { text: string; values: unknown[] };
+}
+
+export interface ChangeRoutes {
+  /** Routes by `schema.table`; one table can appear several times in a tree (e.g. as child and as through table). */
+  routes: Map<string, TableRoute[]>;
+  /** Columns of each table that some document uses (selected, joined, keys): other columns never matter. */
+  relevantColumns: Map<string, Set<string>>;
+}
+
+export function tableKey(schema: string, table: string): string {
+  return `${schema}.${table}`;
+}
+
+/** One join step on the way from the root down to a node. */
+interface Step {
+  node: PlanNode;
+  alias: string;
+  /** JOIN clauses that bring this node in, given its parent's alias. */
+  joins: string;
+}
+
+export function compileChangeRoutes(plan: EntryPlan): ChangeRoutes {
+  const routes = new Map<string, TableRoute[]>();
+  const relevant = new Map<string, Set<string>>();
+  const add = (schema: string, table: string, route: TableRoute) => {
+    const key = tableKey(schema, table);
+    routes.set(key, [...(routes.get(key) ?? []), route]);
+  };
+  const use = (schema: string, table: string, columns: Iterable<string>) => {
+    const key = tableKey(schema, table);
+    const set = relevant.get(key) ?? new Set<string>();
+    for (const c of columns) set.add(c);
+    relevant.set(key, set);
+  };
+  const root = plan.root;
+  const rootAlias = 'r';
+  add(root.schema, root.table, {
+    isRoot: true,
+    valueColumns: root.primaryKey,
+    rootKeysQuery: (tuples) => ({ text: '', values: tuples }),
+  });
+  const visit = (node: PlanNode, path: Step[]) => {
+    use(node.schema, node.table, [...node.primaryKey, ...node.columns.map((c) => c.spec.column)]);
+    const parent = path[path.length - 1]!;
+    for (const child of node.children) {
+      const rel = child.relationship!;
+      const childAlias = `a${path.length}`;
+      if (rel.through) {
+        const th = rel.through;
+        const t = `t${path.length}`;
+        use(th.schema, th.table, [...th.primaryKey, ...th.parentJoin.childColumns, ...th.childJoin.parentColumns]);
+        use(node.schema, node.table, th.parentJoin.parentColumns);
+        use(child.schema, child.table, th.childJoin.childColumns);
+        // A row of the through table: its parent-side columns name the parent rows.
+        add(th.schema, th.table, pathRoute(plan, path, th.parentJoin.childColumns, (tuples) => match(parent.alias, th.parentJoin.parentColumns, tuples)));
+        // A row of the child: parents linked to it through the join table.
+        const throughJoin = `JOIN ${qualified(th.schema, th.table)} AS ${t} ON ${eq(t, th.parentJoin.childColumns, parent.alias, th.parentJoin.parentColumns)}`;
+        add(child.schema, child.table, pathRoute(plan, path, th.childJoin.childColumns, (tuples) => match(t, th.childJoin.parentColumns, tuples), throughJoin));
+        const joins = `${throughJoin} JOIN ${qualified(child.schema, child.table)} AS ${childAlias} ON ${eq(childAlias, th.childJoin.childColumns, t, th.childJoin.parentColumns)}`;
+        visit(child, [...path, { node: child, alias: childAlias, joins }]);
+      } else {
+        const join = rel.join!;
+        use(node.schema, node.table, join.parentColumns);
+        use(child.schema, child.table, join.childColumns);
+        add(child.schema, child.table, pathRoute(plan, path, join.childColumns, (tuples) => match(parent.alias, join.parentColumns, tuples)));
+        const joins = `JOIN ${qualified(child.schema, child.table)} AS ${childAlias} ON ${eq(childAlias, join.childColumns, parent.alias, join.parentColumns)}`;
+        visit(child, [...path, { node: child, alias: childAlias, joins }]);
+      }
+    }
+  };
+  visit(root, [{ node: root, alias: rootAlias, joins: '' }]);
+  return { routes, relevantColumns: relevant };
+}
+
+/** Root keys reachable from rows of a parent (the last step of `path`) matched by `where`. */
+function pathRoute(plan: EntryPlan, path: Step[], valueColumns: string[], where: (tuples: string[][]) => { sql: string; values: unknown[] }, extraJoin = ''): TableRoute {
+  const root = plan.root;
+  const keys = root.primaryKey.map((c) => `r.${quoteIdent(c)}::text`).join(', ');
+  const from = [`${qualified(root.schema, root.table)} AS r`, ...path.slice(1).map((s) => s.joins), extraJoin].filter((p) => p !== '').join(' ');
+  return {
+    isRoot: false,
+    valueColumns,
+    rootKeysQuery: (tuples) => {
+      const condition = where(tuples);
+      return { text: `SELECT DISTINCT ${keys} FROM ${from} WHERE ${condition.sql}`, values: condition.values };
+    },
+  };
+}
+
+function eq(leftAlias: string, leftColumns: string[], rightAlias: string, rightColumns: string[]): string {
+  return leftColumns.map((c, i) => `${leftAlias}.${quoteIdent(c)} = ${rightAlias}.${quoteIdent(rightColumns[i]!)}`).join(' AND ');
+}
+
+/**
+ * `alias.columns` equal to one of the tuples. Parameters are untyped so PostgreSQL infers each one's type from
+ * its column, which keeps the comparison index-friendly.
+ */
+function match(alias: string, columns: string[], tuples: string[][]): { sql: string; values: unknown[] } {
+  if (columns.length === 1) {
+    return { sql: `${alias}.${quoteIdent(columns[0]!)} = ANY($1)`, values: [tuples.map((t) => t[0])] };
+  }
+  const values: unknown[] = [];
+  const groups = tuples.map((tuple) => `(${columns.map((c, i) => `${alias}.${quoteIdent(c)} = $${values.push(tuple[i])}`).join(' AND ')})`);
+  return { sql: groups.join(' OR '), values };
+}

@@ -1,0 +1,88 @@
+// `sluice run` as a child process, and the convergence oracle: the index equals a fresh full sync.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import type { EntryPlan } from '../../src/schema/sync-plan.js';
+import { allDocuments } from './engine.js';
+import { buildDocuments } from './fixtures.js';
+
+const BIN = fileURLToPath(new URL('../../bin/sluice.js', import.meta.url));
+
+export interface RunningSluice {
+  child: ChildProcess;
+  output(): string;
+  /** SIGTERM, then the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL: a crash at whatever instant it is in. */
+  kill(): Promise<void>;
+}
+
+export function startSluice(args: string[], env: Record<string, string>): RunningSluice {
+  const child = spawn(process.execPath, [BIN, ...args, 'run'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    output: () => output,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    kill: async () => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Waits until the index holds exactly the documents a fresh full sync would build (same ids, same content). */
+export async function expectConverged(dbUrl: string, plan: EntryPlan, engineUrl: string, timeoutMs = 30_000): Promise<void> {
+  let expected = new Map<string, unknown>();
+  let actual = new Map<string, unknown>();
+  try {
+    await waitFor(
+      'the index to equal a fresh full sync',
+      async () => {
+        expected = new Map((await buildDocuments(dbUrl, plan)).map((d) => [d.id, d.source]));
+        actual = await allDocuments(engineUrl, plan.index);
+        return sameDocuments(expected, actual) ? true : undefined;
+      },
+      timeoutMs,
+    );
+  } catch (error) {
+    expect(Object.fromEntries(actual)).toEqual(Object.fromEntries(expected));
+    throw error;
+  }
+}
+
+function sameDocuments(expected: Map<string, unknown>, actual: Map<string, unknown>): boolean {
+  if (expected.size !== actual.size) return false;
+  for (const [id, doc] of expected) if (JSON.stringify(sortKeys(doc)) !== JSON.stringify(sortKeys(actual.get(id)))) return false;
+  return true;
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, sortKeys(v)]));
+  return value;
+}

@@ -1,0 +1,431 @@
+// The checkpoint stores against real servers: one shared contract run over Redis, files and PostgreSQL,
+// then what each adapter adds (PGSync's Redis key and formats, auth, eviction warnings, reconnection, TLS;
+// atomic files; table creation and grants).
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Checkpoint, CheckpointStore } from '../../src/checkpoint/checkpoint-store.js';
+import { FileCheckpointStore } from '../../src/checkpoint/file-checkpoint-store.js';
+import { openCheckpointStore } from '../../src/checkpoint/open-checkpoint-store.js';
+import { PostgresCheckpointStore } from '../../src/checkpoint/postgres-checkpoint-store.js';
+import { RedisCheckpointStore } from '../../src/checkpoint/redis-checkpoint-store.js';
+import type { RedisConfig, SluiceConfig } from '../../src/config/config-types.js';
+import { AppError } from '../../src/errors/app-error.js';
+import { findFreePort } from '../helpers/postgres-cluster.js';
+import { startRedisServer, type RedisTestServer } from '../helpers/redis-server.js';
+import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } from '../helpers/test-env.js';
+
+const unique = (label: string): string => `ckp_${label}_${randomBytes(4).toString('hex')}`;
+
+function sample(slot: string, lsn = '0/16B3748'): Checkpoint {
+  return {
+    slot,
+    lsn,
+    snapshot: { snapshotName: '00000003-00000002-1', consistentLsn: '0/16B3700', doneUpTo: ['42', 'a|b'], complete: false },
+    fingerprint: 'sha256:0f1e2d',
+    updatedAt: new Date().toISOString(),
+  };
+}
+
+/** A RedisConfig as the config parser builds it: credentials apart from the URL. */
+function redisConfig(url: string, extra: Partial<RedisConfig> = {}): RedisConfig {
+  const u = new URL(url);
+  const config: RedisConfig = { url: `${u.protocol}//${u.host}`, db: 0, ...extra };
+  if (u.password !== '' && config.password === undefined) config.password = decodeURIComponent(u.password);
+  return config;
+}
+
+async function failure(promise: Promise<unknown>): Promise<AppError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(AppError);
+  return error as AppError;
+}
+
+interface Bed {
+  open(): Promise<CheckpointStore>;
+  cleanup(): Promise<void>;
+}
+
+const beds: { kind: string; setup: () => Promise<Bed> }[] = [
+  { kind: 'redis', setup: async () => ({ open: () => RedisCheckpointStore.open(redisConfig(testRedisUrl())), cleanup: async () => undefined }) },
+  {
+    kind: 'file',
+    setup: async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'sluice-ckp-'));
+      return { open: () => FileCheckpointStore.open(dir), cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  },
+  {
+    kind: 'postgres',
+    setup: async () => {
+      const db = await createTestDatabase('ckp_suite');
+      const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+      return { open: () => PostgresCheckpointStore.open(pool), cleanup: async () => (await pool.end(), await db.drop()) };
+    },
+  },
+];
+
+describe.each(beds)('$kind checkpoint store', ({ setup }) => {
+  let bed: Bed;
+  let store: CheckpointStore;
+  beforeAll(async () => {
+    bed = await setup();
+    store = await bed.open();
+  });
+  afterAll(async () => {
+    await store?.close();
+    await bed?.cleanup();
+  });
+
+  it('loads undefined for an unknown name', async () => {
+    expect(await store.load(unique('unknown'))).toBeUndefined();
+  });
+
+  it('round-trips a full checkpoint, also through a second store instance', async () => {
+    const name = unique('round');
+    const checkpoint = sample(name);
+    await store.save(name, checkpoint);
+    expect(await store.load(name)).toEqual(checkpoint);
+    const other = await bed.open();
+    try {
+      expect(await other.load(name)).toEqual(checkpoint);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('overwrites, and keeps the last of several saves issued at once', async () => {
+    const name = unique('over');
+    await store.save(name, sample(name, '0/1'));
+    await store.save(name, { slot: name, lsn: '0/2', updatedAt: 'later' });
+    expect(await store.load(name)).toEqual({ slot: name, lsn: '0/2', updatedAt: 'later' });
+    await Promise.all(Array.from({ length: 10 }, (_, i) => store.save(name, sample(name, `0/${i + 10}`))));
+    expect((await store.load(name))?.lsn).toBe('0/19');
+  });
+
+  it('forgets a removed name, and removing an unknown name is fine', async () => {
+    const name = unique('rm');
+    await store.save(name, sample(name));
+    await store.remove(name);
+    expect(await store.load(name)).toBeUndefined();
+    await store.remove(unique('never'));
+  });
+
+  it('keeps names apart', async () => {
+    const [a, b] = [unique('a'), unique('b')];
+    await store.save(a, sample(a, '0/A'));
+    await store.save(b, sample(b, '0/B'));
+    await store.remove(a);
+    expect(await store.load(a)).toBeUndefined();
+    expect((await store.load(b))?.lsn).toBe('0/B');
+  });
+
+  it('saves many names concurrently', async () => {
+    const names = Array.from({ length: 20 }, (_, i) => unique(`c${i}`));
+    await Promise.all(names.map((name, i) => store.save(name, sample(name, `0/${i.toString(16)}`))));
+    const loaded = await Promise.all(names.map((name) => store.load(name)));
+    expect(loaded.map((c) => c?.lsn)).toEqual(names.map((_, i) => `0/${i.toString(16)}`));
+  });
+});
+
+describe('Redis checkpoint store', () => {
+  let store: RedisCheckpointStore;
+  let plain: Redis;
+  const servers: RedisTestServer[] = [];
+  const dedicated = async (options: Parameters<typeof startRedisServer>[0]): Promise<RedisTestServer> => {
+    const server = await startRedisServer(options);
+    servers.push(server);
+    return server;
+  };
+  beforeAll(async () => {
+    store = await RedisCheckpointStore.open(redisConfig(testRedisUrl()));
+    plain = new Redis(testRedisUrl());
+  });
+  afterAll(async () => {
+    await store?.close();
+    plain?.disconnect();
+    await Promise.all(servers.map((s) => s.stop()));
+  });
+
+  it('writes PGSync\'s meta hash, and the runbook\'s `DEL queue:<name>:meta` forgets progress', async () => {
+    const name = unique('app_company');
+    const checkpoint = sample(name);
+    await plain.hset(`queue:${name}:meta`, 'txid_current', '777');
+    await store.save(name, checkpoint);
+    const hash = await plain.hgetall(`queue:${name}:meta`);
+    expect(hash).toEqual({ checkpoint: JSON.stringify('0/16B3748'), sluice: JSON.stringify(checkpoint), txid_current: '777' });
+    await plain.del(`queue:${name}:meta`);
+    expect(await store.load(name)).toBeUndefined();
+  });
+
+  it('loads a PGSync-only hash as undefined with a warning, then replaces its checkpoint on save', async () => {
+    const name = unique('pgsync');
+    await plain.hset(`queue:${name}:meta`, 'checkpoint', '12345');
+    expect(await store.load(name)).toBeUndefined();
+    expect(store.pgsyncCheckpoint(name)).toBe('12345');
+    expect(store.warnings().some((w) => w.includes(`queue:${name}:meta`) && w.includes('PGSync'))).toBe(true);
+    await store.save(name, sample(name));
+    expect(store.pgsyncCheckpoint(name)).toBeUndefined();
+    expect(await plain.hget(`queue:${name}:meta`, 'checkpoint')).toBe('"0/16B3748"');
+    // A PGSync still writing the key is noticed; Sluice keeps its own checkpoint.
+    await plain.hset(`queue:${name}:meta`, 'checkpoint', '99999');
+    expect((await store.load(name))?.lsn).toBe('0/16B3748');
+    expect(store.warnings().some((w) => w.includes('(99999) was changed by another process'))).toBe(true);
+  });
+
+  it('replaces a non-hash value left by old PGSync versions', async () => {
+    const name = unique('oldkey');
+    await plain.set(`queue:${name}:meta`, '12345');
+    expect(await store.load(name)).toBeUndefined();
+    await store.save(name, { slot: name, updatedAt: 'now' });
+    expect(await plain.hget(`queue:${name}:meta`, 'checkpoint')).toBe('null');
+    expect(await store.load(name)).toEqual({ slot: name, updatedAt: 'now' });
+  });
+
+  it('reports an unreadable sluice field as CKP_CORRUPT naming the key', async () => {
+    const name = unique('corrupt');
+    await plain.hset(`queue:${name}:meta`, 'sluice', '{"slot":');
+    const error = await failure(store.load(name));
+    expect(error.code).toBe('CKP_CORRUPT');
+    expect(error.message).toContain(`queue:${name}:meta`);
+  });
+
+  it('authenticates with a password and an ACL user; a wrong password is CKP_UNAVAILABLE without the secret', async () => {
+    const password = 'pa ss/w0rd%sekret';
+    const server = await dedicated({ password });
+    const ok = await RedisCheckpointStore.open(redisConfig(server.url));
+    await ok.save('auth_ok', sample('auth_ok'));
+    await ok.close();
+    const admin = new Redis({ host: server.host, port: server.port, password });
+    await admin.call('ACL', 'SETUSER', 'sluice_ckp', 'on', '>user-sekret-1', '~queue:*', '+@all');
+    admin.disconnect();
+    const acl = await RedisCheckpointStore.open({ url: `redis://${server.host}:${server.port}`, db: 0, username: 'sluice_ckp', password: 'user-sekret-1' });
+    expect((await acl.load('auth_ok'))?.slot).toBe('auth_ok');
+    await acl.close();
+    for (const wrong of ['wrong-sekret-9', undefined]) {
+      const config = redisConfig(`redis://${server.host}:${server.port}`, wrong === undefined ? {} : { password: wrong });
+      const error = await failure(RedisCheckpointStore.open(config));
+      expect(error.code).toBe('CKP_UNAVAILABLE');
+      expect(error.message).toContain(`${server.host}:${server.port}`);
+      expect(error.message).not.toContain('sekret');
+      expect(JSON.stringify(error.details)).not.toContain('sekret');
+    }
+  });
+
+  it('fails to open an unreachable Redis with CKP_UNAVAILABLE', async () => {
+    const port = await findFreePort();
+    const error = await failure(RedisCheckpointStore.open({ url: `redis://127.0.0.1:${port}`, db: 0 }));
+    expect(error.code).toBe('CKP_UNAVAILABLE');
+  });
+
+  it('warns about an evicting maxmemory-policy and about persistence; none for noeviction with appendfsync always', async () => {
+    const lru = await dedicated({ maxmemoryPolicy: 'allkeys-lru' });
+    const evicting = await RedisCheckpointStore.open(redisConfig(lru.url));
+    expect(evicting.warnings()).toContain(
+      'Redis maxmemory-policy is allkeys-lru: checkpoints can be evicted, which forces a full re-sync; set maxmemory-policy noeviction',
+    );
+    expect(evicting.warnings().some((w) => w.includes('appendonly no'))).toBe(true);
+    expect(evicting.durable).toBe(false);
+    await evicting.close();
+    const safe = await dedicated({ maxmemoryPolicy: 'noeviction', args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    const durable = await RedisCheckpointStore.open(redisConfig(safe.url));
+    expect(durable.warnings()).toEqual([]);
+    expect(durable.durable).toBe(true);
+    await durable.close();
+  });
+
+  it('saves again after Redis restarts (ioredis reconnects)', async () => {
+    const server = await dedicated({});
+    const restarting = await RedisCheckpointStore.open(redisConfig(server.url));
+    await restarting.save('restart', sample('restart', '0/1'));
+    await server.restart();
+    await restarting.save('restart', sample('restart', '0/2'));
+    expect((await restarting.load('restart'))?.lsn).toBe('0/2');
+    await restarting.close();
+  });
+
+  it('connects over TLS with CA verification and a client certificate', async () => {
+    const pki = makePki();
+    const tlsPort = await findFreePort();
+    await dedicated({
+      args: ['--tls-port', String(tlsPort), '--tls-cert-file', pki.file('server.crt'), '--tls-key-file', pki.file('server.key'),
+        '--tls-ca-cert-file', pki.file('ca.crt'), '--tls-auth-clients', 'yes'],
+    });
+    const url = `rediss://127.0.0.1:${tlsPort}`;
+    const client = { cert: pki.read('client.crt'), key: pki.read('client.key') };
+    const verified = await RedisCheckpointStore.open({ url, db: 0, tls: { ca: pki.read('ca.crt'), rejectUnauthorized: true, ...client } });
+    await verified.save('tls', sample('tls'));
+    await verified.close();
+    const unverified = await RedisCheckpointStore.open({ url, db: 0, tls: { rejectUnauthorized: false, ...client } });
+    expect((await unverified.load('tls'))?.slot).toBe('tls');
+    await unverified.close();
+    const untrusted = await failure(RedisCheckpointStore.open({ url, db: 0, tls: { ca: pki.read('other-ca.crt'), rejectUnauthorized: true, ...client } }));
+    expect(untrusted.code).toBe('CKP_UNAVAILABLE');
+    const noClientCert = await failure(RedisCheckpointStore.open({ url, db: 0, tls: { ca: pki.read('ca.crt'), rejectUnauthorized: true } }));
+    expect(noClientCert.code).toBe('CKP_UNAVAILABLE');
+    expect(noClientCert.message).not.toContain('PRIVATE KEY');
+    pki.remove();
+  });
+});
+
+/** A CA, a server certificate for 127.0.0.1, a client certificate and an unrelated CA, made with openssl. */
+function makePki(): { file(name: string): string; read(name: string): string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-ckp-tls-'));
+  const file = (name: string): string => join(dir, name);
+  const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  for (const ca of ['ca', 'other-ca']) ssl('req', '-x509', ...key, '-keyout', `${ca}.key`, '-out', `${ca}.crt`, '-days', '2', '-subj', `/CN=sluice-${ca}`);
+  writeFileSync(file('san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  for (const leaf of ['server', 'client']) {
+    ssl('req', ...key, '-keyout', `${leaf}.key`, '-out', `${leaf}.csr`, '-subj', `/CN=sluice-${leaf}`);
+    ssl('x509', '-req', '-in', `${leaf}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${leaf}.crt`, '-days', '2', '-extfile', 'san.ext');
+  }
+  return { file, read: (name) => readFileSync(file(name), 'utf8'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+describe('file checkpoint store', () => {
+  let dir: string;
+  let store: FileCheckpointStore;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-ckp-file-'));
+    store = await FileCheckpointStore.open(dir);
+  });
+  afterAll(async () => {
+    await store?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('writes `.<name>.sluice.json` atomically, leaving no temp files, and never touches PGSync\'s `.<name>`', async () => {
+    writeFileSync(join(dir, '.db_idx'), '12345\n');
+    expect(await store.load('db_idx')).toBeUndefined();
+    expect(store.pgsyncCheckpoint('db_idx')).toBe('12345');
+    expect(store.warnings().some((w) => w.includes('.db_idx') && w.includes('PGSync'))).toBe(true);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => store.save('db_idx', sample('db_idx', `0/${i}`))));
+    await store.save('db_other', sample('db_other'));
+    expect(readdirSync(dir).sort()).toEqual(['.db_idx', '.db_idx.sluice.json', '.db_other.sluice.json']);
+    expect(readFileSync(join(dir, '.db_idx'), 'utf8')).toBe('12345\n');
+    expect(JSON.parse(readFileSync(join(dir, '.db_idx.sluice.json'), 'utf8'))).toMatchObject({ slot: 'db_idx', lsn: '0/9' });
+  });
+
+  it('reports a corrupt file as CKP_CORRUPT naming it (no silent re-sync)', async () => {
+    for (const [name, text] of [['torn', '{"slot": "to'], ['empty', ''], ['shape', '{"slot": 1}']] as const) {
+      writeFileSync(join(dir, `.${name}.sluice.json`), text);
+      const error = await failure(store.load(name));
+      expect(error.code).toBe('CKP_CORRUPT');
+      expect(error.message).toContain(join(dir, `.${name}.sluice.json`));
+    }
+  });
+
+  it('needs an existing writable directory: else CKP_UNAVAILABLE naming CHECKPOINT_PATH', async () => {
+    const missing = join(dir, 'no', 'such');
+    const error = await failure(FileCheckpointStore.open(missing));
+    expect(error.code).toBe('CKP_UNAVAILABLE');
+    expect(error.message).toContain(`CHECKPOINT_PATH ${missing}`);
+    const notDir = await failure(FileCheckpointStore.open(join(dir, '.db_idx')));
+    expect(notDir.message).toContain('is not a directory');
+  });
+
+  it('removes temp files abandoned by a crash at open', async () => {
+    const stale = join(dir, '.db_idx.sluice.json.1.abcd.tmp');
+    const fresh = join(dir, '.db_idx.sluice.json.2.abcd.tmp');
+    writeFileSync(stale, '{');
+    writeFileSync(fresh, '{');
+    utimesSync(stale, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    await (await FileCheckpointStore.open(dir)).close();
+    expect(readdirSync(dir)).not.toContain('.db_idx.sluice.json.1.abcd.tmp');
+    expect(readdirSync(dir)).toContain('.db_idx.sluice.json.2.abcd.tmp');
+    rmSync(fresh);
+  });
+});
+
+describe('PostgreSQL checkpoint store', () => {
+  let db: TestDatabase;
+  const role = unique('role');
+  const pools: pg.Pool[] = [];
+  const poolFor = (user?: string): pg.Pool => {
+    const url = new URL(db.url);
+    if (user !== undefined) url.username = user;
+    const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+    pools.push(pool);
+    return pool;
+  };
+  beforeAll(async () => {
+    db = await createTestDatabase('ckp_pg');
+    await db.query(`CREATE ROLE ${role} LOGIN`);
+  });
+  afterAll(async () => {
+    await Promise.all(pools.map((p) => p.end()));
+    await db?.drop();
+    const admin = new pg.Client({ connectionString: testPostgresUrl() });
+    await admin.connect();
+    await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    await admin.end();
+  });
+
+  it('creates sluice.checkpoint in a fresh database (concurrent opens included)', async () => {
+    const pool = poolFor();
+    const stores = await Promise.all([PostgresCheckpointStore.open(pool), PostgresCheckpointStore.open(pool)]);
+    const columns = await db.query(
+      `SELECT column_name, data_type, is_nullable FROM information_schema.columns
+        WHERE table_schema = 'sluice' AND table_name = 'checkpoint' ORDER BY ordinal_position`,
+    );
+    expect(columns.rows).toEqual([
+      { column_name: 'name', data_type: 'text', is_nullable: 'NO' },
+      { column_name: 'body', data_type: 'jsonb', is_nullable: 'NO' },
+      { column_name: 'updated_at', data_type: 'timestamp with time zone', is_nullable: 'NO' },
+    ]);
+    await stores[0]?.save('pg_row', sample('pg_row'));
+    const row = await db.query(`SELECT body->>'lsn' AS lsn FROM sluice.checkpoint WHERE name = 'pg_row'`);
+    expect(row.rows).toEqual([{ lsn: '0/16B3748' }]);
+    await db.query(`UPDATE sluice.checkpoint SET body = '{"x": 1}' WHERE name = 'pg_row'`);
+    expect((await failure(stores[0]!.load('pg_row'))).code).toBe('CKP_CORRUPT');
+    await Promise.all(stores.map((s) => s.close()));
+  });
+
+  it('tells a role without CREATE on the database which grant is missing', async () => {
+    const error = await failure(PostgresCheckpointStore.open(poolFor(role), 'sluice_other'));
+    expect(error.code).toBe('CKP_UNAVAILABLE');
+    expect(error.message).toContain(`GRANT CREATE ON DATABASE "${db.name}" TO "${role}"`);
+    const noTable = await failure(PostgresCheckpointStore.open(poolFor(role)));
+    expect(noTable.message).toContain(`GRANT USAGE ON SCHEMA "sluice" TO "${role}"`);
+    await db.query(`GRANT USAGE ON SCHEMA sluice TO ${role}`);
+    const noRows = await failure(PostgresCheckpointStore.open(poolFor(role)));
+    expect(noRows.message).toContain(`GRANT SELECT, INSERT, UPDATE, DELETE ON "sluice".checkpoint TO "${role}"`);
+    await db.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON sluice.checkpoint TO ${role}`);
+    const store = await PostgresCheckpointStore.open(poolFor(role));
+    await store.save('by_role', sample('by_role'));
+    expect((await store.load('by_role'))?.slot).toBe('by_role');
+    await store.close();
+  });
+});
+
+describe('openCheckpointStore', () => {
+  it('opens the store the configuration names', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-ckp-open-'));
+    const base = { checkpointPath: dir } as SluiceConfig;
+    const file = await openCheckpointStore({ ...base, checkpointStore: 'file' });
+    expect(file).toBeInstanceOf(FileCheckpointStore);
+    await file.close();
+    const redis = await openCheckpointStore({ ...base, checkpointStore: 'redis', redis: redisConfig(testRedisUrl()) });
+    expect(redis).toBeInstanceOf(RedisCheckpointStore);
+    await redis.close();
+    expect((await failure(openCheckpointStore({ ...base, checkpointStore: 'redis' }))).code).toBe('CKP_UNAVAILABLE');
+    const db = await createTestDatabase('ckp_open');
+    const u = new URL(db.url);
+    const postgres = { host: u.hostname, port: Number(u.port), user: decodeURIComponent(u.username), database: db.name };
+    const store = await openCheckpointStore({ ...base, checkpointStore: 'postgres', postgres });
+    expect(store).toBeInstanceOf(PostgresCheckpointStore);
+    await store.save('via_config', sample('via_config'));
+    await store.close(); // ends its own pool, so the database can be dropped
+    await db.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});

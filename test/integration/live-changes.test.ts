@@ -1,0 +1,108 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EntryPlan } from '../../src/schema/sync-plan.js';
+import { allDocuments, engineForTest, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
+import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
+import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
+import { runCli, sluiceEnv } from '../helpers/run-cli.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
+
+let db: TestDatabase;
+let engine: EngineUnderTest;
+let work: string;
+let plan: EntryPlan;
+let sluice: RunningSluice;
+let env: Record<string, string>;
+let schemaPath: string;
+const index = 'live_book';
+
+beforeAll(async () => {
+  db = await createTestDatabase('live');
+  await db.query(fixtureSql('book.sql'));
+  await db.query(fixtureSql('book-data.sql'));
+  engine = await engineForTest('es8');
+  work = mkdtempSync(join(tmpdir(), 'sluice-live-'));
+  const schema = fixtureSchema('book.json', db.name).map((e) => ({ ...(e as object), index }));
+  schemaPath = join(work, 'schema.json');
+  writeFileSync(schemaPath, JSON.stringify(schema));
+  plan = (await compileAgainst(db.url, schema)).plans[0]!;
+  env = sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'info' });
+  const bootstrap = await runCli(['-c', schemaPath, 'bootstrap'], env);
+  expect(bootstrap.stderr + bootstrap.stdout).toContain('slots');
+  expect(bootstrap.code).toBe(0);
+  sluice = startSluice(['-c', schemaPath], env);
+  await waitFor('the snapshot', async () => ((await allDocuments(engine.url, index).catch(() => new Map())).size === 3 ? true : undefined));
+});
+
+afterAll(async () => {
+  const code = await sluice?.stop();
+  if (code !== 0 || process.env.SHOW_SLUICE_OUTPUT) console.log(sluice?.output());
+  await engine?.close();
+  await db?.drop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function change(sql: string): Promise<void> {
+  await db.query(sql);
+  await expectConverged(db.url, plan, engine.url);
+}
+
+describe('changes on every level of the book tree reach the index', () => {
+  it('root: insert, update', async () => {
+    await change(`INSERT INTO book (id, isbn, title, publisher_id) VALUES (10, '010', 'New', 2)`);
+    await change(`UPDATE book SET title = 'Renamed', tags = '["x"]' WHERE id = 1`);
+  });
+
+  it('one_to_one child through a foreign key on the root: publisher renamed', async () => {
+    await change(`UPDATE publisher SET name = 'Penguin Books' WHERE id = 1`);
+  });
+
+  it('through table: insert, delete, and a row repointed to another book', async () => {
+    await change(`INSERT INTO book_author (id, book_isbn, author_id) VALUES (10, '002', 1)`);
+    await change(`DELETE FROM book_author WHERE id = 3`);
+    await change(`UPDATE book_author SET book_isbn = '003' WHERE id = 1`);
+  });
+
+  it('grandchild chain: a city and a continent renamed, an author moved to another city', async () => {
+    await change(`UPDATE city SET name = 'Paris-Ville' WHERE id = 1`);
+    await change(`UPDATE continent SET name = 'Europa' WHERE id = 1`);
+    await change(`UPDATE author SET city_id = 2 WHERE id = 1`);
+  });
+
+  it('a child moved to another parent rebuilds both parents', async () => {
+    await change(`UPDATE rating SET book_isbn = '002' WHERE id = 1`);
+    await change(`UPDATE book_language SET book_isbn = '003' WHERE id = 2`);
+  });
+
+  it('scalar children through join tables: languages and subjects', async () => {
+    await change(`UPDATE language SET code = 'es-ES' WHERE id = 2`);
+    await change(`INSERT INTO book_subject (id, book_isbn, subject_id) VALUES (10, '003', 1)`);
+  });
+
+  it('a primary-key change deletes the old document', async () => {
+    await change(`UPDATE book SET id = 20 WHERE id = 10`);
+    expect((await allDocuments(engine.url, index)).has('10')).toBe(false);
+  });
+
+  it('several changes in one transaction, then deletes of child and root', async () => {
+    await change(`BEGIN; INSERT INTO book (id, isbn, title) VALUES (30, '030', 'Tx'); INSERT INTO book_author (book_isbn, author_id) VALUES ('030', 2); UPDATE author SET name = 'Bob M.' WHERE id = 2; COMMIT;`);
+    await change(`DELETE FROM rating WHERE id = 1`);
+    await change(`DELETE FROM book WHERE id = 30`);
+  });
+
+  it.runIf(!REAL_ENGINE_URL)('an update of a column no document uses writes nothing', async () => {
+    const before = engine.server!.store.version(index, '1');
+    await db.query(`UPDATE book SET copyright = 'changed' WHERE id = 1`);
+    await change(`INSERT INTO book (id, isbn, title) VALUES (40, '040', 'Marker')`);
+    expect(engine.server!.store.version(index, '1')).toBe(before);
+  });
+
+  it('TRUNCATE of a child table rebuilds every root; of the root deletes every document', async () => {
+    await change(`TRUNCATE book_subject`);
+    await change(`TRUNCATE book CASCADE`);
+    expect((await allDocuments(engine.url, index)).size).toBe(0);
+    await change(`INSERT INTO book (id, isbn, title) VALUES (50, '050', 'After truncate')`);
+  });
+});
