@@ -1,0 +1,86 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EntryPlan } from '../../src/schema/sync-plan.js';
+import { engineForTest, type EngineUnderTest } from '../helpers/engine.js';
+import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
+import { expectConverged, startSluice, type RunningSluice } from '../helpers/live-sluice.js';
+import { runCli, sluiceEnv } from '../helpers/run-cli.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
+
+// The README's grants: bootstrap by the tables' owner, then `sluice run` as a role with only REPLICATION and SELECT.
+let db: TestDatabase;
+let engine: EngineUnderTest;
+let work: string;
+let plan: EntryPlan;
+let schemaPath: string;
+let sluice: RunningSluice | undefined;
+const role = `sluice_${Math.random().toString(36).slice(2, 8)}`;
+
+beforeAll(async () => {
+  db = await createTestDatabase('privilege');
+  await db.query(fixtureSql('book.sql'));
+  await db.query(fixtureSql('book-data.sql'));
+  await db.query(`CREATE ROLE ${role} LOGIN REPLICATION`);
+  await db.query(`GRANT CONNECT ON DATABASE ${db.name} TO ${role}; GRANT USAGE ON SCHEMA public TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
+  engine = await engineForTest('es8');
+  work = mkdtempSync(join(tmpdir(), 'sluice-privilege-'));
+  const schema = fixtureSchema('book.json', db.name).map((e) => ({ ...(e as object), index: 'privileged_book' }));
+  schemaPath = join(work, 'schema.json');
+  writeFileSync(schemaPath, JSON.stringify(schema));
+  plan = (await compileAgainst(db.url, schema)).plans[0]!;
+});
+
+afterAll(async () => {
+  await sluice?.stop();
+  await engine?.close();
+  await db?.drop();
+  await db?.query(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined);
+  rmSync(work, { recursive: true, force: true });
+});
+
+function limitedEnv(): Record<string, string> {
+  const url = new URL(db.url);
+  url.username = role;
+  url.password = '';
+  return sluiceEnv(url.toString(), engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1' });
+}
+
+describe('least privilege', () => {
+  it('run refuses to start before bootstrap, naming the fix', async () => {
+    const result = await runCli(['-c', schemaPath, 'run'], limitedEnv());
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/SRC_NOT_BOOTSTRAPPED.*sluice bootstrap/);
+  });
+
+  it('bootstrap --print-sql prints what a DBA runs, and writes nothing', async () => {
+    const result = await runCli(['-c', schemaPath, 'bootstrap', '--print-sql'], limitedEnv());
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`\\connect ${db.name}`);
+    expect(result.stdout).toMatch(/CREATE PUBLICATION "sluice" FOR TABLE .*"public"\."book_author"/);
+    expect(result.stdout).toContain('ALTER TABLE "public"."rating" REPLICA IDENTITY FULL;');
+    expect(result.stdout).toContain(`pg_create_logical_replication_slot('${db.name}_privileged_book', 'pgoutput')`);
+    expect((await db.query(`SELECT count(*)::int AS n FROM pg_publication`)).rows[0].n).toBe(0);
+  });
+
+  it('the owner bootstraps; a REPLICATION + SELECT role runs the snapshot and the stream', async () => {
+    const bootstrap = await runCli(['-c', schemaPath, 'bootstrap'], sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work }));
+    expect(bootstrap.code).toBe(0);
+    const superuser = (await db.query<{ rolsuper: boolean }>(`SELECT rolsuper FROM pg_roles WHERE rolname = $1`, [role])).rows[0]!.rolsuper;
+    expect(superuser).toBe(false);
+    sluice = startSluice(['-c', schemaPath], limitedEnv());
+    await expectConverged(db.url, plan, engine.url);
+    await db.query(`UPDATE author SET name = 'Renamed' WHERE id = 1; DELETE FROM book_subject WHERE id = 1`);
+    await expectConverged(db.url, plan, engine.url);
+    expect(await sluice.stop()).toBe(0);
+    sluice = undefined;
+  });
+
+  it('teardown drops the slot and the publication', async () => {
+    const result = await runCli(['-c', schemaPath, 'teardown'], sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work }));
+    expect(result.code).toBe(0);
+    expect((await db.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE database = $1`, [db.name])).rows[0].n).toBe(0);
+    expect((await db.query(`SELECT count(*)::int AS n FROM pg_publication`)).rows[0].n).toBe(0);
+  });
+});
