@@ -11,11 +11,38 @@ import { compileAgainst, fixtureSchema, fixtureSql } from '../test/helpers/fixtu
 import { startPostgresCluster } from '../test/helpers/postgres-cluster.js';
 import { buildDocumentQuery } from '../src/transform/document-query.js';
 import { trackPeakRss } from '../test/helpers/process-stats.js';
+import { runCdcBench } from './cdc.js';
 import { startProcess } from './processes.js';
 
-const { values } = parseArgs({ options: { scale: { type: 'string', default: process.env.BENCH_SCALE ?? '1000000' } } });
-const scale = Number(values.scale);
-if (!Number.isInteger(scale) || scale < 1) throw new Error(`--scale must be a positive integer, got ${values.scale}`);
+const { values } = parseArgs({
+  options: {
+    scale: { type: 'string', default: process.env.BENCH_SCALE ?? '1000000' },
+    only: { type: 'string' },
+    'cdc-items': { type: 'string', default: '200000' },
+    'cdc-backlog': { type: 'string', default: '1000000' },
+    'latency-seconds': { type: 'string', default: '20' },
+  },
+});
+const positive = (name: string, text: string | undefined): number => {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${text}`);
+  return n;
+};
+const scale = positive('scale', values.scale);
+if (values.only !== undefined && values.only !== 'full' && values.only !== 'cdc') throw new Error('--only must be "full" or "cdc"');
+
+if (values.only !== 'cdc') await fullSyncBench();
+if (values.only !== 'full') {
+  const cdc = await runCdcBench({
+    items: positive('cdc-items', values['cdc-items']),
+    backlogChanges: positive('cdc-backlog', values['cdc-backlog']),
+    latencySeconds: positive('latency-seconds', values['latency-seconds']),
+    log,
+  });
+  printTable('Change capture (sluice run), items with an author object', [...cdc.rows, machineRow()]);
+}
+
+async function fullSyncBench(): Promise<void> {
 
 const work = mkdtempSync(join(tmpdir(), 'sluice-bench-'));
 const cluster = await startPostgresCluster({ settings: { work_mem: '16MB' } });
@@ -66,12 +93,21 @@ try {
     ['peak RSS of sluice (target <= 300 MB)', `${peakRssMb.toFixed(0)} MB`],
     ['machine', `${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, PostgreSQL ${readFileSync(join(cluster.dataDir, 'PG_VERSION'), 'utf8').trim()}`],
   ];
-  const width = Math.max(...rows.map((r) => r[0]!.length));
-  process.stdout.write(`\nFull sync, book schema (${new Date().toISOString().slice(0, 10)})\n`);
-  for (const [name, value] of rows) process.stdout.write(`  ${name!.padEnd(width)}  ${value}\n`);
+  printTable('Full sync, book schema', rows);
   if (indexed !== scale) process.exitCode = 1;
 } finally {
   for (const cleanup of cleanups) await cleanup();
+}
+}
+
+function printTable(title: string, rows: string[][]): void {
+  const width = Math.max(...rows.map((r) => r[0]!.length));
+  process.stdout.write(`\n${title} (${new Date().toISOString().slice(0, 10)})\n`);
+  for (const [name, value] of rows) process.stdout.write(`  ${name!.padEnd(width)}  ${value}\n`);
+}
+
+function machineRow(): string[] {
+  return ['machine', `${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`];
 }
 
 function log(message: string): void {

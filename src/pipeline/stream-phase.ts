@@ -23,7 +23,8 @@ export interface StreamPhaseOptions {
   flushIntervalMs: number;
   chunkSize: number;
   signal: AbortSignal;
-  onBatch?: (stats: { changes: number; indexed: number; deleted: number; lsn: bigint; commitTime?: Date }) => void;
+  /** After each applied batch: its size, and the commit times of its oldest and newest transaction (for lag). */
+  onBatch?: (stats: { changes: number; transactions: number; indexed: number; deleted: number; lsn: bigint; oldestCommitTime?: Date; newestCommitTime?: Date }) => void;
   onIdle?: () => Promise<void>;
 }
 
@@ -51,17 +52,22 @@ export async function runStreamPhase(
   let inTransaction = false;
   let lastCommitEnd = 0n;
   let lastCommitTime: Date | undefined;
+  let oldestCommitTime: Date | undefined;
+  let transactions = 0;
   let acknowledged = 0n;
   let current = checkpoint;
 
   const flush = async () => {
+    batchStartedAt = undefined;
     if (changes.length > 0) {
       const batch = changes;
       changes = [];
       const result = await applyRowChanges(plan, routes, pool, writer, batch, version, `lsn:${formatLsn(version)}`, scanner);
       await writer.flush();
-      options.onBatch?.({ changes: batch.length, indexed: result.indexed, deleted: result.deleted, lsn: version, commitTime: lastCommitTime });
+      options.onBatch?.({ changes: batch.length, transactions, indexed: result.indexed, deleted: result.deleted, lsn: version, oldestCommitTime, newestCommitTime: lastCommitTime });
     }
+    oldestCommitTime = undefined;
+    transactions = 0;
     if (lastCommitEnd > acknowledged) {
       current = { ...current, lsn: formatLsn(lastCommitEnd), updatedAt: new Date().toISOString() };
       await store.save(options.name, current);
@@ -70,16 +76,23 @@ export async function runStreamPhase(
     }
   };
 
+  // The oldest unapplied work: a batch is applied once it is this old, even while messages keep coming.
+  let batchStartedAt: number | undefined;
   for (;;) {
     pendingNext ??= iterator.next();
-    const timer = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), options.flushIntervalMs).unref());
+    if (batchStartedAt === undefined && (changes.length > 0 || lastCommitEnd > acknowledged)) batchStartedAt = Date.now();
+    const waitMs = batchStartedAt === undefined ? options.flushIntervalMs : Math.max(0, batchStartedAt + options.flushIntervalMs - Date.now());
+    let timeout: NodeJS.Timeout | undefined;
+    const timer = new Promise<'timeout'>((resolve) => (timeout = setTimeout(() => resolve('timeout'), waitMs)));
     const next = await Promise.race([pendingNext, timer, aborted]);
+    clearTimeout(timeout);
     if (next === 'aborted') {
       await flush();
       return;
     }
     if (next === 'timeout') {
       await flush();
+      batchStartedAt = undefined;
       if (!inTransaction && changes.length === 0) await options.onIdle?.();
       continue;
     }
@@ -107,6 +120,8 @@ export async function runStreamPhase(
         inTransaction = false;
         lastCommitEnd = message.endLsn;
         lastCommitTime = message.commitTime;
+        oldestCommitTime ??= message.commitTime;
+        transactions += 1;
         if (changes.length >= options.batchSize) await flush();
         break;
       case 'keepalive':

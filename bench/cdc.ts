@@ -1,0 +1,194 @@
+// CDC benchmark (part of `npm run bench`): root-row change throughput on a 1M-change backlog (with peak RSS),
+// child-row changes fanning out to many roots, and commit-to-indexed latency at a steady 1,000 tx/s. The ceiling
+// is measured in the same run: pg_recvlogical decoding the same WAL to /dev/null.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startPostgresCluster, type PostgresCluster } from '../test/helpers/postgres-cluster.js';
+import { trackPeakRss } from '../test/helpers/process-stats.js';
+import { startProcess } from './processes.js';
+
+const SCHEMA = [
+  {
+    database: 'cdc',
+    index: 'items',
+    nodes: {
+      table: 'item',
+      columns: ['id', 'title', 'price', 'v', 'created_at'],
+      children: [{ table: 'author', label: 'author', columns: ['id', 'name', 'country'], relationship: { type: 'one_to_one', variant: 'object' } }],
+    },
+  },
+];
+
+export interface CdcResult {
+  rows: Array<[string, string]>;
+}
+
+export async function runCdcBench(options: { items: number; backlogChanges: number; latencySeconds: number; log: (m: string) => void }): Promise<CdcResult> {
+  const { log } = options;
+  const work = mkdtempSync(join(tmpdir(), 'sluice-bench-cdc-'));
+  const cluster = await startPostgresCluster({ settings: { logical_decoding_work_mem: '256MB' } });
+  const cleanups: Array<() => Promise<void> | void> = [() => cluster.stop(), () => rmSync(work, { recursive: true, force: true })];
+  try {
+    const url = await cluster.createDatabase('cdc');
+    const authors = Math.max(1, Math.floor(options.items / 100));
+    await cluster.psql(
+      `CREATE TABLE author (id int PRIMARY KEY, name text NOT NULL, country text);
+       CREATE TABLE item (id bigint PRIMARY KEY, title text, price numeric, v int NOT NULL DEFAULT 0, created_at timestamptz, author_id int REFERENCES author (id));
+       CREATE INDEX ON item (author_id);
+       INSERT INTO author SELECT i, 'Author ' || i, 'Country ' || (i % 50) FROM generate_series(1, ${authors}) i;
+       INSERT INTO item SELECT i, 'Title ' || i, round((random() * 1000)::numeric, 2), 0, now() - i * interval '1 second', 1 + i % ${authors} FROM generate_series(1, ${options.items}) i;
+       ANALYZE;`,
+      'cdc',
+    );
+    const schemaPath = join(work, 'schema.json');
+    writeFileSync(schemaPath, JSON.stringify(SCHEMA));
+    const engine = await startProcess(process.execPath, ['--import', 'tsx', 'test/es-server/main.ts', '--flavor', 'es8', '--port', '0'], /listening on (\S+)/);
+    cleanups.unshift(() => engine.stop());
+    const env = { ...process.env, PG_HOST: cluster.host, PG_PORT: String(cluster.port), PG_USER: 'postgres', ELASTICSEARCH_URL: engine.match[1]!, CHECKPOINT_PATH: work, PGSYNC_LOG_LEVEL: 'info', PGSYNC_FLUSH_INTERVAL: '0.05' };
+    await exec(process.execPath, ['bin/sluice.js', '-c', schemaPath, 'bootstrap'], env);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    cleanups.unshift(() => client.end());
+    const slot = 'cdc_items';
+
+    log('initial snapshot');
+    let sluice = startSluice(schemaPath, env);
+    await indexed(engine.match[1]!, 'items', options.items);
+    await caughtUp(client, slot);
+    await sluice.stop();
+
+    log(`root-change backlog: ${options.backlogChanges.toLocaleString('en')} updates in 10-row transactions`);
+    await client.query(`SELECT pg_create_logical_replication_slot('ceiling', 'pgoutput')`);
+    await backlog(cluster, options.backlogChanges, options.items);
+    const end = (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+    const ceilingSeconds = await timed(() => exec(join(cluster.binDir, 'pg_recvlogical'), ['-d', url, '-S', 'ceiling', '--start', '-E', end, '-f', '/dev/null', '-o', 'proto_version=1', '-o', 'publication_names=sluice', '--no-loop'], env));
+    await client.query(`SELECT pg_drop_replication_slot('ceiling')`);
+    sluice = startSluice(schemaPath, env);
+    const peak = trackPeakRss(sluice.child.pid!, 100);
+    const rootSeconds = await timed(() => caughtUp(client, slot, end));
+    const peakMb = peak.stop() / 1024;
+    const applied = appliedChanges(sluice.output());
+    await sluice.stop();
+    if (applied < options.backlogChanges) process.stderr.write(sluice.output());
+    if (applied < options.backlogChanges) throw new Error(`sluice applied ${applied} changes, expected ${options.backlogChanges}`);
+
+    log(`fan-out: ${authors.toLocaleString('en')} author updates, 100 items each`);
+    await client.query(`UPDATE author SET name = name || '.'`);
+    const fanEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+    sluice = startSluice(schemaPath, env);
+    const fanSeconds = await timed(() => caughtUp(client, slot, fanEnd));
+
+    log(`latency: 1,000 tx/s for ${options.latencySeconds} s`);
+    const batchesFrom = sluice.output().length;
+    await steadyWriter(client, 1000, options.latencySeconds, options.items);
+    const latencyEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+    await caughtUp(client, slot, latencyEnd);
+    const latencies = batchLatencies(sluice.output().slice(batchesFrom));
+    await sluice.stop();
+
+    const rootRate = options.backlogChanges / rootSeconds;
+    const ceilingRate = options.backlogChanges / ceilingSeconds;
+    return {
+      rows: [
+        ['root changes (backlog)', `${options.backlogChanges.toLocaleString('en')} in ${rootSeconds.toFixed(1)} s, ${Math.round(rootRate).toLocaleString('en')} changes/s`],
+        ['ceiling (pg_recvlogical, same WAL)', `${ceilingSeconds.toFixed(1)} s, ${Math.round(ceilingRate).toLocaleString('en')} changes/s`],
+        ['ratio to ceiling (target >= 0.7)', (rootRate / ceilingRate).toFixed(2)],
+        ['peak RSS draining the backlog (target <= 300 MB)', `${peakMb.toFixed(0)} MB`],
+        ['fan-out child changes', `${authors.toLocaleString('en')} authors → ${options.items.toLocaleString('en')} documents in ${fanSeconds.toFixed(1)} s, ${Math.round(options.items / fanSeconds).toLocaleString('en')} docs/s`],
+        ['commit-to-indexed at 1,000 tx/s (upper bound)', `p50 ${latencies.p50} ms, p99 ${latencies.p99} ms (target p99 <= 200 ms)`],
+      ],
+    };
+  } finally {
+    for (const cleanup of cleanups) await cleanup();
+  }
+}
+
+function startSluice(schemaPath: string, env: NodeJS.ProcessEnv) {
+  const child = spawn(process.execPath, ['bin/sluice.js', '-c', schemaPath, 'run'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let output = '';
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  return {
+    child,
+    output: () => output,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Waits until the engine holds `count` documents in `index` (the snapshot is done). */
+async function indexed(engineUrl: string, index: string, count: number): Promise<void> {
+  for (;;) {
+    const stats = (await (await fetch(`${engineUrl}/_test/stats`)).json()) as { docs?: Record<string, number> };
+    if ((stats.docs?.[index] ?? 0) >= count) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Waits until the slot has confirmed `lsn` (default: the current WAL end), i.e. everything before it is indexed. */
+async function caughtUp(client: pg.Client, slot: string, lsn?: string): Promise<void> {
+  const target = lsn ?? (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+  for (;;) {
+    const { rows } = await client.query<{ done: boolean }>(`SELECT coalesce(confirmed_flush_lsn >= $2::pg_lsn, false) AS done FROM pg_replication_slots WHERE slot_name = $1`, [slot, target]);
+    if (rows[0]?.done) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function backlog(cluster: PostgresCluster, changes: number, items: number): Promise<void> {
+  const statements: string[] = [];
+  for (let i = 0; i < changes; i += 10) {
+    const from = 1 + (i % items);
+    statements.push(`UPDATE item SET v = v + 1 WHERE id BETWEEN ${from} AND ${from + 9};`);
+  }
+  await cluster.psql(statements.join('\n'), 'cdc');
+}
+
+/** Single-row transactions at a steady rate. */
+async function steadyWriter(client: pg.Client, perSecond: number, seconds: number, items: number): Promise<void> {
+  const started = Date.now();
+  for (let i = 0; i < perSecond * seconds; i++) {
+    const due = started + (i * 1000) / perSecond;
+    const wait = due - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    await client.query('UPDATE item SET v = v + 1 WHERE id = $1', [1 + ((i * 7919) % items)]);
+  }
+}
+
+/** Per transaction, the time from its batch's oldest commit to the batch being applied: an upper bound of its latency. */
+function batchLatencies(log: string): { p50: number; p99: number } {
+  const samples: number[] = [];
+  for (const line of log.split('\n')) {
+    if (!line.includes('"changes applied"')) continue;
+    const entry = JSON.parse(line) as { time: string; oldestCommitTime?: string; transactions: number };
+    if (!entry.oldestCommitTime) continue;
+    const latency = Date.parse(entry.time) - Date.parse(entry.oldestCommitTime);
+    for (let i = 0; i < entry.transactions; i++) samples.push(latency);
+  }
+  samples.sort((a, b) => a - b);
+  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? NaN;
+  return { p50: at(0.5), p99: at(0.99) };
+}
+
+/** Row changes Sluice reports as applied. */
+function appliedChanges(log: string): number {
+  let total = 0;
+  for (const line of log.split('\n')) if (line.includes('"changes applied"')) total += (JSON.parse(line) as { changes: number }).changes;
+  return total;
+}
+
+async function timed(run: () => Promise<unknown>): Promise<number> {
+  const started = process.hrtime.bigint();
+  await run();
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+function exec(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  return new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} exited with ${code}`)))));
+}
