@@ -78,6 +78,7 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
     log(`fan-out: ${authors.toLocaleString('en')} author updates, 100 items each`);
     await client.query(`UPDATE author SET name = name || '.'`);
     const fanEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+    if (process.env.BENCH_DEBUG) log(`fan-out end ${fanEnd}, slot ${JSON.stringify((await client.query(`SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, [slot])).rows)}`);
     sluice = startSluice(schemaPath, env);
     const fanSeconds = await timed(() => caughtUp(client, slot, fanEnd));
 

@@ -45,7 +45,6 @@ export async function runStreamPhase(
   options: StreamPhaseOptions,
 ): Promise<void> {
   const iterator = stream[Symbol.asyncIterator]();
-  const aborted = new Promise<'aborted'>((resolve) => options.signal.addEventListener('abort', () => resolve('aborted'), { once: true }));
   let pendingNext: Promise<IteratorResult<StreamMessage>> | undefined;
   let changes: RowChange[] = [];
   let version = 0n;
@@ -82,10 +81,9 @@ export async function runStreamPhase(
     pendingNext ??= iterator.next();
     if (batchStartedAt === undefined && (changes.length > 0 || lastCommitEnd > acknowledged)) batchStartedAt = Date.now();
     const waitMs = batchStartedAt === undefined ? options.flushIntervalMs : Math.max(0, batchStartedAt + options.flushIntervalMs - Date.now());
-    let timeout: NodeJS.Timeout | undefined;
-    const timer = new Promise<'timeout'>((resolve) => (timeout = setTimeout(() => resolve('timeout'), waitMs)));
-    const next = await Promise.race([pendingNext, timer, aborted]);
-    clearTimeout(timeout);
+    const wait = timeoutOrAbort(waitMs, options.signal);
+    const next = await Promise.race([pendingNext, wait.promise]);
+    wait.cancel();
     if (next === 'aborted') {
       await flush();
       return;
@@ -132,6 +130,25 @@ export async function runStreamPhase(
         break;
     }
   }
+}
+
+/**
+ * A promise settled by a timer or by `signal`, with a `cancel` that removes both. (Racing one long-lived
+ * "aborted" promise against every message would keep a reaction per message alive until shutdown.)
+ */
+function timeoutOrAbort(ms: number, signal: AbortSignal): { promise: Promise<'timeout' | 'aborted'>; cancel(): void } {
+  let cancel = () => undefined as void;
+  const promise = new Promise<'timeout' | 'aborted'>((resolve) => {
+    if (signal.aborted) return resolve('aborted');
+    const onAbort = () => resolve('aborted');
+    const timer = setTimeout(() => resolve('timeout'), ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+    cancel = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+    };
+  });
+  return { promise, cancel };
 }
 
 /**
