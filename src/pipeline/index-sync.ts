@@ -8,6 +8,7 @@ import { compileChangeRoutes } from '../transform/change-routes.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import type { ActionWriter } from './full-sync.js';
 import { runSnapshotPhase } from './snapshot-phase.js';
+import { newIndexStatus, type IndexStatus } from './index-status.js';
 import { runStreamPhase, type IndexScanner } from './stream-phase.js';
 
 export interface IndexSyncLogger {
@@ -31,6 +32,8 @@ export interface IndexSyncDeps {
   target: IndexTarget;
   store: CheckpointStore;
   logger: IndexSyncLogger;
+  /** Updated in place as the sync goes; the status surfaces read it. */
+  status?: IndexStatus;
 }
 
 export interface IndexSyncOptions {
@@ -61,15 +64,19 @@ export function isRetryable(error: unknown): boolean {
  */
 export async function runIndexSync(deps: IndexSyncDeps, options: IndexSyncOptions): Promise<void> {
   const { logger, name } = deps;
+  deps.status ??= newIndexStatus(deps.plan.index);
   let attempt = 0;
   while (!options.signal.aborted) {
     try {
       await runOnce(deps, options, () => (attempt = 0));
+      deps.status.phase = 'stopped';
       return;
     } catch (error) {
       if (options.signal.aborted) return;
-      if (!isRetryable(error)) throw error;
       const code = error instanceof AppError ? error.code : (error as { code?: string }).code;
+      deps.status.lastError = { code: code ?? 'UNKNOWN', message: toError(error).message, at: new Date().toISOString() };
+      if (!isRetryable(error)) throw error;
+      deps.status.phase = 'waiting';
       if (code === 'SRC_SLOT_LOST') {
         logger.error({ index: deps.plan.index, slot: name }, 'replication slot was invalidated (WAL it needed is gone): re-syncing the index from a fresh snapshot');
         await deps.store.remove(name).catch(() => undefined);
@@ -83,6 +90,7 @@ export async function runIndexSync(deps: IndexSyncDeps, options: IndexSyncOption
 
 async function runOnce(deps: IndexSyncDeps, options: IndexSyncOptions, onProgress: () => void): Promise<void> {
   const { plan, name, source, store, logger, target } = deps;
+  const status = deps.status!;
   let checkpoint = await store.load(name);
   const slot = await source.slotState(name);
   let created: CreatedSlot | undefined;
@@ -102,6 +110,7 @@ async function runOnce(deps: IndexSyncDeps, options: IndexSyncOptions, onProgres
   const writer = target.writer();
   try {
     if (!checkpoint.snapshot?.complete) {
+      status.phase = 'snapshot';
       logger.info({ index: plan.index, resumeAfter: checkpoint.snapshot?.doneUpTo }, checkpoint.snapshot?.doneUpTo ? 'resuming snapshot' : 'snapshot started');
       checkpoint = await runSnapshotPhase(plan, deps.pool, writer, store, checkpoint, {
         name,
@@ -109,7 +118,10 @@ async function runOnce(deps: IndexSyncDeps, options: IndexSyncOptions, onProgres
         concurrency: options.concurrency,
         snapshotName: created?.snapshotName,
         signal: options.signal,
-        onProgress,
+        onProgress: (documents) => {
+          onProgress();
+          status.snapshotDocuments = documents;
+        },
       });
       logger.info({ index: plan.index }, 'snapshot finished; streaming');
     }
@@ -119,6 +131,7 @@ async function runOnce(deps: IndexSyncDeps, options: IndexSyncOptions, onProgres
   if (options.signal.aborted) return;
   const stream = await source.stream({ slot: name, publication: deps.publication, startLsn: 0n });
   let lastHeartbeat = Date.now();
+  status.phase = 'streaming';
   try {
     await runStreamPhase(plan, compileChangeRoutes(plan), deps.pool, stream, writer, target, store, checkpoint, {
       name,
@@ -128,12 +141,27 @@ async function runOnce(deps: IndexSyncDeps, options: IndexSyncOptions, onProgres
       signal: options.signal,
       onBatch: (stats) => {
         onProgress();
+        status.changesApplied += stats.changes;
+        status.documentsIndexed += stats.indexed;
+        status.documentsDeleted += stats.deleted;
+        status.lastAppliedLsn = formatLsn(stats.lsn);
+        if (stats.newestCommitTime) {
+          status.lastCommitTime = stats.newestCommitTime.toISOString();
+          status.lagSeconds = Math.max(0, (Date.now() - stats.newestCommitTime.getTime()) / 1000);
+        }
         logger.info({ index: plan.index, ...stats, lsn: formatLsn(stats.lsn) }, 'changes applied');
       },
       onIdle: async () => {
         if (Date.now() - lastHeartbeat < options.heartbeatIntervalMs) return;
         lastHeartbeat = Date.now();
+        status.lagSeconds = 0;
         await source.emitHeartbeat();
+        const slotNow = await source.slotState(name);
+        if (slotNow.retainedBytes !== undefined) status.retainedWalBytes = Number(slotNow.retainedBytes);
+        if (slotNow.atRisk && !status.slotAtRisk) {
+          logger.warn({ index: plan.index, slot: name, retainedWalBytes: status.retainedWalBytes }, 'replication slot is past max_wal_size and will be invalidated at max_slot_wal_keep_size: Sluice is falling behind');
+        }
+        status.slotAtRisk = slotNow.atRisk;
       },
     });
   } finally {

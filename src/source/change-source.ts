@@ -60,6 +60,8 @@ export interface SlotState {
   invalidated: boolean;
   /** WAL the slot holds back, in bytes. */
   retainedBytes?: bigint;
+  /** wal_status 'unreserved': the slot will be invalidated if it falls further behind (max_slot_wal_keep_size). */
+  atRisk: boolean;
   confirmedLsn?: bigint;
 }
 

@@ -18,6 +18,7 @@ export class PostgresChangeSource implements ChangeSource {
     return {
       exists: info.exists,
       invalidated: info.invalidated,
+      atRisk: info.walStatus === 'unreserved',
       ...(info.retainedBytes !== null ? { retainedBytes: BigInt(info.retainedBytes) } : {}),
       ...(info.confirmedFlushLsn !== null ? { confirmedLsn: info.confirmedFlushLsn } : {}),
     };
