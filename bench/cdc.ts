@@ -108,7 +108,9 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
 }
 
 function startSluice(schemaPath: string, env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, ['bin/sluice.js', '-c', schemaPath, 'run'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the Sluice processes.
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, 'bin/sluice.js', '-c', schemaPath, 'run'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
