@@ -3,6 +3,7 @@ import type { EntryPlan } from '../schema/sync-plan.js';
 import type { RowChange, RowValues } from '../source/change-source.js';
 import { tableKey, type ChangeRoutes, type TableRoute } from '../transform/change-routes.js';
 import { buildDocumentQuery } from '../transform/document-query.js';
+import { qualified, quoteIdent } from '../transform/sql.js';
 import type { ActionWriter } from './full-sync.js';
 
 export interface RoutingLookup {
@@ -115,6 +116,52 @@ export async function rebuildRoots(
       result.deleted += 1;
     }
   }
+}
+
+/**
+ * Deletes every document of the index whose root row no longer exists, with `version`. For an index that
+ * starts over (new slot, new snapshot): the snapshot rewrites the roots that exist, but the deletes the old slot
+ * still held are gone with it, so their documents would stay forever. Returns how many were deleted.
+ */
+export async function deleteOrphans(plan: EntryPlan, pool: pg.Pool, writer: ActionWriter, scanner: RoutingLookup & { documentIds(index: string): AsyncIterable<string> }, version: bigint, position: string): Promise<number> {
+  let deleted = 0;
+  let ids: string[] = [];
+  // routingOf refreshes the index first: the scan must also see documents written moments ago.
+  await scanner.routingOf(plan.index, ['sluice-refresh-probe']);
+  const sweep = async () => {
+    const batch = ids;
+    ids = [];
+    // Ids are the key values joined by "|"; one with more parts (a value holding "|") cannot be looked up: kept.
+    const keys = batch.map((id) => (plan.root.primaryKey.length === 1 ? [id] : id.split('|'))).filter((key) => key.length === plan.root.primaryKey.length);
+    const existing = await existingRootIds(plan, pool, keys);
+    const gone = keys.map((key) => key.join('|')).filter((id) => !existing.has(id));
+    if (gone.length === 0) return;
+    const routes = plan.routing !== undefined ? await scanner.routingOf(plan.index, gone) : new Map<string, string>();
+    for (const id of gone) {
+      if (plan.routing !== undefined && !routes.has(id)) continue;
+      await writer.add({ op: 'delete', index: plan.index, id, version, position, ...(routes.has(id) ? { routing: routes.get(id)! } : {}) });
+      deleted += 1;
+    }
+  };
+  for await (const id of scanner.documentIds(plan.index)) {
+    ids.push(id);
+    if (ids.length >= ROOTS_PER_QUERY) await sweep();
+  }
+  if (ids.length > 0) await sweep();
+  await writer.flush();
+  return deleted;
+}
+
+/** The ids of the given root keys whose row exists. */
+async function existingRootIds(plan: EntryPlan, pool: pg.Pool, keys: string[][]): Promise<Set<string>> {
+  if (keys.length === 0) return new Set();
+  const root = plan.root;
+  const columns = root.primaryKey.map((c) => `n.${quoteIdent(c)}`);
+  const arrays = root.primaryKey.map((c, i) => `$${i + 1}::${root.primaryKeyTypes[c] ?? 'text'}[]`);
+  const text = `SELECT concat_ws('|', ${columns.map((c) => `${c}::text`).join(', ')}) FROM ${qualified(root.schema, root.table)} AS n WHERE (${columns.join(', ')}) IN (SELECT * FROM unnest(${arrays.join(', ')}))`;
+  const values = root.primaryKey.map((_, i) => keys.map((key) => key[i]));
+  const found = await pool.query<[string]>({ text, values, rowMode: 'array' });
+  return new Set(found.rows.map(([id]) => id));
 }
 
 /** An update that changed no column any document uses (known only when the old row is complete). */

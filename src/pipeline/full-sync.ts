@@ -8,6 +8,8 @@ import { quoteLiteral } from '../transform/sql.js';
 export interface ActionWriter {
   add(action: BulkAction): Promise<void>;
   flush(): Promise<void>;
+  /** Stops the writer: waits for requests in flight to settle and drops what is buffered. */
+  close?(): Promise<void>;
 }
 
 /** A key range of the root table: keys after `after` (exclusive) up to `upTo` (inclusive); open ends when absent. */

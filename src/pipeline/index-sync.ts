@@ -7,6 +7,7 @@ import { formatLsn } from '../source/postgres/lsn.js';
 import { compileChangeRoutes } from '../transform/change-routes.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import type { ActionWriter } from './full-sync.js';
+import { deleteOrphans } from './change-applier.js';
 import { runSnapshotPhase } from './snapshot-phase.js';
 import { newIndexStatus, type IndexStatus } from './index-status.js';
 import { runStreamPhase, type IndexScanner } from './stream-phase.js';
@@ -89,11 +90,22 @@ export async function runIndexSync(deps: IndexSyncDeps, options: IndexSyncOption
 }
 
 async function runOnce(deps: IndexSyncDeps, options: IndexSyncOptions, onProgress: () => void): Promise<void> {
+  const writer = deps.target.writer();
+  try {
+    await runWith(writer, deps, options, onProgress);
+  } finally {
+    // A failed attempt's requests still in flight (or retrying) must not land after the next attempt's writes.
+    await writer.close?.();
+  }
+}
+
+async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: IndexSyncOptions, onProgress: () => void): Promise<void> {
   const { plan, name, source, store, logger, target } = deps;
   const status = deps.status!;
   let checkpoint = await store.load(name);
   const slot = await source.slotState(name);
   let created: CreatedSlot | undefined;
+  await target.ensureIndex(plan);
   if (!checkpoint || !slot.exists || slot.invalidated) {
     if (slot.exists) {
       logger.warn({ index: plan.index, slot: name, reason: !checkpoint ? 'no checkpoint' : 'slot invalidated' }, 'starting the index over: dropping its replication slot');
@@ -101,13 +113,21 @@ async function runOnce(deps: IndexSyncDeps, options: IndexSyncOptions, onProgres
     } else if (checkpoint) {
       logger.warn({ index: plan.index, slot: name }, 'replication slot is missing: starting the index over');
     }
+    // The old checkpoint (snapshot complete) must not survive next to the new slot if we crash before saving the new one.
+    if (checkpoint) await store.remove(name);
     created = await source.createSlot(name);
-    checkpoint = { slot: name, snapshot: { consistentLsn: formatLsn(created.consistentLsn), complete: false }, updatedAt: new Date().toISOString() };
-    await store.save(name, checkpoint);
+    try {
+      // Before the new checkpoint exists, so a crash meanwhile starts over (and sweeps) again.
+      const removed = await deleteOrphans(plan, deps.pool, writer, target, created.consistentLsn, `orphan:${formatLsn(created.consistentLsn)}`);
+      if (removed > 0) logger.warn({ index: plan.index, documents: removed }, 'deleted documents whose rows are gone (changes the old slot still held)');
+      checkpoint = { slot: name, snapshot: { consistentLsn: formatLsn(created.consistentLsn), complete: false }, updatedAt: new Date().toISOString() };
+      await store.save(name, checkpoint);
+    } catch (error) {
+      await created.release();
+      throw error;
+    }
     logger.info({ index: plan.index, slot: name, lsn: checkpoint.snapshot!.consistentLsn }, 'replication slot created');
   }
-  await target.ensureIndex(plan);
-  const writer = target.writer();
   try {
     if (!checkpoint.snapshot?.complete) {
       status.phase = 'snapshot';

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Checkpoint } from '../../src/checkpoint/checkpoint-store.js';
 import type { EntryPlan } from '../../src/schema/sync-plan.js';
@@ -81,6 +82,45 @@ function readCheckpoint(): Checkpoint | undefined {
   } catch {
     return undefined;
   }
+}
+
+const MARKER = 'planted by the crash test';
+
+async function engineCall(method: 'GET' | 'POST', path: string, body?: string, contentType = 'application/json'): Promise<any> {
+  const response = await request(`${engine.url}${path}`, { method, headers: body === undefined ? {} : { 'content-type': contentType }, body });
+  const text = await response.body.text();
+  if (response.statusCode >= 300) throw new Error(`${method} ${path}: ${response.statusCode} ${text.slice(0, 500)}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+interface Hit {
+  _id: string;
+  _version: number;
+  _routing?: string;
+  _source: Record<string, unknown>;
+}
+
+async function hits(ids: string[]): Promise<Hit[]> {
+  await engineCall('POST', `/${index}/_refresh`);
+  const found = await engineCall('POST', `/${index}/_search`, JSON.stringify({ size: ids.length, version: true, query: { ids: { values: ids } } }));
+  return found.hits.hits as Hit[];
+}
+
+/**
+ * Overwrites some documents of finished chunks (ids up to `doneUpTo`) with a marked title, at the snapshot's own
+ * version (Sluice writes with external_gte, so rewriting a finished chunk would replace the marker).
+ */
+async function plantMarkers(doneUpTo: string[], version: bigint): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>('SELECT id::text AS id FROM book WHERE id <= $1 ORDER BY random() LIMIT 20', [doneUpTo[0]]);
+  const found = await hits(rows.map((r) => r.id));
+  let body = '';
+  for (const hit of found) {
+    body += `${JSON.stringify({ index: { _index: index, _id: hit._id, routing: hit._routing, version: version.toString(), version_type: 'external_gte' } })}\n`;
+    body += `${JSON.stringify({ ...hit._source, book_title: MARKER })}\n`;
+  }
+  const result = await engineCall('POST', '/_bulk?refresh=true', body, 'application/x-ndjson');
+  expect(result.errors).toBe(false);
+  return found.map((h) => h._id);
 }
 
 /** Polls every few milliseconds (waitFor's 100 ms is too coarse to kill right after a batch). */
@@ -183,6 +223,8 @@ describe.skipIf(REAL_ENGINE_URL)('SIGKILL at any instant loses nothing (guarante
       workload = backgroundWorkload(SEED);
       start();
       let previous: string[] | undefined;
+      let consistentLsn = 0n;
+      const planted: string[] = [];
       for (let k = 0; k < 3; k++) {
         await waitFor('a snapshot chunk checkpointed after the last kill', async () => {
           const snapshot = readCheckpoint()?.snapshot;
@@ -197,6 +239,8 @@ describe.skipIf(REAL_ENGINE_URL)('SIGKILL at any instant loses nothing (guarante
         // Progress survives the kill: the durable prefix only grows.
         if (previous !== undefined) expect(Number(doneUpTo[0])).toBeGreaterThan(Number(previous[0]));
         previous = doneUpTo;
+        consistentLsn = parseLsn(checkpoint.snapshot!.consistentLsn);
+        planted.push(...(await plantMarkers(doneUpTo, consistentLsn)));
 
         const restarted = start();
         const resumed = await waitFor('the restart to resume the snapshot', async () =>
@@ -210,6 +254,14 @@ describe.skipIf(REAL_ENGINE_URL)('SIGKILL at any instant loses nothing (guarante
       await waitFor('the snapshot to finish', async () => (readCheckpoint()?.snapshot?.complete ? true : undefined), 60_000);
       expect(sluice!.output()).toContain('snapshot finished; streaming');
       engine.server!.faults.clear();
+
+      // No finished chunk was written again: every marked document still holds its marker at the snapshot's
+      // version, unless the stream has since rebuilt it from a later change (a higher version).
+      expect(planted.length).toBeGreaterThan(0);
+      const rewritten = (await hits(planted)).filter((h) => BigInt(h._version) === consistentLsn && h._source.book_title !== MARKER).map((h) => h._id);
+      expect(rewritten, 'documents of finished chunks written again by a resumed snapshot').toEqual([]);
+      // Give the marked rows a real change, so the stream rebuilds their documents from the table.
+      await db.query("UPDATE book SET title = title || ' (touched)' WHERE id = ANY($1::int[])", [planted]);
     }),
   );
 
@@ -245,8 +297,12 @@ describe.skipIf(REAL_ENGINE_URL)('SIGKILL at any instant loses nothing (guarante
       expect(kills).toBeGreaterThanOrEqual(10);
       await expectConverged(db.url, plan, engine.url, 90_000);
       expect(sluice!.child.exitCode, 'the last run is still streaming').toBeNull();
-      // Nothing of the restarts started the index over: each one resumed from its checkpoint and slot.
-      for (const run of runs) expect(run.output()).not.toContain('replication slot is missing');
+      // No restart started the index over: each one resumed from its checkpoint and slot (only the first run,
+      // finding the slot `sluice bootstrap` made but no checkpoint, started from scratch).
+      for (const run of runs.slice(1)) {
+        expect(run.output()).not.toContain('starting the index over');
+        expect(run.output()).not.toContain('replication slot is missing');
+      }
     }),
     180_000,
   );
