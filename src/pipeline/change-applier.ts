@@ -100,19 +100,23 @@ export async function rebuildRoots(
     const batch = keys.slice(i, i + ROOTS_PER_QUERY);
     const query = buildDocumentQuery(plan, { kind: 'keys', keys: batch });
     const rows = await pool.query<[string, string | null, string]>({ text: query.text, values: query.values, rowMode: 'array' });
+    // With routing, a document lives on the shard its routing picks: one whose routing value changed (or one being
+    // deleted) must be removed where it is now, which only the engine knows (the old row may lack the field).
+    const current = plan.routing !== undefined ? await routing.routingOf(plan.index, batch.map((key) => key.join('|'))) : new Map<string, string>();
     const built = new Set<string>();
-    for (const [id, routing, source] of rows.rows) {
+    for (const [id, newRouting, source] of rows.rows) {
       built.add(id);
-      await writer.add({ op: 'index', index: plan.index, id, source, version, position, ...(routing !== null ? { routing } : {}), ...(plan.pipeline ? { pipeline: plan.pipeline } : {}) });
+      const oldRouting = current.get(id);
+      if (oldRouting !== undefined && oldRouting !== newRouting) {
+        await writer.add({ op: 'delete', index: plan.index, id, version, position, routing: oldRouting });
+      }
+      await writer.add({ op: 'index', index: plan.index, id, source, version, position, ...(newRouting !== null ? { routing: newRouting } : {}), ...(plan.pipeline ? { pipeline: plan.pipeline } : {}) });
       result.indexed += 1;
     }
-    const gone = batch.map((key) => key.join('|')).filter((id) => !built.has(id));
-    // An index that requires routing refuses a delete without it; the old row may not hold the routing field.
-    const routes = plan.routing !== undefined && gone.length > 0 ? await routing.routingOf(plan.index, gone) : new Map<string, string>();
-    for (const id of gone) {
+    for (const id of batch.map((key) => key.join('|')).filter((id) => !built.has(id))) {
       // Not found with routing required: there is no such document, so nothing to delete.
-      if (plan.routing !== undefined && !routes.has(id)) continue;
-      await writer.add({ op: 'delete', index: plan.index, id, version, position, ...(routes.has(id) ? { routing: routes.get(id)! } : {}) });
+      if (plan.routing !== undefined && !current.has(id)) continue;
+      await writer.add({ op: 'delete', index: plan.index, id, version, position, ...(current.has(id) ? { routing: current.get(id)! } : {}) });
       result.deleted += 1;
     }
   }
