@@ -10,6 +10,14 @@ export interface RoutingLookup {
   routingOf(index: string, ids: string[]): Promise<Map<string, string>>;
 }
 
+/** What the pipeline reads back from the engine: ids (truncate, orphans) and routing (routed deletes). */
+export interface IndexScanner extends RoutingLookup {
+  /** Every document id of the index. */
+  documentIds(index: string): AsyncIterable<string>;
+  /** Makes every write so far visible to searches and scans. */
+  refresh(index: string): Promise<void>;
+}
+
 /** Value tuples per lookup query; bounded so parameter lists stay small. */
 const TUPLES_PER_QUERY = 500;
 /** Roots rebuilt per document query. */
@@ -127,11 +135,11 @@ export async function rebuildRoots(
  * starts over (new slot, new snapshot): the snapshot rewrites the roots that exist, but the deletes the old slot
  * still held are gone with it, so their documents would stay forever. Returns how many were deleted.
  */
-export async function deleteOrphans(plan: EntryPlan, pool: pg.Pool, writer: ActionWriter, scanner: RoutingLookup & { documentIds(index: string): AsyncIterable<string> }, version: bigint, position: string): Promise<number> {
+export async function deleteOrphans(plan: EntryPlan, pool: pg.Pool, writer: ActionWriter, scanner: IndexScanner, version: bigint, position: string): Promise<number> {
   let deleted = 0;
   let ids: string[] = [];
-  // routingOf refreshes the index first: the scan must also see documents written moments ago.
-  await scanner.routingOf(plan.index, ['sluice-refresh-probe']);
+  // The scan must also see documents written moments ago.
+  await scanner.refresh(plan.index);
   const sweep = async () => {
     const batch = ids;
     ids = [];

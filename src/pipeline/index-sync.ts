@@ -7,10 +7,10 @@ import { formatLsn } from '../source/postgres/lsn.js';
 import { compileChangeRoutes } from '../transform/change-routes.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import type { ActionWriter } from './full-sync.js';
-import { deleteOrphans } from './change-applier.js';
+import { deleteOrphans, type IndexScanner } from './change-applier.js';
 import { runSnapshotPhase } from './snapshot-phase.js';
 import { newIndexStatus, type IndexStatus } from './index-status.js';
-import { runStreamPhase, type IndexScanner } from './stream-phase.js';
+import { runStreamPhase } from './stream-phase.js';
 
 export interface IndexSyncLogger {
   info(obj: object, msg?: string): void;

@@ -4,16 +4,8 @@ import type { EntryPlan } from '../schema/sync-plan.js';
 import type { ReplicationStream, RowChange, StreamMessage, TruncateChange } from '../source/change-source.js';
 import { formatLsn } from '../source/postgres/lsn.js';
 import { tableKey, type ChangeRoutes } from '../transform/change-routes.js';
-import { applyRowChanges } from './change-applier.js';
+import { applyRowChanges, type IndexScanner } from './change-applier.js';
 import { runFullSync, type ActionWriter } from './full-sync.js';
-
-/** What the stream phase needs from the search engine besides writing. */
-export interface IndexScanner {
-  /** Every document id of the index (for a TRUNCATE of the root table). */
-  documentIds(index: string): AsyncIterable<string>;
-  /** Routing values of existing documents, needed to delete them when the index requires routing. */
-  routingOf(index: string, ids: string[]): Promise<Map<string, string>>;
-}
 
 export interface StreamPhaseOptions {
   name: string;

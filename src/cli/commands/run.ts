@@ -87,6 +87,7 @@ function indexTarget(sink: ElasticsearchSink): IndexTarget {
     writer: () => sink.writer(),
     documentIds: (index) => sink.documentIds(index),
     routingOf: (index, ids) => sink.routingOf(index, ids),
+    refresh: (index) => sink.refresh(index),
   };
 }
 
