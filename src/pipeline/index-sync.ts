@@ -108,7 +108,12 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
   await target.ensureIndex(plan);
   if (!checkpoint || !slot.exists || slot.invalidated) {
     if (slot.exists) {
-      logger.warn({ index: plan.index, slot: name, reason: !checkpoint ? 'no checkpoint' : 'slot invalidated' }, 'starting the index over: dropping its replication slot');
+      if (slot.invalidated) {
+        logger.warn({ index: plan.index, slot: name, reason: 'slot invalidated' }, 'starting the index over: the replication slot was invalidated (it fell behind max_slot_wal_keep_size)');
+      } else {
+        // The usual first start after `sluice bootstrap`, or a checkpoint deleted on purpose (the seed runbook).
+        logger.info({ index: plan.index, slot: name, reason: 'no checkpoint' }, 'starting the index over: replacing its replication slot with one that exports a snapshot');
+      }
       await source.dropSlot(name);
     } else if (checkpoint) {
       logger.warn({ index: plan.index, slot: name }, 'replication slot is missing: starting the index over');

@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { SluiceMetrics } from '../observability/metrics.js';
+import type { IndexStatus } from '../pipeline/index-status.js';
+import { route } from './routes.js';
+
+export interface HttpServerOptions {
+  /** Bind address, e.g. '0.0.0.0' or '127.0.0.1'. */
+  host: string;
+  /** 0 picks a free port (see `url`). */
+  port: number;
+  /** Called on every request for a fresh snapshot of each index. */
+  statuses: () => IndexStatus[];
+  /** `/readyz` answers 200 when every index is streaming with lagSeconds ≤ this (unknown lag counts as ready). */
+  readyLagSeconds: number;
+  /** Replaced by `***` in every response body. */
+  secrets: readonly string[];
+  /** The pipeline's counters and histograms, added to `/metrics`. */
+  metrics?: SluiceMetrics;
+  /** Reported by `/status`; the version in package.json by default. */
+  version?: string;
+}
+
+export interface HttpServer {
+  /** `http://host:port` as bound (the real port when 0 was asked). */
+  url: string;
+  /** Stops listening and drops open connections. */
+  close(): Promise<void>;
+}
+
+/** Serves /healthz, /readyz, /metrics and /status with node:http. Resolves once listening; rejects if it cannot bind. */
+export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  const startedAt = performance.now();
+  const version = options.version ?? packageVersion();
+  const ctx = {
+    statuses: options.statuses,
+    readyLagSeconds: options.readyLagSeconds,
+    secrets: options.secrets,
+    version,
+    uptimeSeconds: () => Math.round((performance.now() - startedAt) / 10) / 100,
+    ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
+  };
+
+  const server: Server = createServer((req, res) => {
+    const method = req.method ?? 'GET';
+    const response = route(method, req.url ?? '/', ctx);
+    const body = Buffer.from(response.body, 'utf8');
+    res.writeHead(response.status, { ...response.headers, 'content-length': String(body.length) });
+    res.end(method === 'HEAD' ? undefined : body);
+    // Request bodies are not read; drain them so the connection can be reused.
+    req.resume();
+  });
+  server.keepAliveTimeout = 5_000;
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    server.once('error', onError);
+    server.listen(options.port, options.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${String(address.port)}`,
+    close(): Promise<void> {
+      closing ??= new Promise<void>((resolve, reject) => {
+        server.close((error) => (error !== undefined ? reject(error) : resolve()));
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+let cachedVersion: string | undefined;
+
+function packageVersion(): string {
+  if (cachedVersion === undefined) {
+    try {
+      // ../../package.json from both src/server/ and dist/server/.
+      const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+      cachedVersion = typeof pkg.version === 'string' ? pkg.version : 'unknown';
+    } catch {
+      cachedVersion = 'unknown';
+    }
+  }
+  return cachedVersion;
+}

@@ -1,0 +1,184 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { SluiceMetrics } from '../../../src/observability/metrics.js';
+import { newIndexStatus, type IndexStatus } from '../../../src/pipeline/index-status.js';
+import { startHttpServer, type HttpServer } from '../../../src/server/http-server.js';
+import { notReadyIndexes, route, type RouteContext } from '../../../src/server/routes.js';
+
+const SECRET = 's3cr3t-Passw0rd!';
+
+function status(index: string, patch: Partial<IndexStatus> = {}): IndexStatus {
+  return { ...newIndexStatus(index), ...patch };
+}
+
+let server: HttpServer | undefined;
+let current: IndexStatus[] = [];
+
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function start(extra: { metrics?: SluiceMetrics; readyLagSeconds?: number } = {}): Promise<string> {
+  server = await startHttpServer({
+    host: '127.0.0.1',
+    port: 0,
+    statuses: () => current,
+    readyLagSeconds: extra.readyLagSeconds ?? 5,
+    secrets: [SECRET],
+    version: '9.9.9-test',
+    ...(extra.metrics !== undefined ? { metrics: extra.metrics } : {}),
+  });
+  return server.url;
+}
+
+describe('startHttpServer', () => {
+  it('binds to a free port and answers /healthz', async () => {
+    const url = await start();
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const res = await fetch(`${url}/healthz`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await res.json()).toEqual({ status: 'ok' });
+  });
+
+  it('moves /readyz between 503 and 200 as indexes reach streaming and lag changes', async () => {
+    const url = await start({ readyLagSeconds: 5 });
+    current = [status('books', { phase: 'snapshot' }), status('authors', { phase: 'streaming' })];
+    let res = await fetch(`${url}/readyz`);
+    expect(res.status).toBe(503);
+    let body = (await res.json()) as { notReady: { index: string; reason: string }[] };
+    expect(body.notReady).toEqual([{ index: 'books', phase: 'snapshot', reason: 'phase is snapshot, not streaming' }]);
+
+    // Streaming with unknown lag counts as ready.
+    current = [status('books', { phase: 'streaming' }), status('authors', { phase: 'streaming', lagSeconds: 5 })];
+    res = await fetch(`${url}/readyz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ready', indexes: ['books', 'authors'] });
+
+    current = [status('books', { phase: 'streaming', lagSeconds: 12.5 }), status('authors', { phase: 'streaming', lagSeconds: 1 })];
+    res = await fetch(`${url}/readyz`);
+    expect(res.status).toBe(503);
+    body = (await res.json()) as { notReady: { index: string; reason: string }[] };
+    expect(body.notReady.map((n) => n.index)).toEqual(['books']);
+    expect(body.notReady[0]?.reason).toMatch(/lag 12\.5s exceeds 5s/);
+
+    current = [status('books', { phase: 'stopped' })];
+    expect((await fetch(`${url}/readyz`)).status).toBe(503);
+    current = [status('books', { phase: 'streaming', lagSeconds: 0 })];
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+  });
+
+  it('serves /status with the index statuses, version and uptime', async () => {
+    const url = await start();
+    current = [status('books', { phase: 'streaming', changesApplied: 3, documentsIndexed: 2, lastAppliedLsn: '0/16B3748' })];
+    const res = await fetch(`${url}/status?pretty`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { indexes: IndexStatus[]; version: string; uptimeSeconds: number };
+    expect(Object.keys(body).sort()).toEqual(['indexes', 'uptimeSeconds', 'version']);
+    expect(body.version).toBe('9.9.9-test');
+    expect(body.uptimeSeconds).toBeGreaterThanOrEqual(0);
+    expect(body.indexes).toEqual(current);
+  });
+
+  it('serves /metrics in the text format with the pipeline metrics', async () => {
+    const metrics = new SluiceMetrics();
+    metrics.recordBulk('books', { deadLettered: 1 }, 0.02);
+    const url = await start({ metrics });
+    current = [status('books', { phase: 'streaming', documentsIndexed: 4 })];
+    const res = await fetch(`${url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const text = await res.text();
+    for (const line of text.trimEnd().split('\n')) {
+      expect(line).toMatch(/^(# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .*|[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? \S+)$/);
+    }
+    expect(text).toContain('sluice_up 1\n');
+    expect(text).toContain('sluice_documents_indexed_total{index="books"} 4\n');
+    expect(text).toContain('sluice_dead_letters_total{index="books"} 1\n');
+    expect(text).toContain('sluice_bulk_request_duration_seconds_count 1\n');
+  });
+
+  it('never lets a planted secret out of /status, /metrics or /readyz', async () => {
+    const metrics = new SluiceMetrics();
+    metrics.recordError('books', `AUTH_${SECRET}`);
+    const url = await start({ metrics });
+    const lastError = { code: `E_${SECRET}`, message: `login failed for postgres://app:${SECRET}@db/app (${encodeURIComponent(SECRET)})`, at: '2024-01-01T00:00:00Z' };
+    current = [status(`idx-${SECRET}`, { phase: 'waiting', lastError })];
+    for (const path of ['/status', '/metrics', '/readyz', `/nope/${encodeURIComponent(SECRET)}`]) {
+      const text = await (await fetch(`${url}${path}`)).text();
+      expect(text, path).not.toContain(SECRET);
+      expect(text, path).not.toContain(encodeURIComponent(SECRET));
+      expect(text, path).toContain('***');
+    }
+    const body = (await (await fetch(`${url}/status`)).json()) as { indexes: IndexStatus[] };
+    expect(body.indexes[0]?.lastError?.message).toBe('login failed for postgres://app:***@db/app (***)');
+  });
+
+  it('answers 404 for other paths and 405 with Allow for other methods', async () => {
+    const url = await start();
+    const notFound = await fetch(`${url}/nope`);
+    expect(notFound.status).toBe(404);
+    expect(await notFound.json()).toMatchObject({ error: 'not found', path: '/nope' });
+    expect((await fetch(`${url}/`)).status).toBe(404);
+
+    const notAllowed = await fetch(`${url}/metrics`, { method: 'POST', body: 'x' });
+    expect(notAllowed.status).toBe(405);
+    expect(notAllowed.headers.get('allow')).toBe('GET, HEAD');
+    expect(await notAllowed.json()).toMatchObject({ error: 'method not allowed', method: 'POST' });
+    expect((await fetch(`${url}/healthz`, { method: 'DELETE' })).status).toBe(405);
+
+    const head = await fetch(`${url}/healthz`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+  });
+
+  it('rejects when the port is taken, and close() is idempotent', async () => {
+    const url = await start();
+    const port = Number(new URL(url).port);
+    await expect(
+      startHttpServer({ host: '127.0.0.1', port, statuses: () => [], readyLagSeconds: 1, secrets: [] }),
+    ).rejects.toThrow(/EADDRINUSE/);
+    await server?.close();
+    await server?.close();
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+  });
+
+  it('reads the version from package.json by default', async () => {
+    server = await startHttpServer({ host: '127.0.0.1', port: 0, statuses: () => [], readyLagSeconds: 1, secrets: [] });
+    const body = (await (await fetch(`${server.url}/status`)).json()) as { version: string };
+    expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});
+
+describe('route', () => {
+  const ctx = (statuses: IndexStatus[]): RouteContext => ({
+    statuses: () => statuses,
+    readyLagSeconds: 2,
+    secrets: [SECRET],
+    version: 'v',
+    uptimeSeconds: () => 1,
+  });
+
+  it('answers 500 with a redacted body when reading the statuses throws', () => {
+    const response = route('GET', '/status', {
+      ...ctx([]),
+      statuses: () => {
+        throw new Error(`boom ${SECRET}`);
+      },
+    });
+    expect(response.status).toBe(500);
+    expect(response.body).not.toContain(SECRET);
+    expect(JSON.parse(response.body)).toEqual({ error: 'internal error', message: 'boom ***' });
+  });
+
+  it('tolerates a trailing slash and a query string', () => {
+    expect(route('GET', '/healthz/?x=1', ctx([])).status).toBe(200);
+  });
+
+  it('counts no indexes as ready and reports each index not ready', () => {
+    expect(notReadyIndexes([], 1)).toEqual([]);
+    expect(
+      notReadyIndexes([status('a', { phase: 'streaming', lagSeconds: Number.NaN }), status('b', { phase: 'starting' })], 1).map((n) => n.index),
+    ).toEqual(['a', 'b']);
+  });
+});
