@@ -47,7 +47,7 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
     writeFileSync(schemaPath, JSON.stringify(SCHEMA));
     const engine = await startProcess(process.execPath, ['--import', 'tsx', 'test/es-server/main.ts', '--flavor', 'es8', '--port', '0'], /listening on (\S+)/);
     cleanups.unshift(() => engine.stop());
-    const env = { ...process.env, PG_HOST: cluster.host, PG_PORT: String(cluster.port), PG_USER: 'postgres', ELASTICSEARCH_URL: engine.match[1]!, CHECKPOINT_PATH: work, PGSYNC_LOG_LEVEL: 'info', PGSYNC_FLUSH_INTERVAL: '0.05' };
+    const env = { ...process.env, PG_HOST: cluster.host, PG_PORT: String(cluster.port), PG_USER: 'postgres', SLUICE_HTTP_PORT: '0', SLUICE_HTTP_HOST: '127.0.0.1', ELASTICSEARCH_URL: engine.match[1]!, CHECKPOINT_PATH: work, PGSYNC_LOG_LEVEL: 'info', PGSYNC_FLUSH_INTERVAL: '0.05' };
     await exec(process.execPath, ['bin/sluice.js', '-c', schemaPath, 'bootstrap'], env);
     const client = new pg.Client({ connectionString: url });
     await client.connect();

@@ -69,7 +69,7 @@ try {
   log('sluice sync --once');
   const started = process.hrtime.bigint();
   const sync = spawn(process.execPath, ['bin/sluice.js', '-c', schemaPath, 'sync', '--once'], {
-    env: { ...process.env, PG_HOST: cluster.host, PG_PORT: String(cluster.port), PG_USER: 'postgres', ELASTICSEARCH_URL: engine.match[1], CHECKPOINT_PATH: work, PGSYNC_LOG_LEVEL: 'warning' },
+    env: { ...process.env, PG_HOST: cluster.host, PG_PORT: String(cluster.port), PG_USER: 'postgres', SLUICE_HTTP_PORT: '0', SLUICE_HTTP_HOST: '127.0.0.1', ELASTICSEARCH_URL: engine.match[1], CHECKPOINT_PATH: work, PGSYNC_LOG_LEVEL: 'warning' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const peak = trackPeakRss(sync.pid!);

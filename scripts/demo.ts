@@ -35,7 +35,7 @@ try {
   const schemaPath = join(work, 'schema.json');
   writeFileSync(schemaPath, JSON.stringify(fixtureSchema('book.json', 'demo').map((e) => ({ ...(e as object), index: INDEX }))));
   const url = new URL(dbUrl);
-  const env = { ...process.env, PG_HOST: url.hostname, PG_PORT: url.port, PG_USER: 'postgres', ELASTICSEARCH_URL: engineUrl, CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'warning' };
+  const env = { ...process.env, PG_HOST: url.hostname, PG_PORT: url.port, PG_USER: 'postgres', SLUICE_HTTP_PORT: '0', SLUICE_HTTP_HOST: '127.0.0.1', ELASTICSEARCH_URL: engineUrl, CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'warning' };
 
   say('3. sluice bootstrap (publication, REPLICA IDENTITY FULL, replication slot):');
   await sluice(['-c', schemaPath, 'bootstrap'], env);

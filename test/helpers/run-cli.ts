@@ -34,6 +34,9 @@ export function sluiceEnv(pgUrl: string, engineUrl: string, extra: Record<string
     ...(url.password ? { PG_PASSWORD: decodeURIComponent(url.password) } : {}),
     ELASTICSEARCH_URL: engineUrl,
     PGSYNC_LOG_LEVEL: 'warning',
+    // Several Sluice processes run at once in tests: each HTTP server on a free loopback port.
+    SLUICE_HTTP_PORT: '0',
+    SLUICE_HTTP_HOST: '127.0.0.1',
     ...extra,
   };
 }

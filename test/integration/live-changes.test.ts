@@ -99,6 +99,19 @@ describe('changes on every level of the book tree reach the index', () => {
     expect(engine.server!.store.version(index, '1')).toBe(before);
   });
 
+  it('the running process answers /healthz, /readyz, /status and /metrics', async () => {
+    const url = /"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*HTTP server listening/.exec(sluice.output())?.[1];
+    expect(url).toBeDefined();
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    const status = (await (await fetch(`${url}/status`)).json()) as { indexes: Array<{ index: string; phase: string; changesApplied: number }> };
+    expect(status.indexes).toEqual([expect.objectContaining({ index, phase: 'streaming' })]);
+    expect(status.indexes[0]!.changesApplied).toBeGreaterThan(0);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^sluice_changes_applied_total\\{index="${index}"\\} [1-9]`, 'm'));
+    expect(metrics).toMatch(new RegExp(`^sluice_phase\\{index="${index}",phase="streaming"\\} 1$`, 'm'));
+  });
+
   it('TRUNCATE of a child table rebuilds every root; of the root deletes every document', async () => {
     await change(`TRUNCATE book_subject`);
     await change(`TRUNCATE book CASCADE`);

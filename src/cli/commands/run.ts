@@ -1,7 +1,10 @@
 import type pg from 'pg';
 import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
 import { AppError, formatProblems } from '../../errors/app-error.js';
+import { newIndexStatus } from '../../pipeline/index-status.js';
 import { runIndexSync, type IndexTarget } from '../../pipeline/index-sync.js';
+import { SluiceMetrics } from '../../observability/metrics.js';
+import { startHttpServer, type HttpServer } from '../../server/http-server.js';
 import type { EntryPlan } from '../../schema/sync-plan.js';
 import { FileDeadLetterStore } from '../../sink/dead-letter-file-store.js';
 import { ElasticsearchSink } from '../../sink/elasticsearch/elasticsearch-sink.js';
@@ -14,6 +17,8 @@ import { EXIT_CODES } from '../exit-codes.js';
 
 /** Idle time between heartbeats written into the WAL, so an idle database still moves the slot. */
 const HEARTBEAT_INTERVAL_MS = 10_000;
+/** /readyz answers 503 while an index lags more than this. */
+const READY_MAX_LAG_SECONDS = 30;
 
 /** `sluice run`: keeps every index in sync (snapshot on first start, then the replication stream) until SIGTERM. */
 export async function runCommand(flags: GlobalFlags): Promise<number> {
@@ -31,7 +36,13 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
   let sink: ElasticsearchSink | undefined;
   const firstPool = prepared.pool(prepared.plans[0]!.database);
   const store = await openCheckpointStore(config, firstPool);
+  const statuses = prepared.plans.map((plan) => newIndexStatus(plan.index));
+  let server: HttpServer | undefined;
   try {
+    if (config.http) {
+      server = await startHttpServer({ ...config.http, statuses: () => statuses, readyLagSeconds: READY_MAX_LAG_SECONDS, secrets: context.secrets, metrics: new SluiceMetrics() });
+      logger.info({ url: server.url }, 'HTTP server listening: /healthz /readyz /metrics /status');
+    }
     if (prepared.warnings.length > 0) logger.warn(formatProblems(prepared.warnings));
     for (const warning of store.warnings()) logger.warn({ store: config.checkpointStore }, warning);
     for (const database of new Set(prepared.plans.map((p) => p.database))) {
@@ -41,7 +52,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     if (!sink) return EXIT_CODES.ok;
     const target = indexTarget(sink);
     await Promise.all(
-      prepared.plans.map((plan) => {
+      prepared.plans.map((plan, i) => {
         const pool = prepared.pool(plan.database);
         return runIndexSync(
           {
@@ -53,6 +64,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
             target,
             store,
             logger: logger.child({ index: plan.index }),
+            status: statuses[i],
           },
           {
             batchSize: config.engine.bulkMaxActions,
@@ -72,6 +84,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await server?.close();
     await sink?.close();
     await store.close();
     await deadLetters.close();
