@@ -262,6 +262,7 @@ describe('config/redis.conf', () => {
   it('never evicts checkpoints and persists them', () => {
     expect(directives.filter((d) => d.startsWith('maxmemory-policy'))).toEqual(['maxmemory-policy noeviction']);
     expect(directives).toContain('appendonly yes');
+    expect(directives).toContain('appendfsync always');
   });
 });
 
