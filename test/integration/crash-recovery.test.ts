@@ -219,7 +219,8 @@ describe.skipIf(REAL_ENGINE_URL)('SIGKILL at any instant loses nothing (guarante
     'a kill mid-snapshot resumes after the last durable chunk, without redoing finished ones',
     tracked(async () => {
       // Slow bulk requests: a snapshot of BOOKS / CHUNK_SIZE chunks then takes seconds, and kills land inside it.
-      engine.server!.faults.inject({ kind: 'delay', ms: 100, path: '_bulk$', times: 1_000_000 });
+      // Generous under a loaded CI machine: the snapshot must still be running when each kill lands.
+      engine.server!.faults.inject({ kind: 'delay', ms: 250, path: '_bulk$', times: 1_000_000 });
       workload = backgroundWorkload(SEED);
       start();
       let previous: string[] | undefined;
@@ -229,7 +230,7 @@ describe.skipIf(REAL_ENGINE_URL)('SIGKILL at any instant loses nothing (guarante
         await waitFor('a snapshot chunk checkpointed after the last kill', async () => {
           const snapshot = readCheckpoint()?.snapshot;
           return snapshot?.doneUpTo !== undefined && JSON.stringify(snapshot.doneUpTo) !== JSON.stringify(previous) ? true : undefined;
-        });
+        }, 60_000);
         await sleep(timing.int(0, 150));
         await kill();
         const checkpoint = readCheckpoint()!;
@@ -245,7 +246,7 @@ describe.skipIf(REAL_ENGINE_URL)('SIGKILL at any instant loses nothing (guarante
         const restarted = start();
         const resumed = await waitFor('the restart to resume the snapshot', async () =>
           logLines(restarted.output()).find((l) => l.msg === 'resuming snapshot' || l.msg === 'snapshot started'),
-        );
+        60_000);
         expect(resumed.msg).toBe('resuming snapshot');
         // The resumed snapshot starts after the checkpointed chunk: finished chunks are not read or written again.
         expect(resumed.resumeAfter).toEqual(doneUpTo);
