@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
+import { previewCommand, resetCommand, statusCommand } from './cli/commands/admin.js';
 import { bootstrapCommand, teardownCommand } from './cli/commands/bootstrap.js';
 import { runCommand } from './cli/commands/run.js';
 import { syncOnceCommand } from './cli/commands/sync-once.js';
@@ -35,6 +36,22 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .description('Drop the replication slots, the publication and the checkpoints')
     .option('--print-sql', 'print the SQL instead of running it')
     .action(async (options: { printSql?: boolean }) => setExitCode(await teardownCommand({ ...globals(), ...options })));
+
+  program
+    .command('status')
+    .description('Show each index: the running instance\'s /status, else the checkpoints and slots')
+    .action(async () => setExitCode(await statusCommand(globals())));
+
+  program
+    .command('preview <index> <id>')
+    .description('Print the document that would be indexed for a root id (PGSync\'s _id: key values joined by "|")')
+    .option('--sql', 'print the document query instead')
+    .action(async (index: string, id: string, options: { sql?: boolean }) => setExitCode(await previewCommand({ ...globals(), ...options }, index, id)));
+
+  program
+    .command('reset <index>')
+    .description('Forget the progress of one index (checkpoint and slot): the next `sluice run` syncs it again')
+    .action(async (index: string) => setExitCode(await resetCommand(globals(), index)));
 
   program
     .command('sync')

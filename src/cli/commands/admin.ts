@@ -1,0 +1,104 @@
+import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
+import { AppError } from '../../errors/app-error.js';
+import type { EntryPlan } from '../../schema/sync-plan.js';
+import { dropSlot, slotInfo, slotNameFor } from '../../source/postgres/replication-slot.js';
+import { buildDocumentQuery } from '../../transform/document-query.js';
+import { createContext, prepareEntries, type GlobalFlags, type PreparedEntries } from '../context.js';
+import { EXIT_CODES } from '../exit-codes.js';
+
+function findPlan(prepared: PreparedEntries, index: string): EntryPlan {
+  const plan = prepared.plans.find((p) => p.index === index);
+  if (!plan) throw new AppError('CFG_INVALID', `no schema entry writes index "${index}" (indexes: ${prepared.plans.map((p) => p.index).join(', ')})`);
+  return plan;
+}
+
+/** `sluice preview <index> <id>`: the document Sluice would index for that root, or (`--sql`) the query. */
+export async function previewCommand(flags: GlobalFlags & { sql?: boolean }, index: string, id: string, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const prepared = await prepareEntries(createContext(flags), 1);
+  try {
+    const plan = findPlan(prepared, index);
+    // PGSync's _id joins the key values with "|", in alphabetical column order.
+    const key = plan.root.primaryKey.length === 1 ? [id] : id.split('|');
+    if (key.length !== plan.root.primaryKey.length) {
+      throw new AppError('CFG_INVALID', `id "${id}" must have ${plan.root.primaryKey.length} parts joined by "|" (${plan.root.primaryKey.join(', ')})`);
+    }
+    const query = buildDocumentQuery(plan, { kind: 'keys', keys: [key] });
+    if (flags.sql) {
+      out.write(`-- parameters: ${JSON.stringify(query.values)}\n${query.text};\n`);
+      return EXIT_CODES.ok;
+    }
+    const { rows } = await prepared.pool(plan.database).query<{ _id: string; _routing: string | null; _source: string }>(query.text, query.values);
+    const row = rows[0];
+    if (!row) {
+      process.stderr.write(`no root row of ${plan.root.schema}.${plan.root.table} has id "${id}": no document\n`);
+      return EXIT_CODES.failure;
+    }
+    out.write(`${JSON.stringify({ _index: plan.index, _id: row._id, ...(row._routing !== null ? { _routing: row._routing } : {}), _source: JSON.parse(row._source) as unknown }, null, 2)}\n`);
+    return EXIT_CODES.ok;
+  } finally {
+    await prepared.close();
+  }
+}
+
+/** `sluice reset <index>`: forgets the index's checkpoint and slot, so the next `sluice run` syncs it again from a snapshot. */
+export async function resetCommand(flags: GlobalFlags, index: string, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const context = createContext(flags);
+  const prepared = await prepareEntries(context, 1);
+  try {
+    const plan = findPlan(prepared, index);
+    const name = slotNameFor(plan.database, plan.index);
+    const pool = prepared.pool(plan.database);
+    const slot = await slotInfo(pool, name);
+    if (slot.active) {
+      throw new AppError('SRC_QUERY', `slot ${name} is in use (pid ${slot.activePid}): stop the running Sluice first, then reset`);
+    }
+    const store = await openCheckpointStore(context.config, pool);
+    try {
+      await store.remove(name);
+    } finally {
+      await store.close();
+    }
+    if (slot.exists) await dropSlot(pool, name);
+    out.write(`${index}: checkpoint forgotten${slot.exists ? ` and slot ${name} dropped` : ''}; the next \`sluice run\` syncs it again from a snapshot\n`);
+    return EXIT_CODES.ok;
+  } finally {
+    await prepared.close();
+  }
+}
+
+/**
+ * `sluice status`: the running instance's /status when it answers on SLUICE_HTTP_PORT of this host, else what
+ * the checkpoint store and the slots say.
+ */
+export async function statusCommand(flags: GlobalFlags, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const context = createContext(flags);
+  const port = context.config.http?.port;
+  if (port) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/status`, { signal: AbortSignal.timeout(1000) });
+      if (response.ok) {
+        out.write(`${await response.text()}\n`);
+        return EXIT_CODES.ok;
+      }
+    } catch {
+      // No instance answers here: fall back to the stores.
+    }
+  }
+  const prepared = await prepareEntries(context, 1);
+  const store = await openCheckpointStore(context.config, prepared.pool(prepared.plans[0]!.database));
+  try {
+    out.write('no running instance answered; from the checkpoint store and the replication slots:\n');
+    for (const plan of prepared.plans) {
+      const name = slotNameFor(plan.database, plan.index);
+      const checkpoint = await store.load(name);
+      const slot = await slotInfo(prepared.pool(plan.database), name);
+      const phase = !checkpoint ? 'not started' : !checkpoint.snapshot?.complete ? `snapshot in progress (done up to ${JSON.stringify(checkpoint.snapshot?.doneUpTo ?? null)})` : 'streaming';
+      const slotText = !slot.exists ? 'no slot' : `slot ${name}${slot.active ? ' (in use)' : ''}${slot.invalidated ? ' INVALIDATED' : ''}, retained WAL ${slot.retainedBytes ?? '?'} bytes`;
+      out.write(`  ${plan.index}: ${phase}; checkpoint lsn ${checkpoint?.lsn ?? '-'}; ${slotText}\n`);
+    }
+    return EXIT_CODES.ok;
+  } finally {
+    await store.close();
+    await prepared.close();
+  }
+}

@@ -1,0 +1,80 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { engineForTest, type EngineUnderTest } from '../helpers/engine.js';
+import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
+import { expectConverged, startSluice } from '../helpers/live-sluice.js';
+import { runCli, sluiceEnv } from '../helpers/run-cli.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
+
+let db: TestDatabase;
+let engine: EngineUnderTest;
+let work: string;
+let schemaPath: string;
+let env: Record<string, string>;
+const index = 'admin_book';
+
+beforeAll(async () => {
+  db = await createTestDatabase('admin');
+  await db.query(fixtureSql('book.sql'));
+  await db.query(fixtureSql('book-data.sql'));
+  engine = await engineForTest('es8');
+  work = mkdtempSync(join(tmpdir(), 'sluice-admin-'));
+  schemaPath = join(work, 'schema.json');
+  writeFileSync(schemaPath, JSON.stringify(fixtureSchema('book.json', db.name).map((e) => ({ ...(e as object), index }))));
+  env = sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1' });
+});
+
+afterAll(async () => {
+  await engine?.close();
+  await db?.drop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('sluice preview', () => {
+  it('prints the document of a root id, with its routing', async () => {
+    const result = await runCli(['-c', schemaPath, 'preview', index, '1'], env);
+    expect(result.code).toBe(0);
+    const doc = JSON.parse(result.stdout) as { _id: string; _routing: string; _source: Record<string, unknown> };
+    expect(doc).toMatchObject({ _index: index, _id: '1', _routing: 'XX1', _source: { book_title: 'It', languages: ['en=GB', 'fr=FR'] } });
+  });
+
+  it('--sql prints the query; an unknown id exits 1, an unknown index exits 3', async () => {
+    const sql = await runCli(['-c', schemaPath, 'preview', index, '1', '--sql'], env);
+    expect(sql.code).toBe(0);
+    expect(sql.stdout).toMatch(/^-- parameters: \[\["1"\]\]\nSELECT concat_ws\('\|'/);
+    const missing = await runCli(['-c', schemaPath, 'preview', index, '999'], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('has id "999": no document');
+    const unknown = await runCli(['-c', schemaPath, 'preview', 'nope', '1'], env);
+    expect(unknown.code).toBe(3);
+    expect(unknown.stderr).toContain(`no schema entry writes index "nope" (indexes: ${index})`);
+  });
+});
+
+describe('sluice status and reset', () => {
+  it('status reads the stores when no instance runs; reset makes the next run sync the index again', async () => {
+    const plan = (await compileAgainst(db.url, JSON.parse((await import('node:fs')).readFileSync(schemaPath, 'utf8')))).plans[0]!;
+    expect((await runCli(['-c', schemaPath, 'bootstrap'], env)).code).toBe(0);
+    const before = await runCli(['-c', schemaPath, 'status'], env);
+    expect(before.code).toBe(0);
+    expect(before.stdout).toContain(`${index}: not started`);
+
+    let sluice = startSluice(['-c', schemaPath], env);
+    await expectConverged(db.url, plan, engine.url);
+    expect(await sluice.stop()).toBe(0);
+    const streaming = await runCli(['-c', schemaPath, 'status'], env);
+    expect(streaming.stdout).toMatch(new RegExp(`${index}: streaming; checkpoint lsn [0-9A-F]+/[0-9A-F]+; slot ${db.name}_${index}, retained WAL \\d+ bytes`));
+
+    const reset = await runCli(['-c', schemaPath, 'reset', index], env);
+    expect(reset.code).toBe(0);
+    expect(reset.stdout).toContain(`${index}: checkpoint forgotten and slot ${db.name}_${index} dropped`);
+    expect((await runCli(['-c', schemaPath, 'status'], env)).stdout).toContain(`${index}: not started; checkpoint lsn -; no slot`);
+
+    await db.query(`DELETE FROM book WHERE id = 2`);
+    sluice = startSluice(['-c', schemaPath], env);
+    await expectConverged(db.url, plan, engine.url);
+    expect(await sluice.stop()).toBe(0);
+  });
+});
