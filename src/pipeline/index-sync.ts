@@ -35,6 +35,8 @@ export interface IndexSyncDeps {
   logger: IndexSyncLogger;
   /** Updated in place as the sync goes; the status surfaces read it. */
   status?: IndexStatus;
+  /** Called with the code of every error that interrupted the sync (for the error counter). */
+  onError?: (code: string) => void;
 }
 
 export interface IndexSyncOptions {
@@ -76,6 +78,7 @@ export async function runIndexSync(deps: IndexSyncDeps, options: IndexSyncOption
       if (options.signal.aborted) return;
       const code = error instanceof AppError ? error.code : (error as { code?: string }).code;
       deps.status.lastError = { code: code ?? 'UNKNOWN', message: toError(error).message, at: new Date().toISOString() };
+      deps.onError?.(code ?? 'UNKNOWN');
       if (!isRetryable(error)) throw error;
       deps.status.phase = 'waiting';
       if (code === 'SRC_SLOT_LOST') {

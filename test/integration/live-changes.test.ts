@@ -110,6 +110,7 @@ describe('changes on every level of the book tree reach the index', () => {
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`^sluice_changes_applied_total\\{index="${index}"\\} [1-9]`, 'm'));
     expect(metrics).toMatch(new RegExp(`^sluice_phase\\{index="${index}",phase="streaming"\\} 1$`, 'm'));
+    expect(metrics).toMatch(/^sluice_bulk_request_duration_seconds_count [1-9]\d*$/m);
   });
 
   it('TRUNCATE of a child table rebuilds every root; of the root deletes every document', async () => {

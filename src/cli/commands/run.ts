@@ -37,10 +37,11 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
   const firstPool = prepared.pool(prepared.plans[0]!.database);
   const store = await openCheckpointStore(config, firstPool);
   const statuses = prepared.plans.map((plan) => newIndexStatus(plan.index));
+  const metrics = new SluiceMetrics();
   let server: HttpServer | undefined;
   try {
     if (config.http) {
-      server = await startHttpServer({ ...config.http, statuses: () => statuses, readyLagSeconds: READY_MAX_LAG_SECONDS, secrets: context.secrets, metrics: new SluiceMetrics() });
+      server = await startHttpServer({ ...config.http, statuses: () => statuses, readyLagSeconds: READY_MAX_LAG_SECONDS, secrets: context.secrets, metrics });
       logger.info({ url: server.url }, 'HTTP server listening: /healthz /readyz /metrics /status');
     }
     if (prepared.warnings.length > 0) logger.warn(formatProblems(prepared.warnings));
@@ -50,7 +51,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     }
     sink = await connectWithRetry(context, deadLetters, abort.signal);
     if (!sink) return EXIT_CODES.ok;
-    const target = indexTarget(sink);
+    const target = indexTarget(sink, metrics);
     await Promise.all(
       prepared.plans.map((plan, i) => {
         const pool = prepared.pool(plan.database);
@@ -65,6 +66,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
             store,
             logger: logger.child({ index: plan.index }),
             status: statuses[i],
+            onError: (code) => metrics.recordError(plan.index, code),
           },
           {
             batchSize: config.engine.bulkMaxActions,
@@ -92,12 +94,16 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
   }
 }
 
-function indexTarget(sink: ElasticsearchSink): IndexTarget {
+function indexTarget(sink: ElasticsearchSink, metrics: SluiceMetrics): IndexTarget {
   return {
     ensureIndex: async (plan: EntryPlan) => {
       await sink.ensureIndex({ name: plan.index, settings: plan.settings, mappings: plan.mappings });
     },
-    writer: () => sink.writer(),
+    writer: () =>
+      sink.writer({
+        onRequest: (seconds) => metrics.bulkDuration.observe(seconds),
+        onDeadLetters: (letters) => letters.forEach((letter) => metrics.deadLetters.inc({ index: letter.index })),
+      }),
     documentIds: (index) => sink.documentIds(index),
     routingOf: (index, ids) => sink.routingOf(index, ids),
     refresh: (index) => sink.refresh(index),

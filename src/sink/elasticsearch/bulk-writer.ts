@@ -23,6 +23,10 @@ export interface BulkWriterOptions {
   random?: () => number;
   /** Treat a missing index as fatal (default true: indices are created by ensureIndex first). */
   expectIndex?: boolean;
+  /** Called after every `_bulk` request with its duration (for the latency histogram). */
+  onRequest?: (durationSeconds: number) => void;
+  /** Called with the actions that went to the dead-letter store. */
+  onDeadLetters?: (letters: DeadLetter[]) => void;
 }
 
 /** Actions of one request still to be settled, with their retry state. */
@@ -190,7 +194,9 @@ export class BulkWriter {
       // Throttling elsewhere may have shrunk the batch size since these actions were taken.
       if (queue[0]!.items.length > this.maxActions) queue.splice(0, 1, ...this.rechunk(queue[0]!));
       const sub = queue[0]!;
+      const started = process.hrtime.bigint();
       const result = await sendBulk(this.client, sub.items, { expectIndex: this.options.expectIndex ?? true });
+      this.options.onRequest?.(Number(process.hrtime.bigint() - started) / 1e9);
       this.counters.requests++;
       if (result.kind === 'tooLarge') {
         queue.shift();
@@ -232,6 +238,7 @@ export class BulkWriter {
     if (letters.length === 0) return;
     await this.deadLetters.record(letters);
     this.counters.deadLettered += letters.length;
+    this.options.onDeadLetters?.(letters);
     this.logger?.warn({ count: letters.length, first: { id: letters[0]!.id, errorType: letters[0]!.errorType } }, 'documents rejected by the search engine');
   }
 
