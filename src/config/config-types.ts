@@ -68,6 +68,8 @@ export interface HttpServerConfig {
   port: number;
   /** SLUICE_HTTP_HOST (default 0.0.0.0). */
   host: string;
+  /** SLUICE_READY_MAX_LAG_SECONDS (default 30): /readyz answers 503 while an index lags more. */
+  readyMaxLagSeconds: number;
 }
 
 export interface SluiceConfig {

@@ -51,6 +51,7 @@ export const GENERAL_DEFAULTS = {
   logLevel: 'info',
   httpPort: 8080,
   httpHost: '0.0.0.0',
+  readyMaxLagSeconds: 30,
 } as const;
 
 /**
@@ -85,6 +86,7 @@ export function parseEnvironment(
     http: {
       port: r.int('SLUICE_HTTP_PORT', { min: 0, max: 65535 }) ?? GENERAL_DEFAULTS.httpPort,
       host: r.raw('SLUICE_HTTP_HOST') ?? GENERAL_DEFAULTS.httpHost,
+      readyMaxLagSeconds: r.int('SLUICE_READY_MAX_LAG_SECONDS', { min: 1, max: 86_400 }) ?? GENERAL_DEFAULTS.readyMaxLagSeconds,
     },
     warnings: [],
   };

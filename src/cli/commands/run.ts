@@ -17,8 +17,6 @@ import { EXIT_CODES } from '../exit-codes.js';
 
 /** Idle time between heartbeats written into the WAL, so an idle database still moves the slot. */
 const HEARTBEAT_INTERVAL_MS = 10_000;
-/** /readyz answers 503 while an index lags more than this. */
-const READY_MAX_LAG_SECONDS = 30;
 
 /** `sluice run`: keeps every index in sync (snapshot on first start, then the replication stream) until SIGTERM. */
 export async function runCommand(flags: GlobalFlags): Promise<number> {
@@ -41,7 +39,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
   let server: HttpServer | undefined;
   try {
     if (config.http) {
-      server = await startHttpServer({ ...config.http, statuses: () => statuses, readyLagSeconds: READY_MAX_LAG_SECONDS, secrets: context.secrets, metrics });
+      server = await startHttpServer({ host: config.http.host, port: config.http.port, statuses: () => statuses, readyLagSeconds: config.http.readyMaxLagSeconds, secrets: context.secrets, metrics });
       logger.info({ url: server.url }, 'HTTP server listening: /healthz /readyz /metrics /status');
     }
     if (prepared.warnings.length > 0) logger.warn(formatProblems(prepared.warnings));

@@ -36,7 +36,7 @@ describe('parseEnvironment: defaults and the seed deployment', () => {
       snapshotConcurrency: 2,
       flushIntervalMs: 1000,
       logLevel: 'info',
-      http: { port: 8080, host: '0.0.0.0' },
+      http: { port: 8080, host: '0.0.0.0', readyMaxLagSeconds: 30 },
       warnings: [],
     });
   });
@@ -92,11 +92,12 @@ describe('parseEnvironment: defaults and the seed deployment', () => {
       SLUICE_SNAPSHOT_CONCURRENCY: '4',
       SLUICE_HTTP_PORT: '9100',
       SLUICE_HTTP_HOST: '127.0.0.1',
+      SLUICE_READY_MAX_LAG_SECONDS: '5',
     }).config;
     expect(config?.checkpointPath).toBe('/var/lib/sluice');
     expect(config?.deadLetterPath).toBe('/var/lib/sluice/sluice-dead-letters.jsonl');
     expect(config?.snapshotConcurrency).toBe(4);
-    expect(config?.http).toEqual({ port: 9100, host: '127.0.0.1' });
+    expect(config?.http).toEqual({ port: 9100, host: '127.0.0.1', readyMaxLagSeconds: 5 });
     expect(parse({ PG_USER: 'a', SLUICE_DEAD_LETTER_PATH: '/dl.jsonl' }).config?.deadLetterPath).toBe('/dl.jsonl');
   });
 
