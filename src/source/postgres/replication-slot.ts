@@ -4,6 +4,7 @@ import type { PostgresConfig } from '../../config/config-types.js';
 import { AppError } from '../../errors/app-error.js';
 import { connectionOptions, postgresError } from './connect.js';
 import { parseLsn } from './lsn.js';
+import { quoteIdent } from '../../transform/sql.js';
 
 /** Anything that runs a parameterised query: a pg Client, PoolClient or Pool. */
 export interface Queryable {
@@ -41,10 +42,6 @@ const RELEASE_WAIT_MS = 5000;
 /** Connection options of a logical replication connection (walsender in database mode). */
 export function replicationClientOptions(config: PostgresConfig, database: string): pg.ClientConfig {
   return { ...connectionOptions(config, database), replication: 'database' } as pg.ClientConfig;
-}
-
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }
 
 /**

@@ -6,7 +6,8 @@ import type { ReplicationStream, ReplicationStreamOptions, StreamMessage } from 
 import { connectionOptions } from './connect.js';
 import { formatLsn } from './lsn.js';
 import { PgoutputDecoder, dateToPgMicros, pgMicrosToDate } from './pgoutput-decoder.js';
-import { quoteIdent, releaseSlot, replicationClientOptions, replicationError } from './replication-slot.js';
+import { quoteIdent } from '../../transform/sql.js';
+import { releaseSlot, replicationClientOptions, replicationError } from './replication-slot.js';
 
 export interface StartReplicationOptions extends ReplicationStreamOptions {
   /** Standby status updates are also sent this often, so the walsender does not time out (default 10 s). */
