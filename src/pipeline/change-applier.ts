@@ -50,6 +50,8 @@ export async function applyRowChanges(
 ): Promise<ApplyResult> {
   const result: ApplyResult = { indexed: 0, deleted: 0, skippedIrrelevant: 0, missingOldValues: 0 };
   const roots = new Map<string, string[]>();
+  /** Roots whose own row changed: only their routing value can have changed (see routingFollowsRootRow). */
+  const rootRows = new Set<string>();
   const lookups = new Map<TableRoute, Map<string, string[]>>();
   for (const change of changes) {
     const key = tableKey(change.schema, change.table);
@@ -72,8 +74,10 @@ export async function applyRowChanges(
         tuples.push(tuple as string[]);
       }
       for (const tuple of tuples) {
-        if (route.isRoot) roots.set(tuple.join('|'), tuple);
-        else {
+        if (route.isRoot) {
+          roots.set(tuple.join('|'), tuple);
+          rootRows.add(tuple.join('|'));
+        } else {
           const pending = lookups.get(route) ?? new Map<string, string[]>();
           pending.set(JSON.stringify(tuple), tuple);
           lookups.set(route, pending);
@@ -89,8 +93,22 @@ export async function applyRowChanges(
       for (const key of found.rows) roots.set(key.join('|'), key);
     }
   }
-  await rebuildRoots(plan, pool, writer, [...roots.values()], version, position, result, routing);
+  const routingMayChange = routingFollowsRootRow(plan) ? rootRows : undefined;
+  await rebuildRoots(plan, pool, writer, [...roots.values()], version, position, result, routing, routingMayChange);
   return result;
+}
+
+/**
+ * True when the routing field is made of root columns only (a column, or a concat of root columns and
+ * literals): then only a change of the root row itself can move a document to another shard.
+ */
+function routingFollowsRootRow(plan: EntryPlan): boolean {
+  const root = plan.root;
+  const columnKeys = new Set(root.columns.map((c) => root.transform.rename.get(c.spec.key) ?? c.spec.key));
+  if (plan.routing === undefined || columnKeys.has(plan.routing)) return true;
+  const childKeys = new Set(root.children.map((c) => c.outputKey));
+  const concat = root.transform.concat.find((c) => c.destination === plan.routing);
+  return concat !== undefined && concat.columns.every((name) => !childKeys.has(name));
 }
 
 /** Rebuilds the given roots; a requested root that no longer exists has its document deleted. */
@@ -103,17 +121,21 @@ export async function rebuildRoots(
   position: string,
   result: Pick<ApplyResult, 'indexed' | 'deleted'>,
   routing: RoutingLookup,
+  /** Ids whose routing value may have changed; undefined = any of them. */
+  routingMayChange?: Set<string>,
 ): Promise<void> {
   for (let i = 0; i < keys.length; i += ROOTS_PER_QUERY) {
     const batch = keys.slice(i, i + ROOTS_PER_QUERY);
     const query = buildDocumentQuery(plan, { kind: 'keys', keys: batch });
     const rows = await pool.query<[string, string | null, string]>({ text: query.text, values: query.values, rowMode: 'array' });
-    // With routing, a document lives on the shard its routing picks: one whose routing value changed (or one being
-    // deleted) must be removed where it is now, which only the engine knows (the old row may lack the field).
-    const current = plan.routing !== undefined ? await routing.routingOf(plan.index, batch.map((key) => key.join('|'))) : new Map<string, string>();
-    const built = new Set<string>();
+    const built = new Set(rows.rows.map(([id]) => id));
+    const gone = batch.map((key) => key.join('|')).filter((id) => !built.has(id));
+    // With routing, a document lives on the shard its routing picks: one whose routing value may have changed, or
+    // one being deleted, must be removed where it is now, which only the engine knows (the old row may lack the
+    // field). Asking costs a refresh and a search, so only for those documents.
+    const ask = plan.routing === undefined ? [] : [...gone, ...[...built].filter((id) => routingMayChange === undefined || routingMayChange.has(id))];
+    const current = ask.length > 0 ? await routing.routingOf(plan.index, ask) : new Map<string, string>();
     for (const [id, newRouting, source] of rows.rows) {
-      built.add(id);
       const oldRouting = current.get(id);
       if (oldRouting !== undefined && oldRouting !== newRouting) {
         await writer.add({ op: 'delete', index: plan.index, id, version, position, routing: oldRouting });
@@ -121,7 +143,7 @@ export async function rebuildRoots(
       await writer.add({ op: 'index', index: plan.index, id, source, version, position, ...(newRouting !== null ? { routing: newRouting } : {}), ...(plan.pipeline ? { pipeline: plan.pipeline } : {}) });
       result.indexed += 1;
     }
-    for (const id of batch.map((key) => key.join('|')).filter((id) => !built.has(id))) {
+    for (const id of gone) {
       // Not found with routing required: there is no such document, so nothing to delete.
       if (plan.routing !== undefined && !current.has(id)) continue;
       await writer.add({ op: 'delete', index: plan.index, id, version, position, ...(current.has(id) ? { routing: current.get(id)! } : {}) });

@@ -113,6 +113,15 @@ describe('changes on every level of the book tree reach the index', () => {
     expect(metrics).toMatch(/^sluice_bulk_request_duration_seconds_count [1-9]\d*$/m);
   });
 
+  it.runIf(!REAL_ENGINE_URL)('a child change in a routed index asks the engine for no routing; a root change does', async () => {
+    const routingLookups = () => engine.server!.requests.filter((r) => r.path === `/${index}/_search` && !r.query.includes('scroll')).length;
+    const before = routingLookups();
+    await change(`UPDATE publisher SET name = 'Hachette Livre' WHERE id = 2`);
+    expect(routingLookups()).toBe(before);
+    await change(`UPDATE book SET isbn = '099' WHERE id = 2`);
+    expect(routingLookups()).toBeGreaterThan(before);
+  });
+
   it('TRUNCATE of a child table rebuilds every root; of the root deletes every document', async () => {
     await change(`TRUNCATE book_subject`);
     await change(`TRUNCATE book CASCADE`);
