@@ -43,11 +43,11 @@ function concreteIndices(store: Store, names: string[]): string[] {
   return out;
 }
 
-function addAlias(store: Store, aliases: AliasMap, index: string, alias: string, meta: AliasMeta): void {
+function addAlias(store: Store, aliases: AliasMap, index: string, alias: string, meta: AliasMeta, dropping: readonly string[] = []): void {
   if (!alias.trim()) throw illegalArgument('alias name is required');
   const problem = Store.indexNameProblem(alias.toLowerCase());
   if (problem) throw fail(400, 'invalid_alias_name_exception', `Invalid alias name [${alias}], ${problem}`, { index_uuid: '_na_', index: alias });
-  if (store.indices.has(alias)) {
+  if (store.indices.has(alias) && !dropping.includes(alias)) {
     const reason = store.flavor.major >= 8 && !store.flavor.isOpenSearch
       ? `Invalid alias name [${alias}]: an index or data stream exists with the same name as the alias`
       : `Invalid alias name [${alias}], an index exists with the same name as the alias`;
@@ -96,25 +96,29 @@ export function updateAliases(req: Req): Reply {
   const store = req.engine.store;
   const aliases = cloneAliases(store);
   const drop: string[] = [];
-  for (const entry of actions) {
+  const parsed = actions.map((entry: unknown) => {
     if (!isObject(entry) || Object.keys(entry).length !== 1) throw fail(400, 'x_content_parse_exception', '[1:1] [alias_action] failed to parse field [actions]');
     const type = Object.keys(entry)[0] as string;
     const spec = entry[type];
     if (!isObject(spec)) throw fail(400, 'x_content_parse_exception', `[1:1] [${type}] failed to parse`);
     const indexNames = list(spec.index, spec.indices);
     if (!indexNames.length) throw validationFailed(['One of [index] or [indices] is required']);
-    if (type === 'remove_index') {
-      const concrete = concreteIndices(store, indexNames);
-      drop.push(...concrete);
-      for (const members of aliases.values()) for (const i of concrete) members.delete(i);
-      for (const [alias, members] of aliases) if (!members.size) aliases.delete(alias);
-      continue;
-    }
+    return { type, spec, indexNames };
+  });
+  // Like Elasticsearch, indices to remove go first, whatever their place in the list: that is what lets one
+  // request replace a concrete index by an alias of the same name.
+  for (const { indexNames } of parsed.filter((a) => a.type === 'remove_index')) {
+    const concrete = concreteIndices(store, indexNames);
+    drop.push(...concrete);
+    for (const members of aliases.values()) for (const i of concrete) members.delete(i);
+    for (const [alias, members] of aliases) if (!members.size) aliases.delete(alias);
+  }
+  for (const { type, spec, indexNames } of parsed.filter((a) => a.type !== 'remove_index')) {
     const aliasNames = list(spec.alias, spec.aliases);
     if (!aliasNames.length) throw validationFailed(['One of [alias] or [aliases] is required']);
     const indices = concreteIndices(store, indexNames);
     if (type === 'add') {
-      for (const index of indices) for (const alias of aliasNames) addAlias(store, aliases, index, alias, aliasMeta(spec));
+      for (const index of indices) for (const alias of aliasNames) addAlias(store, aliases, index, alias, aliasMeta(spec), drop);
     } else if (type === 'remove') {
       for (const index of indices) for (const alias of aliasNames) removeAlias(aliases, index, alias, spec.must_exist !== false);
     } else {

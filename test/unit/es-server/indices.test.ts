@@ -128,6 +128,17 @@ describe('index administration', () => {
     expect((await call(engine.url, 'DELETE', '/v2/_alias/live')).status).toBe(404);
   });
 
+  it('replaces a concrete index by an alias of the same name in one request, whatever the order of the actions', async () => {
+    await call(engine.url, 'PUT', '/legacy');
+    await call(engine.url, 'PUT', '/legacy-g1');
+    const clash = await call(engine.url, 'POST', '/_aliases', { actions: [{ add: { index: 'legacy-g1', alias: 'legacy' } }] });
+    expect(clash.json.error.type).toBe('invalid_alias_name_exception');
+    const swap = await call(engine.url, 'POST', '/_aliases', { actions: [{ add: { index: 'legacy-g1', alias: 'legacy' } }, { remove_index: { index: 'legacy' } }] });
+    expect(swap.status).toBe(200);
+    expect(engine.store.indices()).not.toContain('legacy');
+    expect((await call(engine.url, 'GET', '/_alias/legacy')).json).toEqual({ 'legacy-g1': { aliases: { legacy: {} } } });
+  });
+
   it('reports health and _cat/indices', async () => {
     await call(engine.url, 'PUT', '/green', { settings: { number_of_replicas: 0 } });
     const health = await call(engine.url, 'GET', '/_cluster/health/green');
