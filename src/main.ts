@@ -1,9 +1,10 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { previewCommand, resetCommand, statusCommand } from './cli/commands/admin.js';
 import { bootstrapCommand, teardownCommand } from './cli/commands/bootstrap.js';
 import { runCommand } from './cli/commands/run.js';
 import { syncOnceCommand } from './cli/commands/sync-once.js';
 import { validateCommand } from './cli/commands/validate.js';
+import { verifyCommand } from './cli/commands/verify.js';
 import { EXIT_CODES, EXIT_CODES_HELP } from './cli/exit-codes.js';
 import { loadConfig } from './config/load-config.js';
 import { collectSecrets, redact } from './config/redact.js';
@@ -54,6 +55,14 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .action(async (index: string) => setExitCode(await resetCommand(globals(), index)));
 
   program
+    .command('verify <index>')
+    .description('Compare the index (or alias) with PostgreSQL: counts and per-document content; exit 4 on drift')
+    .option('--repair', 'rewrite missing and different documents from PostgreSQL and delete extra ones (safe while `sluice run` runs)')
+    .option('--limit <n>', 'ids printed per kind of drift', (v: string) => positiveInt(v), 20)
+    .option('--batch-size <n>', 'root rows per PostgreSQL query and engine lookup (at most 5000)', (v: string) => positiveInt(v, 5000), 1000)
+    .action(async (index: string, options: { repair?: boolean; limit: number; batchSize: number }) => setExitCode(await verifyCommand({ ...globals(), ...options }, index)));
+
+  program
     .command('sync')
     .description('Full sync of every schema entry into its index')
     .requiredOption('--once', 'run one full sync and exit (continuous sync is `sluice run`)')
@@ -65,6 +74,12 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .action(async () => setExitCode(await validateCommand(globals())));
 
   return program;
+}
+
+function positiveInt(value: string, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(max === Number.MAX_SAFE_INTEGER ? 'expected a positive integer' : `expected an integer from 1 to ${max}`);
+  return n;
 }
 
 /** Runs the CLI and returns the process exit code; errors are reported on standard error. */

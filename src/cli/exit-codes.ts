@@ -8,6 +8,8 @@ export const EXIT_CODES = {
   usage: 2,
   /** Invalid settings or schema.json: the report lists every problem with its location. */
   invalidConfig: 3,
+  /** `sluice verify` found the index out of sync with PostgreSQL (or `--repair` could not fix every document). */
+  drift: 4,
   /** Stopped by SIGINT/SIGTERM before finishing (work done so far is durable). */
   interrupted: 130,
 } as const;
@@ -17,4 +19,5 @@ export const EXIT_CODES_HELP = `Exit codes:
   1    runtime failure (PostgreSQL, search engine or store failed or unreachable)
   2    usage error (unknown command or flag, missing argument)
   3    invalid configuration or schema.json (every problem is listed with its location)
+  4    drift: \`sluice verify\` found documents missing, different or extra in the index
   130  interrupted by SIGINT/SIGTERM`;
