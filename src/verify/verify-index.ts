@@ -153,12 +153,13 @@ function versioned(version: bigint | undefined): { version?: bigint } {
 }
 
 /**
- * The version repairs are written with. `sluice run` writes every document with its commit LSN as an
- * external version (external_gte), so a repair must never carry a higher version than content it did not
- * see. The WAL position read before the documents are built is at or after the commit of everything the
- * build then sees, and below the commit LSN of anything committed later: a later change written by a
- * concurrent `sluice run` keeps its document (the repair gets a version conflict, which the writer counts
- * as done), and one the repair already contains is refused in turn when `run` writes it late.
+ * The external version repairs are written with. `sluice run` writes each document with the commit LSN of
+ * its batch (version_type external_gte), and rebuilds it from the rows as they are when it applies the batch.
+ * This position is read before the documents are built (or the orphans looked up), so every transaction
+ * committed before it is visible to that query: the repair contains every change up to this version.
+ * Anything committed later has a higher LSN, so `run`'s write for it wins whichever lands first: a repair
+ * arriving after it gets a version conflict (which the writer counts as done) and keeps the newer document.
+ * A version taken when the repair is sent instead could be above a change the repair did not see.
  */
 async function currentLsn(pool: pg.Pool): Promise<bigint> {
   const { rows } = await pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
