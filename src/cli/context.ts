@@ -25,7 +25,7 @@ export interface CommandContext {
 export function createContext(flags: GlobalFlags, env: NodeJS.ProcessEnv = process.env): CommandContext {
   const { config, warnings, env: merged } = loadConfig({ flags: { config: flags.config }, env });
   const secrets = collectSecrets(config);
-  const logger = createLogger({ level: config.logLevel, secrets });
+  const logger = createLogger({ level: config.logLevel, secrets, format: config.logFormat });
   for (const warning of warnings) logger.warn({ setting: warning.location }, warning.message);
   return { config, logger, secrets, env: merged };
 }

@@ -92,6 +92,8 @@ export interface SluiceConfig {
   /** PGSYNC_FLUSH_INTERVAL in milliseconds (the seed gives seconds). */
   flushIntervalMs: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  /** SLUICE_LOG_FORMAT: `auto` (default) writes human-readable lines to a terminal and JSON lines otherwise. */
+  logFormat?: 'auto' | 'json' | 'pretty';
   /** HTTP server settings; always set by `parseEnvironment` (optional only so hand-built configs stay valid). */
   http?: HttpServerConfig;
   /** Settings that were read but are PGSync-only or dead, and settings not recognised: warned about. */

@@ -16,6 +16,7 @@ export const SLUICE_VARIABLES = [
   'SLUICE_HTTP_HOST',
   'SLUICE_READY_MAX_LAG_SECONDS',
   'SLUICE_LOG_LEVEL',
+  'SLUICE_LOG_FORMAT',
 ] as const;
 
 /** Seed and PGSync variables that Sluice reads, with their PGSync meaning. */
@@ -85,7 +86,7 @@ export const LEGACY_VARIABLES = [
 const MODE = 'Sluice always streams from a logical replication slot (pgoutput); PGSync’s trigger, queue and polling modes and their tuning do not apply';
 const REDIS_QUEUE = 'Sluice keeps no change queue in Redis (Redis holds checkpoints only)';
 const QUERY = 'Sluice builds documents with its own set-based queries; tune the snapshot with SLUICE_SNAPSHOT_CHUNK_SIZE and SLUICE_SNAPSHOT_CONCURRENCY';
-const LOGGING = 'Sluice writes JSON log lines at SLUICE_LOG_LEVEL / PGSYNC_LOG_LEVEL; progress is served on /status';
+const LOGGING = 'Sluice writes log lines at SLUICE_LOG_LEVEL / PGSYNC_LOG_LEVEL in the SLUICE_LOG_FORMAT format, with a progress summary every 30 s; progress is also served on /status';
 const MYSQL = 'MySQL/MariaDB only';
 const REPLICA = 'Sluice reads from the primary, where the replication slot lives; read-replica settings are not used';
 const BULK = 'Sluice retries 429/5xx for SLUICE_RETRY_GIVE_UP_MS and dead-letters rejected documents; tune SLUICE_BULK_* instead';

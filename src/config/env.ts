@@ -49,6 +49,7 @@ export const GENERAL_DEFAULTS = {
   snapshotConcurrency: 2,
   flushIntervalMs: 1000,
   logLevel: 'info',
+  logFormat: 'auto',
   httpPort: 8080,
   httpHost: '0.0.0.0',
   readyMaxLagSeconds: 30,
@@ -83,6 +84,7 @@ export function parseEnvironment(
     snapshotConcurrency: r.int('SLUICE_SNAPSHOT_CONCURRENCY', { min: 1, max: 64 }) ?? GENERAL_DEFAULTS.snapshotConcurrency,
     flushIntervalMs: r.secondsAsMs('PGSYNC_FLUSH_INTERVAL', { min: 1, max: 3_600_000 }) ?? GENERAL_DEFAULTS.flushIntervalMs,
     logLevel: parseLogLevel(r),
+    logFormat: r.oneOf('SLUICE_LOG_FORMAT', ['auto', 'json', 'pretty'] as const) ?? GENERAL_DEFAULTS.logFormat,
     http: {
       port: r.int('SLUICE_HTTP_PORT', { min: 0, max: 65535 }) ?? GENERAL_DEFAULTS.httpPort,
       host: r.raw('SLUICE_HTTP_HOST') ?? GENERAL_DEFAULTS.httpHost,

@@ -36,6 +36,7 @@ describe('parseEnvironment: defaults and the seed deployment', () => {
       snapshotConcurrency: 2,
       flushIntervalMs: 1000,
       logLevel: 'info',
+      logFormat: 'auto',
       http: { port: 8080, host: '0.0.0.0', readyMaxLagSeconds: 30 },
       warnings: [],
     });
@@ -107,6 +108,17 @@ describe('parseEnvironment: defaults and the seed deployment', () => {
     expect(parse({ PG_USER: 'a', SCHEMA: '' }).config?.schemaPath).toBe('config/schema.json');
     expect(parse({ PG_USER: 'a' }, { config: ' ' }).problems).toEqual([
       { location: '--config', severity: 'error', message: expect.stringContaining('not empty') },
+    ]);
+  });
+});
+
+describe('SLUICE_LOG_FORMAT', () => {
+  it('is auto by default, json or pretty in any letter case, and anything else is an error naming it', () => {
+    expect(parse({ PG_USER: 'a' }).config?.logFormat).toBe('auto');
+    expect(parse({ PG_USER: 'a', SLUICE_LOG_FORMAT: 'JSON' }).config?.logFormat).toBe('json');
+    expect(parse({ PG_USER: 'a', SLUICE_LOG_FORMAT: ' pretty ' }).config?.logFormat).toBe('pretty');
+    expect(errors({ PG_USER: 'a', SLUICE_LOG_FORMAT: 'yaml' })).toEqual([
+      { location: 'SLUICE_LOG_FORMAT', severity: 'error', message: 'must be one of auto, json, pretty (got "yaml")' },
     ]);
   });
 });
