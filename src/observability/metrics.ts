@@ -248,6 +248,7 @@ export function renderMetrics(statuses: readonly IndexStatus[], extra: RenderMet
   perIndex('counter', 'sluice_documents_deleted_total', 'Documents deleted by applied changes since start.', (s) => s.documentsDeleted);
   perIndex('counter', 'sluice_changes_applied_total', 'Row changes applied since start.', (s) => s.changesApplied);
   perIndex('gauge', 'sluice_snapshot_documents', 'Documents written by the snapshot so far.', (s) => s.snapshotDocuments);
+  perIndex('gauge', 'sluice_snapshot_total_documents', 'Estimated root rows the current snapshot reads (from PostgreSQL statistics).', (s) => s.snapshotTotalEstimate);
   perIndex('gauge', 'sluice_lag_seconds', 'Seconds from the commit of the newest applied transaction to its application.', (s) => s.lagSeconds);
   perIndex('gauge', 'sluice_retained_wal_bytes', 'WAL the replication slot holds back, in bytes.', (s) => s.retainedWalBytes);
   const phase = derived.gauge('sluice_phase', 'Current phase of the index sync (1 for the current phase, 0 for the others).', ['index', 'phase']);

@@ -2,7 +2,9 @@ import type pg from 'pg';
 import type { Checkpoint, CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import { parseLsn } from '../source/postgres/lsn.js';
+import { qualified, quoteIdent, quoteLiteral } from '../transform/sql.js';
 import { runFullSync, type ActionWriter, type KeyRange } from './full-sync.js';
+import { recordSnapshotProgress, startSnapshotProgress, type IndexStatus } from './index-status.js';
 
 export interface SnapshotPhaseOptions {
   name: string;
@@ -11,6 +13,8 @@ export interface SnapshotPhaseOptions {
   /** Exported snapshot of a slot created just now; absent when resuming after a restart. */
   snapshotName?: string;
   signal?: AbortSignal;
+  /** Receives the estimate of rows to read and the documents written so far. */
+  status?: IndexStatus;
   onProgress?: (documents: number) => void;
 }
 
@@ -34,6 +38,7 @@ export async function runSnapshotPhase(
   const done = new Set<KeyRange>();
   let current = checkpoint;
   let documents = 0;
+  if (options.status !== undefined) startSnapshotProgress(options.status, await estimateRootRows(plan, pool, snapshot.doneUpTo));
   await runFullSync(plan, pool, writer, {
     chunkSize: options.chunkSize,
     concurrency: options.concurrency,
@@ -44,6 +49,7 @@ export async function runSnapshotPhase(
     onChunkStarted: (range) => started.push(range),
     onChunkWritten: async (range, count) => {
       documents += count;
+      if (options.status !== undefined) recordSnapshotProgress(options.status, documents);
       options.onProgress?.(documents);
       done.add(range);
       let prefix: KeyRange | undefined;
@@ -57,4 +63,49 @@ export async function runSnapshotPhase(
   current = { ...current, snapshot: { ...snapshot, doneUpTo: current.snapshot?.doneUpTo, complete: true, snapshotName: undefined }, updatedAt: new Date().toISOString() };
   await store.save(options.name, current);
   return current;
+}
+
+/** Up to this many rows are counted when the table has no statistics; past it, the planner's estimate is used. */
+export const ROW_COUNT_LIMIT = 100_000;
+
+/**
+ * About how many root rows a snapshot will read (after `resumeAfter`, when resuming), cheaply: the table's
+ * statistics scaled to its current size, as the planner does; without statistics (never analyzed, a view) a
+ * count stopped at ROW_COUNT_LIMIT rows, then the planner's estimate. Undefined when PostgreSQL cannot say:
+ * the estimate only feeds progress reports, so it never fails the sync.
+ */
+export async function estimateRootRows(plan: EntryPlan, pool: pg.Pool, resumeAfter?: string[]): Promise<number | undefined> {
+  const table = qualified(plan.root.schema, plan.root.table);
+  try {
+    if (resumeAfter !== undefined) return await plannerRows(pool, `SELECT 1 FROM ${table} AS n WHERE ${afterKey(plan, resumeAfter)}`);
+    const { rows } = await pool.query<{ reltuples: number; relpages: number; pages: number }>(
+      `SELECT c.reltuples::float8 AS reltuples, c.relpages::float8 AS relpages,
+              (pg_relation_size(c.oid) / current_setting('block_size')::int)::float8 AS pages
+         FROM pg_class c WHERE c.oid = $1::regclass`,
+      [table],
+    );
+    const stats = rows[0];
+    if (stats !== undefined && stats.reltuples > 0) {
+      return Math.round(stats.relpages > 0 ? (stats.reltuples / stats.relpages) * stats.pages : stats.reltuples);
+    }
+    const counted = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM (SELECT 1 FROM ${table} LIMIT ${String(ROW_COUNT_LIMIT + 1)}) AS s`);
+    const n = counted.rows[0]?.n ?? 0;
+    if (n <= ROW_COUNT_LIMIT) return n;
+    return Math.max(n, (await plannerRows(pool, `SELECT 1 FROM ${table}`)) ?? 0);
+  } catch {
+    return undefined;
+  }
+}
+
+async function plannerRows(pool: pg.Pool, select: string): Promise<number | undefined> {
+  const { rows } = await pool.query<{ 'QUERY PLAN': [{ Plan?: { 'Plan Rows'?: number } }] }>(`EXPLAIN (FORMAT JSON) ${select}`);
+  const planRows = rows[0]?.['QUERY PLAN'][0].Plan?.['Plan Rows'];
+  return typeof planRows === 'number' ? Math.round(planRows) : undefined;
+}
+
+/** The same order as the chunk boundaries: the key columns, compared as a row. Literals, because EXPLAIN takes no parameters here. */
+function afterKey(plan: EntryPlan, after: string[]): string {
+  const columns = plan.root.primaryKey;
+  const literals = columns.map((c, i) => `${quoteLiteral(after[i] ?? '')}::${plan.root.primaryKeyTypes[c] ?? 'text'}`);
+  return `(${columns.map((c) => `n.${quoteIdent(c)}`).join(', ')}) > (${literals.join(', ')})`;
 }

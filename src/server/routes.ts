@@ -1,6 +1,6 @@
 import { redact } from '../config/redact.js';
 import { METRICS_CONTENT_TYPE, renderMetrics, type SluiceMetrics } from '../observability/metrics.js';
-import type { IndexStatus } from '../pipeline/index-status.js';
+import { statusView, type IndexStatus } from '../pipeline/index-status.js';
 
 /** What the routes read; the HTTP server supplies it on every request. */
 export interface RouteContext {
@@ -12,6 +12,8 @@ export interface RouteContext {
   metrics?: SluiceMetrics;
   version: string;
   uptimeSeconds: () => number;
+  /** Clock for the rates and times left in /status; Date.now by default. */
+  now?: () => number;
 }
 
 export interface RouteResponse {
@@ -89,8 +91,10 @@ function answer(path: string, ctx: RouteContext): RouteResponse {
         headers: { 'content-type': METRICS_CONTENT_TYPE },
         body: renderMetrics(ctx.statuses(), ctx.metrics !== undefined ? { metrics: ctx.metrics } : {}),
       };
-    default:
-      return json(200, { indexes: ctx.statuses(), version: ctx.version, uptimeSeconds: ctx.uptimeSeconds() });
+    default: {
+      const now = ctx.now?.() ?? Date.now();
+      return json(200, { indexes: ctx.statuses().map((s) => statusView(s, now)), version: ctx.version, uptimeSeconds: ctx.uptimeSeconds() });
+    }
   }
 }
 

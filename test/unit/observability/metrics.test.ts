@@ -106,6 +106,7 @@ describe('renderMetrics', () => {
       status('books', {
         phase: 'streaming',
         snapshotDocuments: 120,
+        snapshotTotalEstimate: 150,
         changesApplied: 7,
         documentsIndexed: 5,
         documentsDeleted: 2,
@@ -121,11 +122,15 @@ describe('renderMetrics', () => {
     expect(value(parsed, 'sluice_documents_deleted_total', { index: 'books' })).toBe(2);
     expect(value(parsed, 'sluice_changes_applied_total', { index: 'books' })).toBe(7);
     expect(value(parsed, 'sluice_snapshot_documents', { index: 'books' })).toBe(120);
+    expect(value(parsed, 'sluice_snapshot_total_documents', { index: 'books' })).toBe(150);
+    expect(parsed.type.get('sluice_snapshot_total_documents')).toBe('gauge');
+    expect(parsed.help.get('sluice_snapshot_total_documents')).toMatch(/estimated/i);
     expect(value(parsed, 'sluice_lag_seconds', { index: 'books' })).toBe(0.25);
     expect(value(parsed, 'sluice_retained_wal_bytes', { index: 'books' })).toBe(4096);
     // Unknown gauges are absent rather than 0.
     expect(value(parsed, 'sluice_lag_seconds', { index: 'authors' })).toBeUndefined();
     expect(value(parsed, 'sluice_retained_wal_bytes', { index: 'authors' })).toBeUndefined();
+    expect(value(parsed, 'sluice_snapshot_total_documents', { index: 'authors' })).toBeUndefined();
     for (const phase of ['starting', 'snapshot', 'streaming', 'waiting', 'stopped']) {
       expect(value(parsed, 'sluice_phase', { index: 'books', phase })).toBe(phase === 'streaming' ? 1 : 0);
       expect(value(parsed, 'sluice_phase', { index: 'authors', phase })).toBe(phase === 'starting' ? 1 : 0);

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SluiceMetrics } from '../../../src/observability/metrics.js';
-import { newIndexStatus, type IndexStatus } from '../../../src/pipeline/index-status.js';
+import { newIndexStatus, recordSnapshotProgress, startSnapshotProgress, type IndexStatus } from '../../../src/pipeline/index-status.js';
 import { startHttpServer, type HttpServer } from '../../../src/server/http-server.js';
 import { notReadyIndexes, route, type RouteContext } from '../../../src/server/routes.js';
 
@@ -169,6 +169,30 @@ describe('route', () => {
     expect(response.status).toBe(500);
     expect(response.body).not.toContain(SECRET);
     expect(JSON.parse(response.body)).toEqual({ error: 'internal error', message: 'boom ***' });
+  });
+
+  it('adds to /status the snapshot progress with its time left, and the throughput', () => {
+    const t0 = Date.parse('2024-05-01T10:00:00.000Z');
+    const books = status('books', { phase: 'snapshot' });
+    startSnapshotProgress(books, 10_000, t0);
+    recordSnapshotProgress(books, 2_500, t0 + 5_000);
+    const streaming = status('shops', { phase: 'streaming', lagSeconds: 0.5 });
+    const response = route('GET', '/status', { ...ctx([books, streaming]), now: () => t0 + 5_000 });
+    expect(response.status).toBe(200);
+    const body = JSON.parse(response.body) as { indexes: Record<string, unknown>[] };
+    expect(body.indexes[0]).toEqual({
+      ...books,
+      snapshotTotalEstimate: 10_000,
+      snapshotStartedAt: '2024-05-01T10:00:00.000Z',
+      snapshotPercent: 25,
+      snapshotEtaSeconds: 15,
+      throughputDocsPerSecond: 500,
+    });
+    expect(body.indexes[1]).toMatchObject({ index: 'shops', phase: 'streaming', lagSeconds: 0.5 });
+    expect(body.indexes[1]).not.toHaveProperty('snapshotEtaSeconds');
+    const metrics = route('GET', '/metrics', ctx([books])).body;
+    expect(metrics).toContain('sluice_snapshot_total_documents{index="books"} 10000\n');
+    expect(metrics).toContain('sluice_snapshot_documents{index="books"} 2500\n');
   });
 
   it('tolerates a trailing slash and a query string', () => {
