@@ -1,5 +1,8 @@
 import { formatProblems } from '../../errors/app-error.js';
+import { PROGRESS_SUMMARY_INTERVAL_MS, startProgressReporter } from '../../observability/progress-reporter.js';
 import { runFullSync } from '../../pipeline/full-sync.js';
+import { newIndexStatus, recordSnapshotProgress, startSnapshotProgress, type IndexStatus } from '../../pipeline/index-status.js';
+import { estimateRootRows } from '../../pipeline/snapshot-phase.js';
 import { FileDeadLetterStore } from '../../sink/dead-letter-file-store.js';
 import { ElasticsearchSink } from '../../sink/elasticsearch/elasticsearch-sink.js';
 import { createContext, prepareEntries, type GlobalFlags } from '../context.js';
@@ -12,7 +15,10 @@ export interface IndexSummary {
   seconds: number;
 }
 
-/** `sluice sync --once`: a full sync of every schema entry, then a summary table on standard output. */
+/**
+ * `sluice sync --once`: a full sync of every schema entry, then a summary table on standard output. Meanwhile a
+ * progress line per index every 30 s, or on a terminal a progress bar with the time left.
+ */
 export async function syncOnceCommand(flags: GlobalFlags, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const context = createContext(flags);
   const { config, logger } = context;
@@ -23,6 +29,9 @@ export async function syncOnceCommand(flags: GlobalFlags, out: NodeJS.WritableSt
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   let sink: ElasticsearchSink | undefined;
+  // Only the indexes begun so far: the others have nothing to report yet.
+  const statuses: IndexStatus[] = [];
+  const reporter = startProgressReporter({ statuses: () => statuses, logger, intervalMs: PROGRESS_SUMMARY_INTERVAL_MS, tty: process.stderr });
   try {
     if (prepared.warnings.length > 0) logger.warn(formatProblems(prepared.warnings));
     sink = await ElasticsearchSink.connect(config.engine, deadLetters, logger);
@@ -33,18 +42,29 @@ export async function syncOnceCommand(flags: GlobalFlags, out: NodeJS.WritableSt
       const created = await sink.ensureIndex({ name: plan.index, settings: plan.settings, mappings: plan.mappings });
       logger.info({ index: plan.index, created }, created ? 'index created' : 'index exists');
       const writer = sink.writer();
+      const status: IndexStatus = { ...newIndexStatus(plan.index), phase: 'snapshot' };
+      statuses.push(status);
+      startSnapshotProgress(status, await estimateRootRows(plan, prepared.pool(plan.database)));
+      let written = 0;
       const result = await runFullSync(plan, prepared.pool(plan.database), writer, {
         chunkSize: config.snapshotChunkSize,
         concurrency: config.snapshotConcurrency,
         signal: abort.signal,
-        onChunkWritten: (range, documents) => logger.debug({ index: plan.index, upTo: range.upTo, documents }, 'chunk written'),
+        onChunkWritten: (range, documents) => {
+          written += documents;
+          recordSnapshotProgress(status, written);
+          logger.debug({ index: plan.index, upTo: range.upTo, documents }, 'chunk written');
+        },
       });
+      status.phase = 'stopped';
       await sink.refresh(plan.index);
       const stats = writer.stats();
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       summaries.push({ index: plan.index, documents: result.documents, deadLettered: stats.deadLettered, seconds });
       logger.info({ index: plan.index, documents: result.documents, deadLettered: stats.deadLettered, seconds }, 'full sync finished');
     }
+    // The bar shares the terminal with standard output: it goes before the table is printed.
+    reporter.stop();
     out.write(formatSummary(summaries));
     const deadLettered = summaries.reduce((sum, s) => sum + s.deadLettered, 0);
     if (deadLettered > 0) out.write(`${deadLettered} document(s) rejected by the engine: see ${config.deadLetterPath}\n`);
@@ -53,6 +73,7 @@ export async function syncOnceCommand(flags: GlobalFlags, out: NodeJS.WritableSt
     if (abort.signal.aborted) return EXIT_CODES.interrupted;
     throw error;
   } finally {
+    reporter.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await sink?.close();
