@@ -45,6 +45,15 @@ export function checkpointProblem(value: unknown): string | undefined {
   if (typeof value['updatedAt'] !== 'string') return '"updatedAt" must be a string';
   if (value['lsn'] !== undefined && !isLsn(value['lsn'])) return '"lsn" must be an LSN such as "0/16B3748"';
   if (value['fingerprint'] !== undefined && typeof value['fingerprint'] !== 'string') return '"fingerprint" must be a string';
+  if (value['generation'] !== undefined && typeof value['generation'] !== 'string') return '"generation" must be a string';
+  const rebuild = value['rebuild'];
+  if (rebuild !== undefined && !(isObject(rebuild) && ['generation', 'fingerprint', 'slot', 'startedAt'].every((key) => typeof rebuild[key] === 'string'))) {
+    return '"rebuild" must be an object with string "generation", "fingerprint", "slot" and "startedAt"';
+  }
+  const retired = value['retired'];
+  if (retired !== undefined && !(Array.isArray(retired) && retired.every((r) => isObject(r) && typeof r['index'] === 'string' && typeof r['dropAfter'] === 'string'))) {
+    return '"retired" must be an array of objects with string "index" and "dropAfter"';
+  }
   const snapshot = value['snapshot'];
   if (snapshot === undefined) return undefined;
   if (!isObject(snapshot)) return '"snapshot" must be an object';

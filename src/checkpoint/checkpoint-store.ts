@@ -20,9 +20,29 @@ export interface Checkpoint {
   /** Last LSN acknowledged after the engine and this store were durable, as text (e.g. "0/16B3748"). */
   lsn?: string;
   snapshot?: SnapshotProgress;
-  /** Fingerprint of the schema entry that built the index (for change detection). */
+  /** Fingerprint of the schema entry that built the live generation (for change detection). */
   fingerprint?: string;
+  /** The physical index the slot's changes go to (the live generation behind the alias). */
+  generation?: string;
+  /** A new generation being built beside the live one, through its own slot. */
+  rebuild?: RebuildProgress;
+  /** Generations the alias left, deleted once their grace period is over. */
+  retired?: RetiredGeneration[];
   updatedAt: string;
+}
+
+export interface RebuildProgress {
+  generation: string;
+  fingerprint: string;
+  /** Its replication slot and checkpoint name. */
+  slot: string;
+  startedAt: string;
+}
+
+export interface RetiredGeneration {
+  index: string;
+  /** ISO time after which the index is deleted. */
+  dropAfter: string;
 }
 
 export interface CheckpointStore {

@@ -91,6 +91,8 @@ export interface SluiceConfig {
   snapshotConcurrency: number;
   /** PGSYNC_FLUSH_INTERVAL in milliseconds (the seed gives seconds). */
   flushIntervalMs: number;
+  /** SLUICE_REINDEX_GRACE_SECONDS (default 600): how long a generation the alias left is kept before deletion. */
+  reindexGraceSeconds: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   /** SLUICE_LOG_FORMAT: `auto` (default) writes human-readable lines to a terminal and JSON lines otherwise. */
   logFormat?: 'auto' | 'json' | 'pretty';

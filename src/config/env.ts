@@ -53,6 +53,7 @@ export const GENERAL_DEFAULTS = {
   httpPort: 8080,
   httpHost: '0.0.0.0',
   readyMaxLagSeconds: 30,
+  reindexGraceSeconds: 600,
 } as const;
 
 /**
@@ -83,6 +84,7 @@ export function parseEnvironment(
       GENERAL_DEFAULTS.snapshotChunkSize,
     snapshotConcurrency: r.int('SLUICE_SNAPSHOT_CONCURRENCY', { min: 1, max: 64 }) ?? GENERAL_DEFAULTS.snapshotConcurrency,
     flushIntervalMs: r.secondsAsMs('PGSYNC_FLUSH_INTERVAL', { min: 1, max: 3_600_000 }) ?? GENERAL_DEFAULTS.flushIntervalMs,
+    reindexGraceSeconds: r.int('SLUICE_REINDEX_GRACE_SECONDS', { min: 0, max: 30 * 86_400 }) ?? GENERAL_DEFAULTS.reindexGraceSeconds,
     logLevel: parseLogLevel(r),
     logFormat: r.oneOf('SLUICE_LOG_FORMAT', ['auto', 'json', 'pretty'] as const) ?? GENERAL_DEFAULTS.logFormat,
     http: {

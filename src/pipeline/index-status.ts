@@ -21,6 +21,10 @@ export interface IndexStatus {
   /** The slot is past max_wal_size and will be invalidated once it exceeds max_slot_wal_keep_size. */
   slotAtRisk: boolean;
   lastError?: { code: string; message: string; at: string };
+  /** The physical index this sync writes to (the live generation behind the alias, or the one being built). */
+  generation?: string;
+  /** While a new generation is built beside the live one: its own status. */
+  rebuild?: IndexStatus;
 }
 
 export function newIndexStatus(index: string): IndexStatus {

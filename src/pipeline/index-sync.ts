@@ -37,6 +37,8 @@ export interface IndexSyncDeps {
   status?: IndexStatus;
   /** Called with the code of every error that interrupted the sync (for the error counter). */
   onError?: (code: string) => void;
+  /** Called whenever the stream has nothing in hand (at least once per flush interval while streaming). */
+  onIdleTick?: () => Promise<void>;
 }
 
 export interface IndexSyncOptions {
@@ -109,7 +111,7 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
   const slot = await source.slotState(name);
   let created: CreatedSlot | undefined;
   await target.ensureIndex(plan);
-  if (!checkpoint || !slot.exists || slot.invalidated) {
+  if (!checkpoint?.snapshot || !slot.exists || slot.invalidated) {
     if (slot.exists) {
       if (slot.invalidated) {
         logger.warn({ index: plan.index, slot: name, reason: 'slot invalidated' }, 'starting the index over: the replication slot was invalidated (it fell behind max_slot_wal_keep_size)');
@@ -118,7 +120,7 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
         logger.info({ index: plan.index, slot: name, reason: 'no checkpoint' }, 'starting the index over: replacing its replication slot with one that exports a snapshot');
       }
       await source.dropSlot(name);
-    } else if (checkpoint) {
+    } else if (checkpoint?.snapshot) {
       logger.warn({ index: plan.index, slot: name }, 'replication slot is missing: starting the index over');
     }
     // The old checkpoint (snapshot complete) must not survive next to the new slot if we crash before saving the new one.
@@ -146,10 +148,8 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
         concurrency: options.concurrency,
         snapshotName: created?.snapshotName,
         signal: options.signal,
-        onProgress: (documents) => {
-          onProgress();
-          status.snapshotDocuments = documents;
-        },
+        status,
+        onProgress: () => onProgress(),
       });
       logger.info({ index: plan.index }, 'snapshot finished; streaming');
     }
@@ -180,6 +180,7 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
         logger.info({ index: plan.index, ...stats, lsn: formatLsn(stats.lsn) }, 'changes applied');
       },
       onIdle: async () => {
+        await deps.onIdleTick?.();
         if (Date.now() - lastHeartbeat < options.heartbeatIntervalMs) return;
         lastHeartbeat = Date.now();
         status.lagSeconds = 0;

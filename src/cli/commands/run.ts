@@ -2,8 +2,9 @@ import type pg from 'pg';
 import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
 import { AppError, formatProblems } from '../../errors/app-error.js';
 import { newIndexStatus } from '../../pipeline/index-status.js';
-import { runIndexSync, type IndexTarget } from '../../pipeline/index-sync.js';
+import { runIndexLifecycle, type GenerationTarget } from '../../lifecycle/index-lifecycle.js';
 import { SluiceMetrics } from '../../observability/metrics.js';
+import { PROGRESS_SUMMARY_INTERVAL_MS, startProgressReporter, type ProgressReporter } from '../../observability/progress-reporter.js';
 import { startHttpServer, type HttpServer } from '../../server/http-server.js';
 import type { EntryPlan } from '../../schema/sync-plan.js';
 import { FileDeadLetterStore } from '../../sink/dead-letter-file-store.js';
@@ -17,6 +18,8 @@ import { EXIT_CODES } from '../exit-codes.js';
 
 /** Idle time between heartbeats written into the WAL, so an idle database still moves the slot. */
 const HEARTBEAT_INTERVAL_MS = 10_000;
+/** A new generation takes over once it lags the database by at most this (the live index pauses that long at most). */
+const CATCH_UP_LAG_SECONDS = 5;
 
 /** `sluice run`: keeps every index in sync (snapshot on first start, then the replication stream) until SIGTERM. */
 export async function runCommand(flags: GlobalFlags): Promise<number> {
@@ -37,11 +40,13 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
   const statuses = prepared.plans.map((plan) => newIndexStatus(plan.index));
   const metrics = new SluiceMetrics();
   let server: HttpServer | undefined;
+  let reporter: ProgressReporter | undefined;
   try {
     if (config.http) {
       server = await startHttpServer({ host: config.http.host, port: config.http.port, statuses: () => statuses, readyLagSeconds: config.http.readyMaxLagSeconds, secrets: context.secrets, metrics });
       logger.info({ url: server.url }, 'HTTP server listening: /healthz /readyz /metrics /status');
     }
+    reporter = startProgressReporter({ statuses: () => statuses, logger, intervalMs: PROGRESS_SUMMARY_INTERVAL_MS, tty: process.stderr });
     if (prepared.warnings.length > 0) logger.warn(formatProblems(prepared.warnings));
     for (const warning of store.warnings()) logger.warn({ store: config.checkpointStore }, warning);
     for (const database of new Set(prepared.plans.map((p) => p.database))) {
@@ -53,7 +58,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     await Promise.all(
       prepared.plans.map((plan, i) => {
         const pool = prepared.pool(plan.database);
-        return runIndexSync(
+        return runIndexLifecycle(
           {
             plan,
             name: slotNameFor(plan.database, plan.index),
@@ -63,7 +68,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
             target,
             store,
             logger: logger.child({ index: plan.index }),
-            status: statuses[i],
+            status: statuses[i]!,
             onError: (code) => metrics.recordError(plan.index, code),
           },
           {
@@ -74,6 +79,8 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
             heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
             retryInitialMs: config.engine.retryInitialMs,
             retryMaxMs: config.engine.retryMaxMs,
+            graceMs: config.reindexGraceSeconds * 1000,
+            catchUpLagSeconds: CATCH_UP_LAG_SECONDS,
             signal: abort.signal,
           },
         );
@@ -82,6 +89,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     logger.info('stopped');
     return EXIT_CODES.ok;
   } finally {
+    reporter?.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await server?.close();
@@ -92,7 +100,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
   }
 }
 
-function indexTarget(sink: ElasticsearchSink, metrics: SluiceMetrics): IndexTarget {
+function indexTarget(sink: ElasticsearchSink, metrics: SluiceMetrics): GenerationTarget {
   return {
     ensureIndex: async (plan: EntryPlan) => {
       await sink.ensureIndex({ name: plan.index, settings: plan.settings, mappings: plan.mappings });
@@ -105,6 +113,9 @@ function indexTarget(sink: ElasticsearchSink, metrics: SluiceMetrics): IndexTarg
     documentIds: (index) => sink.documentIds(index),
     routingOf: (index, ids) => sink.routingOf(index, ids),
     refresh: (index) => sink.refresh(index),
+    resolveName: (name) => sink.resolveName(name),
+    swapAlias: (swap) => sink.swapAlias(swap),
+    deleteIndex: (name) => sink.deleteIndex(name),
   };
 }
 

@@ -11,6 +11,7 @@ import { EngineClient } from './engine-client.js';
 import { detectEngine } from './engine-info.js';
 import { routingOf, scanDocumentIds } from './document-scan.js';
 import { countDocuments, deleteIndex, ensureIndex, refresh } from './index-manager.js';
+import { resolveName, swapAlias, type AliasSwap, type NameState } from './aliases.js';
 
 export class ElasticsearchSink {
   private readonly writers = new Set<BulkWriter>();
@@ -51,6 +52,16 @@ export class ElasticsearchSink {
   /** Deletes an index; false when it did not exist. */
   deleteIndex(name: string): Promise<boolean> {
     return deleteIndex(this.client, name);
+  }
+
+  /** Whether `name` is an alias (and over which indices), a concrete index, or nothing. */
+  resolveName(name: string): Promise<NameState> {
+    return resolveName(this.client, name);
+  }
+
+  /** Points an alias at one index atomically (see swapAlias). */
+  swapAlias(swap: AliasSwap): Promise<void> {
+    return swapAlias(this.client, swap);
   }
 
   /** A new bulk writer over the shared client; closed with the sink. */

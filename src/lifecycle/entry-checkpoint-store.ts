@@ -1,0 +1,58 @@
+import type { Checkpoint, CheckpointStore, RebuildProgress, RetiredGeneration } from '../checkpoint/checkpoint-store.js';
+
+/** What the lifecycle keeps in an entry's checkpoint, beside the sync's own progress. */
+export interface GenerationFields {
+  generation?: string;
+  fingerprint?: string;
+  rebuild?: RebuildProgress;
+  retired: RetiredGeneration[];
+}
+
+/**
+ * The checkpoint store as the entry's sync sees it: every save of the entry's checkpoint carries the
+ * lifecycle's current fields, so the sync (which rewrites its checkpoint after every batch) and the lifecycle
+ * (which changes generations) never overwrite each other's part. The newest save always holds both newest parts.
+ */
+export class EntryCheckpointStore implements CheckpointStore {
+  readonly fields: GenerationFields = { retired: [] };
+  /** The sync's part of the newest checkpoint loaded or saved. */
+  private last: Checkpoint | undefined;
+
+  constructor(
+    private readonly inner: CheckpointStore,
+    private readonly name: string,
+  ) {}
+
+  latest(): Checkpoint | undefined {
+    return this.last === undefined ? undefined : { ...this.last, ...this.fields };
+  }
+
+  async load(name: string): Promise<Checkpoint | undefined> {
+    const checkpoint = await this.inner.load(name);
+    if (name === this.name) this.last = checkpoint;
+    return checkpoint;
+  }
+
+  save(name: string, checkpoint: Checkpoint): Promise<void> {
+    if (name !== this.name) return this.inner.save(name, checkpoint);
+    this.last = checkpoint;
+    return this.inner.save(name, { ...checkpoint, ...this.fields });
+  }
+
+  /** Stores changed lifecycle fields now (once a checkpoint exists; before that, the sync's first save carries them). */
+  async saveFields(): Promise<void> {
+    if (this.last !== undefined) await this.save(this.name, { ...this.last, updatedAt: new Date().toISOString() });
+  }
+
+  remove(name: string): Promise<void> {
+    if (name === this.name) this.last = undefined;
+    return this.inner.remove(name);
+  }
+
+  warnings(): string[] {
+    return this.inner.warnings();
+  }
+
+  /** The shared store is closed by its owner. */
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,53 @@
+/**
+ * Names of the things a schema entry owns besides its alias: the physical index of each generation, the
+ * replication slot of a rebuild, the record of a requested reindex.
+ */
+import { createHash } from 'node:crypto';
+import type { EntryPlan } from '../schema/sync-plan.js';
+import { buildDocumentQuery } from '../transform/document-query.js';
+
+/**
+ * A digest of everything that shapes the index or its documents: the document query (nodes, columns,
+ * relationships, transforms), settings, mappings, routing and ingest pipeline. Changing any of them means a new
+ * generation; anything else (batch sizes, credentials) does not.
+ */
+export function entryFingerprint(plan: EntryPlan): string {
+  const shape = {
+    query: buildDocumentQuery(plan, { kind: 'all' }).text,
+    settings: plan.settings ?? null,
+    mappings: plan.mappings ?? null,
+    routing: plan.routing ?? null,
+    pipeline: plan.pipeline ?? null,
+  };
+  return createHash('sha256').update(canonicalJson(shape)).digest('hex').slice(0, 12);
+}
+
+/** `<index>-<fingerprint>`, with a suffix when the same fingerprint is rebuilt on request. */
+export function generationName(index: string, fingerprint: string, suffix?: string): string {
+  return suffix ? `${index}-${fingerprint}-${suffix}` : `${index}-${fingerprint}`;
+}
+
+/** True when `physical` is a generation of `index` built from `fingerprint`. */
+export function isGenerationOf(physical: string, index: string, fingerprint: string): boolean {
+  const base = generationName(index, fingerprint);
+  return physical === base || physical.startsWith(`${base}-`);
+}
+
+/** Slot (and checkpoint name) of a rebuild, beside the entry's own slot; slot names are at most 63 bytes. */
+export function rebuildSlotName(slot: string): string {
+  return `${slot.slice(0, 61)}_r`;
+}
+
+/** Checkpoint-store record through which `sluice reindex` asks for a rebuild (read by the running instance). */
+export function reindexRequestName(slot: string): string {
+  return `${slot}.reindex`;
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}

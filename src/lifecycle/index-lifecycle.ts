@@ -1,0 +1,310 @@
+/**
+ * Index lifecycle without downtime (design §7). Each schema entry writes to a physical index, its generation,
+ * behind an alias with the entry's name. When the entry's fingerprint changes (or `sluice reindex` asks), a new
+ * generation is built beside the live one through its own replication slot: snapshot, then streaming, while
+ * the entry's own slot keeps the live generation current. Once the new one has caught up, the live stream
+ * stops, the new one applies everything the live one had, the checkpoint moves the entry's slot over to the new
+ * generation, and the alias swaps atomically. The old generation is deleted after a grace period.
+ *
+ * Every step is re-derived at start from the checkpoint and the engine, so a crash anywhere resumes: a rebuild
+ * resumes its snapshot through its own checkpoint, a swap not yet made is made, a leftover slot is dropped.
+ */
+import type { Checkpoint, RebuildProgress } from '../checkpoint/checkpoint-store.js';
+import { toError } from '../errors/app-error.js';
+import { newIndexStatus, type IndexStatus } from '../pipeline/index-status.js';
+import { isRetryable, runIndexSync, type IndexSyncDeps, type IndexSyncLogger, type IndexSyncOptions, type IndexTarget } from '../pipeline/index-sync.js';
+import type { AliasSwap, NameState } from '../sink/elasticsearch/aliases.js';
+import { parseLsn } from '../source/postgres/lsn.js';
+import { backoffDelayMs, sleep } from '../util/backoff.js';
+import { EntryCheckpointStore } from './entry-checkpoint-store.js';
+import { entryFingerprint, generationName, isGenerationOf, rebuildSlotName, reindexRequestName } from './generation-names.js';
+
+/** The engine operations the lifecycle needs beyond writing documents. */
+export interface GenerationTarget extends IndexTarget {
+  resolveName(name: string): Promise<NameState>;
+  swapAlias(swap: AliasSwap): Promise<void>;
+  deleteIndex(name: string): Promise<boolean>;
+}
+
+export interface LifecycleDeps extends Omit<IndexSyncDeps, 'target' | 'status' | 'onIdleTick'> {
+  target: GenerationTarget;
+  status: IndexStatus;
+  logger: IndexSyncLogger & { child?(bindings: object): IndexSyncLogger };
+}
+
+export interface LifecycleOptions extends IndexSyncOptions {
+  /** How long a generation the alias left is kept, for searches and scrolls still reading it. */
+  graceMs: number;
+  /** A new generation takes over once its replication lag is at most this. */
+  catchUpLagSeconds: number;
+}
+
+/** Keeps one schema entry's alias served and in sync until `signal` aborts; rebuilds generations as needed. */
+export async function runIndexLifecycle(deps: LifecycleDeps, options: LifecycleOptions): Promise<void> {
+  const fingerprint = entryFingerprint(deps.plan);
+  let attempt = 0;
+  while (!options.signal.aborted) {
+    try {
+      const outcome = await new Epoch(deps, options, fingerprint).run();
+      attempt = 0;
+      if (outcome === 'stopped') return;
+    } catch (error) {
+      if (options.signal.aborted) return;
+      const code = (error as { code?: string }).code ?? 'UNKNOWN';
+      deps.status.lastError = { code, message: toError(error).message, at: new Date().toISOString() };
+      deps.onError?.(code);
+      if (!isRetryable(error)) throw error;
+      const delay = backoffDelayMs(attempt++, options.retryInitialMs, options.retryMaxMs);
+      deps.logger.warn({ index: deps.plan.index, code, err: toError(error).message, retryInMs: delay }, 'index lifecycle interrupted; retrying');
+      await sleep(delay, options.signal).catch(() => undefined);
+    }
+  }
+}
+
+/** One stretch of running with a fixed live generation (and at most one rebuild), until stop, hand-over or a reindex request. */
+class Epoch {
+  private readonly store: EntryCheckpointStore;
+  private readonly index: string;
+  private servedRight = false;
+  private lastRequestCheck = Date.now();
+
+  constructor(
+    private readonly deps: LifecycleDeps,
+    private readonly options: LifecycleOptions,
+    private readonly fingerprint: string,
+  ) {
+    this.store = new EntryCheckpointStore(deps.store, deps.name);
+    this.index = deps.plan.index;
+  }
+
+  private get fields() {
+    return this.store.fields;
+  }
+
+  async run(): Promise<'stopped' | 'again'> {
+    const { deps, options } = this;
+    let checkpoint = await this.store.load(deps.name);
+    const request = await deps.store.load(reindexRequestName(deps.name));
+    const serving = await deps.target.resolveName(this.index);
+    if (serving.kind === 'none' && checkpoint?.snapshot) {
+      deps.logger.warn({ index: this.index, generation: checkpoint.generation }, 'the index is gone from the engine: syncing it again from a snapshot');
+      await this.store.remove(deps.name);
+      checkpoint = undefined;
+    }
+    this.chooseLiveGeneration(checkpoint, serving);
+    await this.dropDueGenerations();
+
+    // An entry starting over builds its live generation from scratch anyway: nothing to rebuild beside it.
+    const startsOver = !checkpoint?.snapshot;
+    const wantsRebuild = !startsOver && (this.fields.fingerprint !== this.fingerprint || request !== undefined);
+    const stale = this.fields.rebuild;
+    if (stale && (!wantsRebuild || stale.fingerprint !== this.fingerprint || request !== undefined)) {
+      await this.abandonRebuild(stale, serving);
+    } else if (!stale) {
+      await this.dropLeftoverRebuildSlot();
+    }
+    if (wantsRebuild && !this.fields.rebuild) this.planRebuild(request !== undefined);
+    await this.store.saveFields();
+    if (request !== undefined) await deps.store.remove(reindexRequestName(deps.name));
+
+    const live = this.fields.generation!;
+    if (serving.kind === 'none') {
+      // Nothing answers searches yet: the new generation serves from its first document, as a plain index would.
+      await deps.target.ensureIndex({ ...deps.plan, index: live });
+      await deps.target.swapAlias({ alias: this.index, to: live, from: [] });
+      this.servedRight = true;
+    } else {
+      this.servedRight = serving.kind === 'index' ? live === this.index : serving.indices.length === 1 && serving.indices[0] === live;
+    }
+    deps.status.generation = live;
+
+    const linked = (): AbortController => {
+      const controller = new AbortController();
+      options.signal.addEventListener('abort', () => controller.abort(), { once: true });
+      return controller;
+    };
+    const liveAbort = linked();
+    const rebuildAbort = linked();
+    let onReady = (): void => undefined;
+    const ready = new Promise<'ready'>((resolve) => (onReady = () => resolve('ready')));
+    let onRequest = (): void => undefined;
+    const requested = new Promise<'requested'>((resolve) => (onRequest = () => resolve('requested')));
+
+    const liveSync = runIndexSync(
+      {
+        ...deps,
+        plan: { ...deps.plan, index: live },
+        store: this.store,
+        onIdleTick: async () => {
+          await this.serveWhenCaughtUp();
+          await this.dropDueGenerations();
+          if (Date.now() - this.lastRequestCheck >= options.heartbeatIntervalMs) {
+            this.lastRequestCheck = Date.now();
+            if ((await deps.store.load(reindexRequestName(deps.name))) !== undefined) onRequest();
+          }
+        },
+      },
+      { ...options, signal: liveAbort.signal },
+    );
+    const rebuild = this.fields.rebuild;
+    let rebuildSync: Promise<void> | undefined;
+    if (rebuild) {
+      const status = newIndexStatus(this.index);
+      status.generation = rebuild.generation;
+      deps.status.rebuild = status;
+      rebuildSync = runIndexSync(
+        {
+          ...deps,
+          plan: { ...deps.plan, index: rebuild.generation },
+          name: rebuild.slot,
+          status,
+          logger: deps.logger.child?.({ generation: rebuild.generation }) ?? deps.logger,
+          onIdleTick: async () => {
+            if (status.phase === 'streaming' && (status.lagSeconds ?? 0) <= options.catchUpLagSeconds) onReady();
+          },
+        },
+        { ...options, signal: rebuildAbort.signal },
+      );
+    }
+    try {
+      const stopped = Promise.all([liveSync, rebuildSync]).then(() => 'stopped' as const);
+      const outcome = await Promise.race([stopped, ready, requested]);
+      if (outcome === 'stopped') return 'stopped';
+      if (outcome === 'requested') {
+        deps.logger.info({ index: this.index }, 'reindex requested');
+        return 'again';
+      }
+      await this.handOver(rebuild!, liveAbort, liveSync, rebuildAbort, rebuildSync!);
+      return 'again';
+    } finally {
+      liveAbort.abort();
+      rebuildAbort.abort();
+      await Promise.allSettled([liveSync, rebuildSync]);
+      deps.status.rebuild = undefined;
+    }
+  }
+
+  private chooseLiveGeneration(checkpoint: Checkpoint | undefined, serving: NameState): void {
+    const fields = this.fields;
+    fields.retired = checkpoint?.retired ?? [];
+    fields.rebuild = checkpoint?.rebuild;
+    if (checkpoint?.generation && checkpoint.snapshot) {
+      fields.generation = checkpoint.generation;
+      fields.fingerprint = checkpoint.fingerprint;
+    } else if (checkpoint?.snapshot && serving.kind === 'index') {
+      // Progress from before generations existed: the concrete index is live until a generation replaces it.
+      fields.generation = this.index;
+      fields.fingerprint = checkpoint.fingerprint;
+    } else {
+      // No progress to keep: start over into the generation the fingerprint names, reusing one already served.
+      const current = serving.kind === 'alias' ? serving.indices.find((i) => isGenerationOf(i, this.index, this.fingerprint)) : undefined;
+      fields.generation = current ?? generationName(this.index, this.fingerprint);
+      fields.fingerprint = this.fingerprint;
+    }
+  }
+
+  private planRebuild(requested: boolean): void {
+    const base = generationName(this.index, this.fingerprint);
+    const generation = requested || base === this.fields.generation ? generationName(this.index, this.fingerprint, Date.now().toString(36)) : base;
+    this.fields.rebuild = { generation, fingerprint: this.fingerprint, slot: rebuildSlotName(this.deps.name), startedAt: new Date().toISOString() };
+    this.deps.logger.info(
+      { index: this.index, live: this.fields.generation, generation, reason: requested ? 'reindex requested' : 'schema entry changed' },
+      'building a new generation beside the live one',
+    );
+  }
+
+  /** Drops a rebuild that no longer matches what is wanted: its slot, its checkpoint and its index. */
+  private async abandonRebuild(rebuild: RebuildProgress, serving: NameState): Promise<void> {
+    const { deps } = this;
+    deps.logger.warn({ index: this.index, generation: rebuild.generation }, 'abandoning an unfinished rebuild that no longer matches the schema entry');
+    await deps.source.dropSlot(rebuild.slot);
+    await deps.store.remove(rebuild.slot);
+    if (!servedIndices(serving, this.index).includes(rebuild.generation)) await deps.target.deleteIndex(rebuild.generation);
+    this.fields.rebuild = undefined;
+  }
+
+  /** A rebuild slot with no rebuild recorded: left by a crash right after a hand-over. It would hold WAL forever. */
+  private async dropLeftoverRebuildSlot(): Promise<void> {
+    const slot = rebuildSlotName(this.deps.name);
+    if ((await this.deps.source.slotState(slot)).exists) await this.deps.source.dropSlot(slot);
+    await this.deps.store.remove(slot);
+  }
+
+  /** Points the alias at the live generation once it has caught up (first start beside an older index). */
+  private async serveWhenCaughtUp(): Promise<void> {
+    const status = this.deps.status;
+    if (this.servedRight || status.phase !== 'streaming' || (status.lagSeconds ?? 0) > this.options.catchUpLagSeconds) return;
+    await this.swapTo(this.fields.generation!);
+    this.servedRight = true;
+  }
+
+  private async swapTo(generation: string): Promise<void> {
+    const { target, logger } = this.deps;
+    const serving = await target.resolveName(this.index);
+    const previous = servedIndices(serving, this.index).filter((i) => i !== generation && i !== this.index);
+    const dropAfter = new Date(Date.now() + this.options.graceMs).toISOString();
+    this.fields.retired = [...this.fields.retired.filter((r) => !previous.includes(r.index) && r.index !== generation), ...previous.map((index) => ({ index, dropAfter }))];
+    await this.store.saveFields();
+    await target.swapAlias({ alias: this.index, to: generation, from: serving.kind === 'alias' ? serving.indices : [], replaceIndex: serving.kind === 'index' });
+    logger.info(
+      { index: this.index, generation, replaced: serving.kind === 'index' ? `index ${this.index}` : previous, dropAfter: previous.length > 0 ? dropAfter : undefined },
+      serving.kind === 'index' ? 'alias replaced the concrete index: searches now read the new generation' : 'alias swapped: searches now read the new generation',
+    );
+  }
+
+  private async dropDueGenerations(): Promise<void> {
+    const now = Date.now();
+    const due = this.fields.retired.filter((r) => Date.parse(r.dropAfter) <= now);
+    if (due.length === 0) return;
+    const serving = servedIndices(await this.deps.target.resolveName(this.index), this.index);
+    for (const retired of due) {
+      if (!serving.includes(retired.index) && retired.index !== this.fields.generation && (await this.deps.target.deleteIndex(retired.index))) {
+        this.deps.logger.info({ index: this.index, generation: retired.index }, 'deleted a previous generation after its grace period');
+      }
+    }
+    this.fields.retired = this.fields.retired.filter((r) => !due.includes(r));
+    await this.store.saveFields();
+  }
+
+  /**
+   * The new generation has caught up: stop the live stream at its checkpoint C, let the new generation apply
+   * everything up to at least C, then make C the entry's checkpoint for the new generation and swap the alias.
+   * The entry's slot resumes from C into the new generation: changes the new one already applied after C are
+   * applied again, which their external versions make harmless; none before C is missing from it.
+   */
+  private async handOver(rebuild: RebuildProgress, liveAbort: AbortController, liveSync: Promise<void>, rebuildAbort: AbortController, rebuildSync: Promise<void>): Promise<void> {
+    const { deps, options } = this;
+    deps.logger.info({ index: this.index, generation: rebuild.generation }, 'new generation caught up: handing over');
+    liveAbort.abort();
+    await liveSync;
+    const live = this.store.latest();
+    const upTo = position(live);
+    for (;;) {
+      options.signal.throwIfAborted();
+      if (position(await deps.store.load(rebuild.slot)) >= upTo) break;
+      // An idle database sends nothing: a heartbeat moves the new generation's stream past C.
+      await deps.source.emitHeartbeat();
+      await sleep(200, options.signal);
+    }
+    rebuildAbort.abort();
+    await rebuildSync;
+    this.fields.generation = rebuild.generation;
+    this.fields.fingerprint = rebuild.fingerprint;
+    this.fields.rebuild = undefined;
+    await this.swapTo(rebuild.generation);
+    await deps.source.dropSlot(rebuild.slot);
+    await deps.store.remove(rebuild.slot);
+  }
+}
+
+/** How far a checkpoint's changes are durable: its acknowledged LSN, or the snapshot's LSN once it is complete. */
+function position(checkpoint: Checkpoint | undefined): bigint {
+  if (!checkpoint) return 0n;
+  const acknowledged = checkpoint.lsn ? parseLsn(checkpoint.lsn) : 0n;
+  const snapshot = checkpoint.snapshot?.complete ? parseLsn(checkpoint.snapshot.consistentLsn) : 0n;
+  return acknowledged > snapshot ? acknowledged : snapshot;
+}
+
+function servedIndices(state: NameState, name: string): string[] {
+  return state.kind === 'alias' ? state.indices : state.kind === 'index' ? [name] : [];
+}

@@ -1,0 +1,46 @@
+/**
+ * Aliases over versioned physical indices (design §7): what a name currently is, and the atomic swap.
+ */
+import type { EngineClient } from './engine-client.js';
+import { asRecord, parseEngineErrorText, requestRejected } from './es-errors.js';
+import { indexPath } from './index-manager.js';
+
+/** What an index name is in the engine right now. */
+export type NameState =
+  | { kind: 'none' }
+  /** A concrete index (a deployment from before generations, e.g. PGSync's). */
+  | { kind: 'index' }
+  /** An alias over these concrete indices. */
+  | { kind: 'alias'; indices: string[] };
+
+export async function resolveName(client: EngineClient, name: string): Promise<NameState> {
+  const res = await client.request('GET', `${indexPath(name)}/_alias`);
+  if (res.status === 404 && parseEngineErrorText(res.body, 404).type === 'index_not_found_exception') return { kind: 'none' };
+  if (res.status < 200 || res.status >= 300) throw requestRejected(`reading what "${name}" is`, res.status, res.body);
+  // Keyed by concrete index: the name itself when it is an index, the alias' members otherwise.
+  const indices = Object.keys(asRecord(res.json()) ?? {});
+  return indices.includes(name) ? { kind: 'index' } : { kind: 'alias', indices: indices.sort() };
+}
+
+export interface AliasSwap {
+  alias: string;
+  /** The index the alias must point to afterwards (only it). */
+  to: string;
+  /** Indices the alias leaves. */
+  from: string[];
+  /** A concrete index named like the alias, deleted in the same request (adoption of a pre-alias deployment). */
+  replaceIndex?: boolean;
+}
+
+/**
+ * Points `alias` at `to` alone, in one `_aliases` request: searches see the old indices until the instant of
+ * the swap and the new one from then on, never neither. With `replaceIndex`, the concrete index of that name
+ * is deleted in the same request (the engine removes indices before adding aliases).
+ */
+export async function swapAlias(client: EngineClient, swap: AliasSwap): Promise<void> {
+  const actions: object[] = [{ add: { index: swap.to, alias: swap.alias } }];
+  for (const index of swap.from) if (index !== swap.to) actions.push({ remove: { index, alias: swap.alias } });
+  if (swap.replaceIndex) actions.push({ remove_index: { index: swap.alias } });
+  const res = await client.request('POST', '/_aliases', { body: JSON.stringify({ actions }) });
+  if (res.status < 200 || res.status >= 300) throw requestRejected(`pointing alias "${swap.alias}" at "${swap.to}"`, res.status, res.body);
+}
