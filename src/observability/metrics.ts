@@ -251,6 +251,14 @@ export function renderMetrics(statuses: readonly IndexStatus[], extra: RenderMet
   perIndex('gauge', 'sluice_snapshot_total_documents', 'Estimated root rows the current snapshot reads (from PostgreSQL statistics).', (s) => s.snapshotTotalEstimate);
   perIndex('gauge', 'sluice_lag_seconds', 'Seconds from the commit of the newest applied transaction to its application.', (s) => s.lagSeconds);
   perIndex('gauge', 'sluice_retained_wal_bytes', 'WAL the replication slot holds back, in bytes.', (s) => s.retainedWalBytes);
+  const generations = derived.gauge('sluice_generation_info', 'Physical index (generation) each index writes to: role "live" is behind the alias, "rebuild" is being built beside it.', ['index', 'generation', 'role']);
+  for (const status of all) {
+    if (status.generation !== undefined) generations.set({ index: status.index, generation: status.generation, role: 'live' }, 1);
+    if (status.rebuild?.generation !== undefined) generations.set({ index: status.index, generation: status.rebuild.generation, role: 'rebuild' }, 1);
+  }
+  perIndex('gauge', 'sluice_rebuild_snapshot_documents', 'Documents the snapshot of a generation being rebuilt has written so far.', (s) => s.rebuild?.snapshotDocuments);
+  perIndex('gauge', 'sluice_rebuild_snapshot_total_documents', 'Estimated root rows the snapshot of a generation being rebuilt reads.', (s) => s.rebuild?.snapshotTotalEstimate);
+  perIndex('gauge', 'sluice_rebuild_lag_seconds', 'Replication lag of a generation being rebuilt; it takes over once this is small.', (s) => s.rebuild?.lagSeconds);
   const phase = derived.gauge('sluice_phase', 'Current phase of the index sync (1 for the current phase, 0 for the others).', ['index', 'phase']);
   for (const status of all) {
     for (const p of PHASES) phase.set({ index: status.index, phase: p }, status.phase === p ? 1 : 0);

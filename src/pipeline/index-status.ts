@@ -132,6 +132,7 @@ export function statusView(status: IndexStatus, now: number = Date.now()): Index
     if (percent !== undefined) view.snapshotPercent = percent;
     if (etaSeconds !== undefined) view.snapshotEtaSeconds = etaSeconds;
   }
+  if (status.rebuild !== undefined) view.rebuild = statusView(status.rebuild, now);
   return view;
 }
 

@@ -49,6 +49,9 @@ export async function indexMapping(url: string, index: string): Promise<Record<s
   return Object.values(json as Record<string, { mappings: Record<string, unknown> }>)[0]!.mappings;
 }
 
+/** Deletes an index, or every index behind an alias of that name (Sluice's generations). */
 export async function deleteIndex(url: string, index: string): Promise<void> {
-  await call(url, 'DELETE', `/${index}`);
+  const { status, json } = await call(url, 'GET', `/${index}/_alias`);
+  const concrete = status === 200 ? Object.keys(json as object) : [index];
+  for (const name of concrete) await call(url, 'DELETE', `/${name}`);
 }

@@ -1,5 +1,6 @@
 import { formatProblems } from '../../errors/app-error.js';
 import { PROGRESS_SUMMARY_INTERVAL_MS, startProgressReporter } from '../../observability/progress-reporter.js';
+import { servingIndexFor } from '../../lifecycle/serving-index.js';
 import { runFullSync } from '../../pipeline/full-sync.js';
 import { newIndexStatus, recordSnapshotProgress, startSnapshotProgress, type IndexStatus } from '../../pipeline/index-status.js';
 import { estimateRootRows } from '../../pipeline/snapshot-phase.js';
@@ -39,14 +40,21 @@ export async function syncOnceCommand(flags: GlobalFlags, out: NodeJS.WritableSt
     for (const plan of prepared.plans) {
       if (abort.signal.aborted) break;
       const started = process.hrtime.bigint();
-      const created = await sink.ensureIndex({ name: plan.index, settings: plan.settings, mappings: plan.mappings });
-      logger.info({ index: plan.index, created }, created ? 'index created' : 'index exists');
+      const serving = await servingIndexFor(
+        {
+          resolveName: (name) => sink!.resolveName(name),
+          swapAlias: (swap) => sink!.swapAlias(swap),
+          ensureIndex: async (p) => void (await sink!.ensureIndex({ name: p.index, settings: p.settings, mappings: p.mappings })),
+        },
+        plan,
+      );
+      logger.info({ index: plan.index, generation: serving.index, created: serving.created }, serving.created ? 'index created' : 'index exists');
       const writer = sink.writer();
       const status: IndexStatus = { ...newIndexStatus(plan.index), phase: 'snapshot' };
       statuses.push(status);
       startSnapshotProgress(status, await estimateRootRows(plan, prepared.pool(plan.database)));
       let written = 0;
-      const result = await runFullSync(plan, prepared.pool(plan.database), writer, {
+      const result = await runFullSync({ ...plan, index: serving.index }, prepared.pool(plan.database), writer, {
         chunkSize: config.snapshotChunkSize,
         concurrency: config.snapshotConcurrency,
         signal: abort.signal,

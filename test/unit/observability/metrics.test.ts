@@ -139,6 +139,18 @@ describe('renderMetrics', () => {
     expect(parsed.type.get('sluice_lag_seconds')).toBe('gauge');
   });
 
+  it('shows both generations while a rebuild runs', () => {
+    const rebuild = status('books', { phase: 'snapshot', snapshotDocuments: 40, snapshotTotalEstimate: 100, generation: 'books-bbb' });
+    const parsed = parseExposition(renderMetrics([status('books', { phase: 'streaming', generation: 'books-aaa', rebuild }), status('authors', { generation: 'authors-ccc' })]));
+    checkExposition(parsed);
+    expect(value(parsed, 'sluice_generation_info', { index: 'books', generation: 'books-aaa', role: 'live' })).toBe(1);
+    expect(value(parsed, 'sluice_generation_info', { index: 'books', generation: 'books-bbb', role: 'rebuild' })).toBe(1);
+    expect(value(parsed, 'sluice_generation_info', { index: 'authors', generation: 'authors-ccc', role: 'live' })).toBe(1);
+    expect(value(parsed, 'sluice_rebuild_snapshot_documents', { index: 'books' })).toBe(40);
+    expect(value(parsed, 'sluice_rebuild_snapshot_total_documents', { index: 'books' })).toBe(100);
+    expect(value(parsed, 'sluice_rebuild_snapshot_documents', { index: 'authors' })).toBeUndefined();
+  });
+
   it('adds the pipeline counters, gauges and the bulk latency histogram', () => {
     const metrics = new SluiceMetrics();
     metrics.recordBulk('books', { deadLettered: 0 }, 0.003);
