@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { previewCommand, resetCommand, statusCommand } from './cli/commands/admin.js';
+import { previewCommand, reindexCommand, resetCommand, statusCommand } from './cli/commands/admin.js';
 import { bootstrapCommand, teardownCommand } from './cli/commands/bootstrap.js';
 import { runCommand } from './cli/commands/run.js';
 import { syncOnceCommand } from './cli/commands/sync-once.js';
@@ -53,6 +53,11 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
     .command('reset <index>')
     .description('Forget the progress of one index (checkpoint and slot): the next `sluice run` syncs it again')
     .action(async (index: string) => setExitCode(await resetCommand(globals(), index)));
+
+  program
+    .command('reindex <index>')
+    .description('Rebuild one index as a new generation beside the live one, then swap its alias (no downtime)')
+    .action(async (index: string) => setExitCode(await reindexCommand(globals(), index)));
 
   program
     .command('verify <index>')

@@ -39,6 +39,8 @@ export interface LifecycleOptions extends IndexSyncOptions {
   catchUpLagSeconds: number;
 }
 
+const SUPERVISE_INTERVAL_MS = 500;
+
 /** Keeps one schema entry's alias served and in sync until `signal` aborts; rebuilds generations as needed. */
 export async function runIndexLifecycle(deps: LifecycleDeps, options: LifecycleOptions): Promise<void> {
   const fingerprint = entryFingerprint(deps.plan);
@@ -66,7 +68,6 @@ class Epoch {
   private readonly store: EntryCheckpointStore;
   private readonly index: string;
   private servedRight = false;
-  private lastRequestCheck = Date.now();
 
   constructor(
     private readonly deps: LifecycleDeps,
@@ -125,51 +126,33 @@ class Epoch {
     };
     const liveAbort = linked();
     const rebuildAbort = linked();
-    let onReady = (): void => undefined;
-    const ready = new Promise<'ready'>((resolve) => (onReady = () => resolve('ready')));
-    let onRequest = (): void => undefined;
-    const requested = new Promise<'requested'>((resolve) => (onRequest = () => resolve('requested')));
-
-    const liveSync = runIndexSync(
-      {
-        ...deps,
-        plan: { ...deps.plan, index: live },
-        store: this.store,
-        onIdleTick: async () => {
-          await this.serveWhenCaughtUp();
-          await this.dropDueGenerations();
-          if (Date.now() - this.lastRequestCheck >= options.heartbeatIntervalMs) {
-            this.lastRequestCheck = Date.now();
-            if ((await deps.store.load(reindexRequestName(deps.name))) !== undefined) onRequest();
-          }
-        },
-      },
-      { ...options, signal: liveAbort.signal },
-    );
+    const superviseAbort = linked();
+    const liveSync = runIndexSync({ ...deps, plan: { ...deps.plan, index: live }, store: this.store }, { ...options, signal: liveAbort.signal });
     const rebuild = this.fields.rebuild;
     let rebuildSync: Promise<void> | undefined;
+    let rebuildStatus: IndexStatus | undefined;
     if (rebuild) {
-      const status = newIndexStatus(this.index);
-      status.generation = rebuild.generation;
-      deps.status.rebuild = status;
+      rebuildStatus = newIndexStatus(this.index);
+      rebuildStatus.generation = rebuild.generation;
+      deps.status.rebuild = rebuildStatus;
       rebuildSync = runIndexSync(
         {
           ...deps,
           plan: { ...deps.plan, index: rebuild.generation },
           name: rebuild.slot,
-          status,
+          status: rebuildStatus,
           logger: deps.logger.child?.({ generation: rebuild.generation }) ?? deps.logger,
-          onIdleTick: async () => {
-            if (status.phase === 'streaming' && (status.lagSeconds ?? 0) <= options.catchUpLagSeconds) onReady();
-          },
         },
         { ...options, signal: rebuildAbort.signal },
       );
     }
     try {
       const stopped = Promise.all([liveSync, rebuildSync]).then(() => 'stopped' as const);
-      const outcome = await Promise.race([stopped, ready, requested]);
-      if (outcome === 'stopped') return 'stopped';
+      const outcome = await Promise.race([stopped, this.supervise(rebuild, rebuildStatus, superviseAbort.signal)]);
+      if (outcome === 'stopped' || outcome === 'aborted') {
+        await stopped;
+        return 'stopped';
+      }
       if (outcome === 'requested') {
         deps.logger.info({ index: this.index }, 'reindex requested');
         return 'again';
@@ -177,10 +160,38 @@ class Epoch {
       await this.handOver(rebuild!, liveAbort, liveSync, rebuildAbort, rebuildSync!);
       return 'again';
     } finally {
+      superviseAbort.abort();
       liveAbort.abort();
       rebuildAbort.abort();
       await Promise.allSettled([liveSync, rebuildSync]);
       deps.status.rebuild = undefined;
+    }
+  }
+
+  /**
+   * Beside the syncs, every half second: serve the live generation once it has caught up, delete generations past
+   * their grace period, notice a reindex request, and say when a rebuild has caught up with the live generation.
+   */
+  private async supervise(rebuild: RebuildProgress | undefined, rebuildStatus: IndexStatus | undefined, signal: AbortSignal): Promise<'ready' | 'requested' | 'aborted'> {
+    const { deps, options } = this;
+    let lastRequestCheck = Date.now();
+    for (;;) {
+      try {
+        await sleep(SUPERVISE_INTERVAL_MS, signal);
+      } catch {
+        return 'aborted';
+      }
+      await this.serveWhenCaughtUp();
+      await this.dropDueGenerations();
+      if (rebuild && rebuildStatus?.phase === 'streaming') {
+        const lag = rebuildStatus.lagSeconds;
+        const ahead = position(await deps.store.load(rebuild.slot)) >= position(this.store.latest());
+        if (ahead || (lag !== undefined && lag <= options.catchUpLagSeconds)) return 'ready';
+      }
+      if (Date.now() - lastRequestCheck >= options.heartbeatIntervalMs) {
+        lastRequestCheck = Date.now();
+        if ((await deps.store.load(reindexRequestName(deps.name))) !== undefined) return 'requested';
+      }
     }
   }
 
@@ -245,6 +256,9 @@ class Epoch {
     const dropAfter = new Date(Date.now() + this.options.graceMs).toISOString();
     this.fields.retired = [...this.fields.retired.filter((r) => !previous.includes(r.index) && r.index !== generation), ...previous.map((index) => ({ index, dropAfter }))];
     await this.store.saveFields();
+    // Searches must find the whole generation from the first instant, not what the last periodic refresh (or none,
+    // with refresh_interval -1) made visible.
+    await target.refresh(generation);
     await target.swapAlias({ alias: this.index, to: generation, from: serving.kind === 'alias' ? serving.indices : [], replaceIndex: serving.kind === 'index' });
     logger.info(
       { index: this.index, generation, replaced: serving.kind === 'index' ? `index ${this.index}` : previous, dropAfter: previous.length > 0 ? dropAfter : undefined },

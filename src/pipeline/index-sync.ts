@@ -37,8 +37,6 @@ export interface IndexSyncDeps {
   status?: IndexStatus;
   /** Called with the code of every error that interrupted the sync (for the error counter). */
   onError?: (code: string) => void;
-  /** Called whenever the stream has nothing in hand (at least once per flush interval while streaming). */
-  onIdleTick?: () => Promise<void>;
 }
 
 export interface IndexSyncOptions {
@@ -180,7 +178,6 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
         logger.info({ index: plan.index, ...stats, lsn: formatLsn(stats.lsn) }, 'changes applied');
       },
       onIdle: async () => {
-        await deps.onIdleTick?.();
         if (Date.now() - lastHeartbeat < options.heartbeatIntervalMs) return;
         lastHeartbeat = Date.now();
         status.lagSeconds = 0;

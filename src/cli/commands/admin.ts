@@ -3,6 +3,7 @@ import { AppError } from '../../errors/app-error.js';
 import type { EntryPlan } from '../../schema/sync-plan.js';
 import { dropSlot, slotInfo, slotNameFor } from '../../source/postgres/replication-slot.js';
 import { buildDocumentQuery } from '../../transform/document-query.js';
+import { rebuildSlotName, reindexRequestName } from '../../lifecycle/generation-names.js';
 import { createContext, prepareEntries, type GlobalFlags, type PreparedEntries } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 
@@ -54,12 +55,39 @@ export async function resetCommand(flags: GlobalFlags, index: string, out: NodeJ
     }
     const store = await openCheckpointStore(context.config, pool);
     try {
-      await store.remove(name);
+      // A rebuild under way goes too: the next run starts the entry over from one snapshot.
+      for (const record of [name, rebuildSlotName(name), reindexRequestName(name)]) await store.remove(record);
     } finally {
       await store.close();
     }
     if (slot.exists) await dropSlot(pool, name);
+    await dropSlot(pool, rebuildSlotName(name));
     out.write(`${index}: checkpoint forgotten${slot.exists ? ` and slot ${name} dropped` : ''}; the next \`sluice run\` syncs it again from a snapshot\n`);
+    return EXIT_CODES.ok;
+  } finally {
+    await prepared.close();
+  }
+}
+
+/**
+ * `sluice reindex <index>`: asks for a new generation of the index, built beside the live one and swapped in
+ * once it has caught up. The request is kept in the checkpoint store: a running instance picks it up within its
+ * heartbeat interval, otherwise the next `sluice run` does.
+ */
+export async function reindexCommand(flags: GlobalFlags, index: string, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const context = createContext(flags);
+  const prepared = await prepareEntries(context, 1);
+  try {
+    const plan = findPlan(prepared, index);
+    const name = slotNameFor(plan.database, plan.index);
+    const store = await openCheckpointStore(context.config, prepared.pool(plan.database));
+    try {
+      const now = new Date().toISOString();
+      await store.save(reindexRequestName(name), { slot: name, updatedAt: now });
+    } finally {
+      await store.close();
+    }
+    out.write(`${index}: reindex requested; a running \`sluice run\` starts building a new generation within about 10 seconds (or the next start does), and swaps the alias once it has caught up\n`);
     return EXIT_CODES.ok;
   } finally {
     await prepared.close();

@@ -1,5 +1,6 @@
 import { PUBLICATION, bootstrapStatements, teardownStatements } from '../../source/postgres/bootstrap-sql.js';
 import { dropSlot, slotNameFor } from '../../source/postgres/replication-slot.js';
+import { rebuildSlotName, reindexRequestName } from '../../lifecycle/generation-names.js';
 import { postgresError } from '../../source/postgres/connect.js';
 import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
 import { createContext, prepareEntries, type GlobalFlags } from '../context.js';
@@ -43,7 +44,8 @@ export async function teardownCommand(flags: BootstrapFlags, out: NodeJS.Writabl
   const prepared = await prepareEntries(context, 1);
   try {
     for (const database of new Set(prepared.plans.map((p) => p.database))) {
-      const slots = prepared.plans.filter((p) => p.database === database).map((p) => slotNameFor(p.database, p.index));
+      // With each entry's slot, the slot of a rebuild that may be under way beside it.
+      const slots = prepared.plans.filter((p) => p.database === database).flatMap((p) => [slotNameFor(p.database, p.index), rebuildSlotName(slotNameFor(p.database, p.index))]);
       if (flags.printSql) {
         out.write(`\\connect ${database}\n${teardownStatements(slots).join('\n')}\n`);
         continue;
@@ -56,7 +58,10 @@ export async function teardownCommand(flags: BootstrapFlags, out: NodeJS.Writabl
     if (!flags.printSql) {
       const store = await openCheckpointStore(context.config, prepared.pool(prepared.plans[0]!.database));
       try {
-        for (const plan of prepared.plans) await store.remove(slotNameFor(plan.database, plan.index));
+        for (const plan of prepared.plans) {
+          const name = slotNameFor(plan.database, plan.index);
+          for (const record of [name, rebuildSlotName(name), reindexRequestName(name)]) await store.remove(record);
+        }
       } finally {
         await store.close();
       }
