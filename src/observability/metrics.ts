@@ -190,11 +190,6 @@ export class SluiceMetrics {
     'Duration of bulk requests to the search engine, in seconds.',
     BULK_DURATION_BUCKETS,
   );
-  readonly replicationLagBytes = this.registry.gauge(
-    'sluice_replication_lag_bytes',
-    'WAL bytes between the server and the last applied position of the slot.',
-    ['index'],
-  );
 
   /** One bulk request: its latency, and the dead letters it produced. */
   recordBulk(index: string, stats: Pick<BulkStats, 'deadLettered'>, durationSeconds: number): void {
@@ -204,11 +199,6 @@ export class SluiceMetrics {
 
   recordError(index: string, code: string): void {
     this.errors.inc({ index, code });
-  }
-
-  setReplicationLagBytes(index: string, bytes: number | undefined): void {
-    if (bytes === undefined) this.replicationLagBytes.remove({ index });
-    else this.replicationLagBytes.set({ index }, bytes);
   }
 }
 
@@ -250,6 +240,7 @@ export function renderMetrics(statuses: readonly IndexStatus[], extra: RenderMet
   perIndex('gauge', 'sluice_snapshot_documents', 'Documents written by the snapshot so far.', (s) => s.snapshotDocuments);
   perIndex('gauge', 'sluice_snapshot_total_documents', 'Estimated root rows the current snapshot reads (from PostgreSQL statistics).', (s) => s.snapshotTotalEstimate);
   perIndex('gauge', 'sluice_lag_seconds', 'Seconds from the commit of the newest applied transaction to its application.', (s) => s.lagSeconds);
+  perIndex('gauge', 'sluice_replication_lag_bytes', 'WAL bytes between the server\'s current position and what the slot has confirmed as applied (polled every few seconds).', (s) => s.lagBytes);
   perIndex('gauge', 'sluice_retained_wal_bytes', 'WAL the replication slot holds back, in bytes.', (s) => s.retainedWalBytes);
   const generations = derived.gauge('sluice_generation_info', 'Physical index (generation) each index writes to: role "live" is behind the alias, "rebuild" is being built beside it.', ['index', 'generation', 'role']);
   for (const status of all) {

@@ -16,8 +16,10 @@ export interface IndexStatus {
   lagSeconds?: number;
   lastAppliedLsn?: string;
   lastCommitTime?: string;
-  /** WAL the slot holds back, in bytes (polled while idle). */
+  /** WAL the slot holds back, in bytes (polled every few seconds while streaming). */
   retainedWalBytes?: number;
+  /** WAL between the server's current position and what the slot confirmed as applied (polled with retainedWalBytes). */
+  lagBytes?: number;
   /** The slot is past max_wal_size and will be invalidated once it exceeds max_slot_wal_keep_size. */
   slotAtRisk: boolean;
   lastError?: { code: string; message: string; at: string };

@@ -158,6 +158,8 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
   const stream = await source.stream({ slot: name, publication: deps.publication, startLsn: 0n });
   let lastHeartbeat = Date.now();
   status.phase = 'streaming';
+  const stopPolling = new AbortController();
+  const polling = pollSlot(deps, status, Math.max(100, options.heartbeatIntervalMs / 2), stopPolling.signal);
   try {
     await runStreamPhase(plan, compileChangeRoutes(plan), deps.pool, stream, writer, target, store, checkpoint, {
       name,
@@ -182,16 +184,36 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
         lastHeartbeat = Date.now();
         status.lagSeconds = 0;
         await source.emitHeartbeat();
-        const slotNow = await source.slotState(name);
-        if (slotNow.retainedBytes !== undefined) status.retainedWalBytes = Number(slotNow.retainedBytes);
-        if (slotNow.atRisk && !status.slotAtRisk) {
-          logger.warn({ index: plan.index, slot: name, retainedWalBytes: status.retainedWalBytes }, 'replication slot is past max_wal_size and will be invalidated at max_slot_wal_keep_size: Sluice is falling behind');
-        }
-        status.slotAtRisk = slotNow.atRisk;
       },
     });
   } finally {
+    stopPolling.abort();
+    await polling;
     await stream.close();
+  }
+}
+
+/**
+ * Reads the slot's retained WAL and distance from the server every half heartbeat interval while streaming,
+ * busy or idle: a sync that falls behind or stalls must show it, not the figures of its last idle moment.
+ */
+async function pollSlot(deps: IndexSyncDeps, status: IndexStatus, intervalMs: number, signal: AbortSignal): Promise<void> {
+  const { source, name, logger, plan } = deps;
+  while (!signal.aborted) {
+    await sleep(intervalMs, signal).catch(() => undefined);
+    if (signal.aborted) return;
+    try {
+      const slot = await source.slotState(name);
+      if (slot.retainedBytes !== undefined) status.retainedWalBytes = Number(slot.retainedBytes);
+      if (slot.lagBytes !== undefined) status.lagBytes = Number(slot.lagBytes);
+      if (slot.atRisk && !status.slotAtRisk) {
+        logger.warn({ index: plan.index, slot: name, retainedWalBytes: status.retainedWalBytes }, 'replication slot is past max_wal_size and will be invalidated at max_slot_wal_keep_size: Sluice is falling behind');
+      }
+      status.slotAtRisk = slot.atRisk;
+    } catch (error) {
+      // The stream meets the same trouble and handles it; the figures just stay as they were.
+      logger.warn({ index: plan.index, slot: name, err: toError(error).message }, 'could not read the replication slot state');
+    }
   }
 }
 

@@ -63,6 +63,8 @@ export interface SlotState {
   /** wal_status 'unreserved': the slot will be invalidated if it falls further behind (max_slot_wal_keep_size). */
   atRisk: boolean;
   confirmedLsn?: bigint;
+  /** WAL between the server's current position and the slot's confirmed position, in bytes. */
+  lagBytes?: bigint;
 }
 
 /** A slot created for a first start: its exported snapshot stays usable until `release()`. */

@@ -111,6 +111,12 @@ describe('changes on every level of the book tree reach the index', () => {
     expect(metrics).toMatch(new RegExp(`^sluice_changes_applied_total\\{index="${index}"\\} [1-9]`, 'm'));
     expect(metrics).toMatch(new RegExp(`^sluice_phase\\{index="${index}",phase="streaming"\\} 1$`, 'm'));
     expect(metrics).toMatch(/^sluice_bulk_request_duration_seconds_count [1-9]\d*$/m);
+    expect(metrics).toMatch(new RegExp(`^sluice_generation_info\\{index="${index}",generation="${index}-[0-9a-f]{12}",role="live"\\} 1$`, 'm'));
+    // The slot is polled every few seconds, busy or idle.
+    await waitFor('slot figures in /metrics', async () => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      return /^sluice_replication_lag_bytes\{index="live_book"\} \d+$/m.test(text) && /^sluice_retained_wal_bytes\{index="live_book"\} [1-9]\d*$/m.test(text) ? true : undefined;
+    });
   });
 
   it.runIf(!REAL_ENGINE_URL)('a child change in a routed index asks the engine for no routing; a root change does', async () => {

@@ -20,6 +20,7 @@ export class PostgresChangeSource implements ChangeSource {
       invalidated: info.invalidated,
       atRisk: info.walStatus === 'unreserved',
       ...(info.retainedBytes !== null ? { retainedBytes: BigInt(info.retainedBytes) } : {}),
+      ...(info.behindBytes !== null ? { lagBytes: BigInt(info.behindBytes) } : {}),
       ...(info.confirmedFlushLsn !== null ? { confirmedLsn: info.confirmedFlushLsn } : {}),
     };
   }

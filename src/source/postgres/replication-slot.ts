@@ -22,6 +22,8 @@ export interface SlotInfo {
   walStatus: string | null;
   /** WAL the slot keeps from removal: current WAL position − restart_lsn. */
   retainedBytes: number | null;
+  /** WAL between the server's position and the slot's confirmed flush position. */
+  behindBytes: number | null;
   /** The slot can no longer deliver changes: wal_status 'lost', or a recovery conflict / invalidation reason. */
   invalidated: boolean;
 }
@@ -93,12 +95,14 @@ export async function slotInfo(client: Queryable, slot: string): Promise<SlotInf
     restart_lsn: string | null;
     wal_status: string | null;
     retained: string | null;
+    behind: string | null;
     conflicting: string | null;
     invalidation_reason: string | null;
   }>(
     `SELECT s.active, s.active_pid, s.confirmed_flush_lsn::text, s.restart_lsn::text,
             to_jsonb(s) ->> 'wal_status' AS wal_status,
             pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, s.restart_lsn)::text AS retained,
+            pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, s.confirmed_flush_lsn)::text AS behind,
             to_jsonb(s) ->> 'conflicting' AS conflicting,
             to_jsonb(s) ->> 'invalidation_reason' AS invalidation_reason
        FROM pg_replication_slots s WHERE s.slot_name = $1`,
@@ -106,7 +110,7 @@ export async function slotInfo(client: Queryable, slot: string): Promise<SlotInf
   );
   const row = result.rows[0];
   if (row === undefined) {
-    return { exists: false, active: false, activePid: null, confirmedFlushLsn: null, restartLsn: null, walStatus: null, retainedBytes: null, invalidated: false };
+    return { exists: false, active: false, activePid: null, confirmedFlushLsn: null, restartLsn: null, walStatus: null, retainedBytes: null, behindBytes: null, invalidated: false };
   }
   return {
     exists: true,
@@ -116,6 +120,7 @@ export async function slotInfo(client: Queryable, slot: string): Promise<SlotInf
     restartLsn: row.restart_lsn === null ? null : parseLsn(row.restart_lsn),
     walStatus: row.wal_status,
     retainedBytes: row.retained === null ? null : Number(row.retained),
+    behindBytes: row.behind === null ? null : Number(row.behind),
     invalidated: row.wal_status === 'lost' || row.conflicting === 'true' || row.invalidation_reason !== null,
   };
 }
