@@ -113,7 +113,13 @@ function startSluice(schemaPath: string, env: NodeJS.ProcessEnv) {
   const child = spawn(process.execPath, [...nodeArgs, 'bin/sluice.js', '-c', schemaPath, 'run'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  // BENCH_LOG_DIR keeps each Sluice process's log, named by its pid.
+  const exited = new Promise<void>((resolve) =>
+    child.on('exit', () => {
+      if (process.env.BENCH_LOG_DIR) writeFileSync(join(process.env.BENCH_LOG_DIR, `sluice-${child.pid}.log`), output);
+      resolve();
+    }),
+  );
   return {
     child,
     output: () => output,
@@ -124,11 +130,12 @@ function startSluice(schemaPath: string, env: NodeJS.ProcessEnv) {
   };
 }
 
-/** Waits until the engine holds `count` documents in `index` (the snapshot is done). */
+/** Waits until the engine holds `count` documents in `index` or its generations (`<index>-<fingerprint>`). */
 async function indexed(engineUrl: string, index: string, count: number): Promise<void> {
   for (;;) {
     const stats = (await (await fetch(`${engineUrl}/_test/stats`)).json()) as { docs?: Record<string, number> };
-    if ((stats.docs?.[index] ?? 0) >= count) return;
+    const docs = Object.entries(stats.docs ?? {}).reduce((n, [name, size]) => (name === index || name.startsWith(`${index}-`) ? n + size : n), 0);
+    if (docs >= count) return;
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -53,6 +53,17 @@ export async function applyRowChanges(
   /** Roots whose own row changed: only their routing value can have changed (see routingFollowsRootRow). */
   const rootRows = new Set<string>();
   const lookups = new Map<TableRoute, Map<string, string[]>>();
+  const addTuple = (route: TableRoute, tuple: string[]) => {
+    if (route.isRoot) {
+      const id = tuple.join('|');
+      roots.set(id, tuple);
+      rootRows.add(id);
+    } else {
+      let pending = lookups.get(route);
+      if (pending === undefined) lookups.set(route, (pending = new Map<string, string[]>()));
+      pending.set(JSON.stringify(tuple), tuple);
+    }
+  };
   for (const change of changes) {
     const key = tableKey(change.schema, change.table);
     const tableRoutes = routes.routes.get(key);
@@ -61,27 +72,16 @@ export async function applyRowChanges(
       result.skippedIrrelevant += 1;
       continue;
     }
+    const newRow = mergedNew(change);
     for (const route of tableRoutes) {
-      const tuples: string[][] = [];
-      for (const row of [change.old, mergedNew(change)]) {
-        if (!row) continue;
-        const tuple = route.valueColumns.map((c) => row[c]);
-        if (tuple.some((v) => v === undefined)) {
-          if (row === change.old) result.missingOldValues += 1;
-          continue;
-        }
-        if (tuple.some((v) => v === null)) continue;
-        tuples.push(tuple as string[]);
+      if (change.old) {
+        const tuple = tupleOf(route.valueColumns, change.old);
+        if (tuple === undefined) result.missingOldValues += 1;
+        else if (tuple !== null) addTuple(route, tuple);
       }
-      for (const tuple of tuples) {
-        if (route.isRoot) {
-          roots.set(tuple.join('|'), tuple);
-          rootRows.add(tuple.join('|'));
-        } else {
-          const pending = lookups.get(route) ?? new Map<string, string[]>();
-          pending.set(JSON.stringify(tuple), tuple);
-          lookups.set(route, pending);
-        }
+      if (newRow) {
+        const tuple = tupleOf(route.valueColumns, newRow);
+        if (tuple) addTuple(route, tuple);
       }
     }
   }
@@ -208,11 +208,34 @@ function isRelevant(change: RowChange, relevant: Set<string> | undefined): boole
   return false;
 }
 
-/** The new row with unchanged TOASTed values (absent from the new tuple) taken from the old row. */
+/**
+ * The values of `columns` in `row`: undefined when one is missing (not in the tuple), null when one is SQL NULL
+ * (such a row joins nothing).
+ */
+function tupleOf(columns: readonly string[], row: RowValues): string[] | null | undefined {
+  const tuple: string[] = new Array<string>(columns.length);
+  let hasNull = false;
+  for (let i = 0; i < columns.length; i++) {
+    const value = row[columns[i]!];
+    if (value === undefined) return undefined;
+    if (value === null) hasNull = true;
+    else tuple[i] = value;
+  }
+  return hasNull ? null : tuple;
+}
+
+/**
+ * The new row with unchanged TOASTed values (absent from the new tuple) taken from the old row. Copied only when
+ * there are such values: this runs for every change of a backlog.
+ */
 function mergedNew(change: RowChange): RowValues | undefined {
-  if (!change.new) return undefined;
-  if (!change.old) return change.new;
-  const merged: RowValues = { ...change.new };
-  for (const [column, value] of Object.entries(merged)) if (value === undefined) merged[column] = change.old[column];
-  return merged;
+  const row = change.new;
+  if (!row || !change.old) return row;
+  let merged: RowValues | undefined;
+  for (const column in row) {
+    if (row[column] !== undefined) continue;
+    merged ??= Object.assign(Object.create(null) as RowValues, row);
+    merged[column] = change.old[column];
+  }
+  return merged ?? row;
 }

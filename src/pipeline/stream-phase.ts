@@ -4,7 +4,7 @@ import type { EntryPlan } from '../schema/sync-plan.js';
 import type { ReplicationStream, RowChange, StreamMessage, TruncateChange } from '../source/change-source.js';
 import { formatLsn } from '../source/postgres/lsn.js';
 import { tableKey, type ChangeRoutes } from '../transform/change-routes.js';
-import { applyRowChanges, type IndexScanner } from './change-applier.js';
+import { applyRowChanges, type IndexScanner, type RoutingLookup } from './change-applier.js';
 import { runFullSync, type ActionWriter } from './full-sync.js';
 
 export interface StreamPhaseOptions {
@@ -15,15 +15,56 @@ export interface StreamPhaseOptions {
   flushIntervalMs: number;
   chunkSize: number;
   signal: AbortSignal;
+  /**
+   * Batches handed on whose writes are not yet durable (default 2): while one batch's bulk requests are in flight,
+   * the next is read, resolved and built. 1 applies batches strictly one after another.
+   */
+  maxBatchesInFlight?: number;
   /** After each applied batch: its size, and the commit times of its oldest and newest transaction (for lag). */
   onBatch?: (stats: { changes: number; transactions: number; indexed: number; deleted: number; lsn: bigint; oldestCommitTime?: Date; newestCommitTime?: Date }) => void;
   onIdle?: () => Promise<void>;
 }
 
+/** A writer that can wait for the actions added so far without waiting for those added later (BulkWriter). */
+interface SettlingWriter extends ActionWriter {
+  settled(): Promise<void>;
+}
+
+/** A stream that hands out already decoded messages synchronously (PostgresReplicationStream). */
+interface ReadableStream extends ReplicationStream {
+  read(): StreamMessage | undefined;
+}
+
+function canRead(stream: ReplicationStream): stream is ReadableStream {
+  return typeof (stream as Partial<ReadableStream>).read === 'function';
+}
+
+function canSettle(writer: ActionWriter): writer is SettlingWriter {
+  return typeof (writer as Partial<SettlingWriter>).settled === 'function';
+}
+
+/** A batch handed to the pipeline: what to acknowledge once it is durable. */
+interface Dispatched {
+  changes: number;
+  transactions: number;
+  version: bigint;
+  /** End of the last complete transaction it contains (or a keepalive position): acknowledged once durable. */
+  ackLsn: bigint;
+  oldestCommitTime?: Date;
+  newestCommitTime?: Date;
+}
+
 /**
  * Applies the replication stream to the index, batch by batch, in LSN order. A batch's LSN is acknowledged
- * to PostgreSQL only after its documents are durable in the engine and the checkpoint is stored, and only up to
- * the last complete transaction. Returns when `signal` aborts (after finishing the batch in hand).
+ * to PostgreSQL only after its documents and those of every earlier batch are durable in the engine and the
+ * checkpoint is stored, and only up to the last complete transaction. Returns when `signal` aborts (after
+ * finishing the batches in hand).
+ *
+ * Batches overlap in three stages: reading and decoding (this loop), applying (root resolution, document
+ * queries, handing actions to the writer: one batch at a time, in order) and committing (waiting for the
+ * batch's writes, saving the checkpoint, acknowledging: one batch at a time, in order). So batch N+1 is read
+ * and built while batch N's bulk requests are in flight. Per document, writes still reach the writer in LSN
+ * order (the apply stage is sequential) and the writer never has two requests for one document in flight.
  */
 export async function runStreamPhase(
   plan: EntryPlan,
@@ -37,6 +78,8 @@ export async function runStreamPhase(
   options: StreamPhaseOptions,
 ): Promise<void> {
   const iterator = stream[Symbol.asyncIterator]();
+  const readNow = canRead(stream) ? () => stream.read() : undefined;
+  const maxInFlight = Math.max(1, options.maxBatchesInFlight ?? 2);
   let pendingNext: Promise<IteratorResult<StreamMessage>> | undefined;
   let changes: RowChange[] = [];
   let version = 0n;
@@ -45,96 +88,200 @@ export async function runStreamPhase(
   let lastCommitTime: Date | undefined;
   let oldestCommitTime: Date | undefined;
   let transactions = 0;
+  /** Highest LSN handed to the pipeline for acknowledgement. */
+  let dispatchedLsn = 0n;
   let acknowledged = 0n;
   let current = checkpoint;
 
-  const flush = async () => {
-    batchStartedAt = undefined;
-    if (changes.length > 0) {
-      const batch = changes;
-      changes = [];
-      const result = await applyRowChanges(plan, routes, pool, writer, batch, version, `lsn:${formatLsn(version)}`, scanner);
-      await writer.flush();
-      options.onBatch?.({ changes: batch.length, transactions, indexed: result.indexed, deleted: result.deleted, lsn: version, oldestCommitTime, newestCommitTime: lastCommitTime });
+  let failure: { error: unknown } | undefined;
+  /** Wakes the reader's wait for a message when a stage fails or a batch completes. */
+  let wake: (() => void) | undefined;
+  const fail = (error: unknown) => {
+    failure ??= { error };
+    wake?.();
+  };
+  /** The tail of the apply stage and of the commit stage; each link runs after the previous one. */
+  let applying: Promise<void> = Promise.resolve();
+  let committing: Promise<void> = Promise.resolve();
+  let inFlight = 0;
+  /** Resolves when a dispatched batch completes (or fails). */
+  let completed: (() => void) | undefined;
+
+  const durable = (): Promise<void> => (canSettle(writer) ? writer.settled() : writer.flush());
+  // The engine's answer about where a routed document lives is only current once the earlier batches' writes
+  // (which may have moved it) are in: otherwise a delete would go to the shard it has already left.
+  const routing: RoutingLookup = {
+    routingOf: async (index, ids) => {
+      await durable();
+      return scanner.routingOf(index, ids);
+    },
+  };
+
+  const commit = async (batch: Dispatched, indexed: number, deleted: number) => {
+    if (batch.changes > 0) {
+      options.onBatch?.({ changes: batch.changes, transactions: batch.transactions, indexed, deleted, lsn: batch.version, oldestCommitTime: batch.oldestCommitTime, newestCommitTime: batch.newestCommitTime });
     }
+    if (batch.ackLsn > acknowledged) {
+      current = { ...current, lsn: formatLsn(batch.ackLsn), updatedAt: new Date().toISOString() };
+      await store.save(options.name, current);
+      stream.acknowledge(batch.ackLsn);
+      acknowledged = batch.ackLsn;
+    }
+  };
+
+  /** Hands the batch in hand to the pipeline and starts a new one. */
+  const dispatch = () => {
+    batchStartedAt = undefined;
+    if (changes.length === 0 && lastCommitEnd <= dispatchedLsn) {
+      oldestCommitTime = undefined;
+      transactions = 0;
+      return;
+    }
+    const rows = changes;
+    const batch: Dispatched = { changes: rows.length, transactions, version, ackLsn: lastCommitEnd, oldestCommitTime, newestCommitTime: lastCommitTime };
+    changes = [];
     oldestCommitTime = undefined;
     transactions = 0;
-    if (lastCommitEnd > acknowledged) {
-      current = { ...current, lsn: formatLsn(lastCommitEnd), updatedAt: new Date().toISOString() };
-      await store.save(options.name, current);
-      stream.acknowledge(lastCommitEnd);
-      acknowledged = lastCommitEnd;
+    dispatchedLsn = lastCommitEnd;
+    inFlight += 1;
+    // The apply stage hands this batch's actions to the writer after the previous batch's, then asks the writer
+    // for a promise of exactly these actions (and earlier ones) being durable, without waiting for it.
+    const applied = applying.then(async () => {
+      if (failure || rows.length === 0) return { indexed: 0, deleted: 0, written: Promise.resolve() };
+      const result = await applyRowChanges(plan, routes, pool, writer, rows, batch.version, `lsn:${formatLsn(batch.version)}`, routing);
+      const written = durable();
+      // Awaited by the commit stage, possibly after it has rejected: keep that from being an unhandled rejection.
+      written.catch(() => undefined);
+      return { indexed: result.indexed, deleted: result.deleted, written };
+    });
+    applying = applied.then(
+      () => undefined,
+      (error: unknown) => fail(error),
+    );
+    committing = committing.then(async () => {
+      try {
+        if (failure) return;
+        const { indexed, deleted, written } = await applied;
+        await written;
+        if (failure) return;
+        await commit(batch, indexed, deleted);
+      } catch (error) {
+        fail(error);
+      } finally {
+        inFlight -= 1;
+        completed?.();
+      }
+    });
+  };
+
+  /** Waits until fewer than `limit` dispatched batches are incomplete; throws a stage's failure. */
+  const drain = async (limit: number) => {
+    while (inFlight >= limit && !failure) {
+      await new Promise<void>((resolve) => (completed = resolve));
+      completed = undefined;
     }
+    if (failure) throw failure.error;
+  };
+
+  const finish = async () => {
+    dispatch();
+    await drain(1);
   };
 
   // The oldest unapplied work: a batch is applied once it is this old, even while messages keep coming.
   let batchStartedAt: number | undefined;
-  for (;;) {
-    pendingNext ??= iterator.next();
-    if (batchStartedAt === undefined && (changes.length > 0 || lastCommitEnd > acknowledged)) batchStartedAt = Date.now();
-    const waitMs = batchStartedAt === undefined ? options.flushIntervalMs : Math.max(0, batchStartedAt + options.flushIntervalMs - Date.now());
-    const wait = timeoutOrAbort(waitMs, options.signal);
-    const next = await Promise.race([pendingNext, wait.promise]);
-    wait.cancel();
-    if (next === 'aborted') {
-      await flush();
-      return;
-    }
-    if (next === 'timeout') {
-      await flush();
-      batchStartedAt = undefined;
-      if (!inTransaction && changes.length === 0) await options.onIdle?.();
-      continue;
-    }
-    pendingNext = undefined;
-    if (next.done) {
-      await flush();
-      return;
-    }
-    const message = next.value;
-    switch (message.type) {
-      case 'begin':
-        inTransaction = true;
-        if (message.finalLsn > version) version = message.finalLsn;
-        break;
-      case 'change':
-        if (message.change.kind === 'truncate') {
-          await flush();
-          await applyTruncate(plan, pool, writer, scanner, message.change, version, options.chunkSize);
-        } else {
-          changes.push(message.change);
-          if (changes.length >= options.batchSize) await flush();
+  try {
+    for (;;) {
+      if (failure) throw failure.error;
+      if (batchStartedAt === undefined && (changes.length > 0 || lastCommitEnd > dispatchedLsn)) batchStartedAt = Date.now();
+      if (options.signal.aborted) {
+        await finish();
+        return;
+      }
+      if (batchStartedAt !== undefined && Date.now() - batchStartedAt >= options.flushIntervalMs) {
+        dispatch();
+        await drain(maxInFlight);
+        continue;
+      }
+      // A message already decoded is taken at once; only an empty buffer costs a timer and a race.
+      let message = pendingNext === undefined ? readNow?.() : undefined;
+      if (message === undefined) {
+        pendingNext ??= iterator.next();
+        const waitMs = batchStartedAt === undefined ? options.flushIntervalMs : Math.max(0, batchStartedAt + options.flushIntervalMs - Date.now());
+        const wait = timeoutOrAbort(waitMs, options.signal, (w) => (wake = w));
+        const next = await Promise.race([pendingNext, wait.promise]);
+        wait.cancel();
+        wake = undefined;
+        if (next === 'woken' || next === 'aborted') continue;
+        if (next === 'timeout') {
+          dispatch();
+          await drain(maxInFlight);
+          if (!inTransaction && changes.length === 0 && inFlight === 0) await options.onIdle?.();
+          continue;
         }
-        break;
-      case 'commit':
-        inTransaction = false;
-        lastCommitEnd = message.endLsn;
-        lastCommitTime = message.commitTime;
-        oldestCommitTime ??= message.commitTime;
-        transactions += 1;
-        if (changes.length >= options.batchSize) await flush();
-        break;
-      case 'keepalive':
-        // Everything before walEnd was sent; with nothing in hand, nothing before it is ours to apply.
-        if (!inTransaction && changes.length === 0 && message.walEnd > lastCommitEnd) lastCommitEnd = message.walEnd;
-        break;
-      case 'message':
-        break;
+        pendingNext = undefined;
+        if (next.done) {
+          await finish();
+          return;
+        }
+        message = next.value;
+      }
+      switch (message.type) {
+        case 'begin':
+          inTransaction = true;
+          if (message.finalLsn > version) version = message.finalLsn;
+          break;
+        case 'change':
+          if (message.change.kind === 'truncate') {
+            // Deletes or rebuilds everything: every earlier batch must be in the engine first.
+            await finish();
+            await applyTruncate(plan, pool, writer, scanner, message.change, version, options.chunkSize);
+          } else {
+            changes.push(message.change);
+            if (changes.length >= options.batchSize) {
+              dispatch();
+              await drain(maxInFlight);
+            }
+          }
+          break;
+        case 'commit':
+          inTransaction = false;
+          lastCommitEnd = message.endLsn;
+          lastCommitTime = message.commitTime;
+          oldestCommitTime ??= message.commitTime;
+          transactions += 1;
+          if (changes.length >= options.batchSize) {
+            dispatch();
+            await drain(maxInFlight);
+          }
+          break;
+        case 'keepalive':
+          // Everything before walEnd was sent; with nothing in hand, nothing before it is ours to apply.
+          if (!inTransaction && changes.length === 0 && message.walEnd > lastCommitEnd) lastCommitEnd = message.walEnd;
+          break;
+        case 'message':
+          break;
+      }
     }
+  } finally {
+    // On a failure, let the stages that are still running end before the caller closes the writer and the stream.
+    await Promise.allSettled([applying, committing]);
   }
 }
 
 /**
- * A promise settled by a timer or by `signal`, with a `cancel` that removes both. (Racing one long-lived
- * "aborted" promise against every message would keep a reaction per message alive until shutdown.)
+ * A promise settled by a timer, by `signal` or by the `wake` function handed to `onWake`, with a `cancel` that
+ * removes all three. (Racing one long-lived "aborted" promise against every message would keep a reaction per
+ * message alive until shutdown.)
  */
-function timeoutOrAbort(ms: number, signal: AbortSignal): { promise: Promise<'timeout' | 'aborted'>; cancel(): void } {
+function timeoutOrAbort(ms: number, signal: AbortSignal, onWake: (wake: () => void) => void): { promise: Promise<'timeout' | 'aborted' | 'woken'>; cancel(): void } {
   let cancel = () => undefined as void;
-  const promise = new Promise<'timeout' | 'aborted'>((resolve) => {
+  const promise = new Promise<'timeout' | 'aborted' | 'woken'>((resolve) => {
     if (signal.aborted) return resolve('aborted');
     const onAbort = () => resolve('aborted');
     const timer = setTimeout(() => resolve('timeout'), ms);
     signal.addEventListener('abort', onAbort, { once: true });
+    onWake(() => resolve('woken'));
     cancel = () => {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);

@@ -103,7 +103,7 @@ export async function statusCommand(flags: GlobalFlags, out: NodeJS.WritableStre
   const port = context.config.http?.port;
   if (port) {
     try {
-      const response = await fetch(`http://127.0.0.1:${port}/status`, { signal: AbortSignal.timeout(1000) });
+      const response = await fetch(`http://${statusHost(context.config.http?.host)}:${port}/status`, { signal: AbortSignal.timeout(1000) });
       if (response.ok) {
         out.write(`${await response.text()}\n`);
         return EXIT_CODES.ok;
@@ -129,4 +129,10 @@ export async function statusCommand(flags: GlobalFlags, out: NodeJS.WritableStre
     await store.close();
     await prepared.close();
   }
+}
+
+/** Where this host's instance answers: its bind address, or loopback when it listens on every address. */
+function statusHost(bind: string | undefined): string {
+  if (bind === undefined || bind === '' || bind === '0.0.0.0' || bind === '::') return '127.0.0.1';
+  return bind.includes(':') ? `[${bind}]` : bind;
 }

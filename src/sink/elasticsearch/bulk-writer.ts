@@ -29,6 +29,11 @@ export interface BulkWriterOptions {
   onDeadLetters?: (letters: DeadLetter[]) => void;
 }
 
+/** An action in the writer, numbered in the order it was added. */
+interface Queued extends EncodedAction {
+  seq: number;
+}
+
 /** Actions of one request still to be settled, with their retry state. */
 interface Pending {
   items: EncodedAction[];
@@ -38,8 +43,14 @@ interface Pending {
 }
 
 export class BulkWriter {
-  private pending: EncodedAction[] = [];
+  private pending: Queued[] = [];
   private pendingBytes = 0;
+  /** Number of the last action added. */
+  private added = 0;
+  /** Buffered actions up to this number are sent without waiting for a full request (a `settled()` waits on them). */
+  private sendThrough = 0;
+  /** Lowest action number of each request in flight (a request's actions are settled together, when it finishes). */
+  private readonly inFlightFirst = new Set<number>();
   /** `_index` + `_id` of every action in a request that has not finished (including its retries). */
   private readonly busyKeys = new Set<string>();
   private inFlight = 0;
@@ -75,9 +86,9 @@ export class BulkWriter {
    */
   async add(action: BulkAction): Promise<void> {
     this.assertUsable();
-    const encoded = encodeAction(action);
-    this.pending.push(encoded);
-    this.pendingBytes += encoded.bytes;
+    const { text, bytes } = encodeAction(action);
+    this.pending.push({ action, text, bytes, seq: ++this.added });
+    this.pendingBytes += bytes;
     this.pump();
     while (this.bufferFull()) {
       await this.changed();
@@ -103,6 +114,23 @@ export class BulkWriter {
       }
     } finally {
       this.flushing--;
+    }
+  }
+
+  /**
+   * Resolves once every action added before this call is in the engine or in the dead-letter store, without
+   * waiting for actions added after it (unlike `flush()`), so a caller can go on adding the next batch while
+   * this one's requests are in flight. What is buffered of it is sent at once. Rejects with the writer's failure.
+   */
+  async settled(): Promise<void> {
+    this.assertUsable();
+    const upTo = this.added;
+    if (upTo > this.sendThrough) this.sendThrough = upTo;
+    for (;;) {
+      this.pump();
+      if (this.firstUnsettled() > upTo) return;
+      await this.changed();
+      this.assertUsable();
     }
   }
 
@@ -132,10 +160,17 @@ export class BulkWriter {
     return this.pending.length >= this.maxActions || this.pendingBytes >= this.config.bulkMaxBytes;
   }
 
-  /** Starts requests while slots are free and there is a full buffer (or a flush is waiting). */
+  /** The number of the oldest action not yet settled (buffered or in a request); past `added` when none. */
+  private firstUnsettled(): number {
+    let first = this.pending.length > 0 ? this.pending[0]!.seq : this.added + 1;
+    for (const seq of this.inFlightFirst) if (seq < first) first = seq;
+    return first;
+  }
+
+  /** Starts requests while slots are free and there is a full buffer (or a flush or `settled()` is waiting). */
   private pump(): void {
     while (this.inFlight < this.config.bulkConcurrency && this.pending.length > 0 && !this.failure && !this.closed) {
-      if (this.flushing === 0 && !this.bufferFull()) return;
+      if (this.flushing === 0 && !this.bufferFull() && this.pending[0]!.seq > this.sendThrough) return;
       const batch = this.takeBatch();
       if (batch.length === 0) return;
       this.start(batch);
@@ -143,9 +178,9 @@ export class BulkWriter {
   }
 
   /** Takes the next request's actions in order, skipping documents already in flight (they wait their turn). */
-  private takeBatch(): EncodedAction[] {
-    const batch: EncodedAction[] = [];
-    const rest: EncodedAction[] = [];
+  private takeBatch(): Queued[] {
+    const batch: Queued[] = [];
+    const rest: Queued[] = [];
     const held = new Set<string>();
     let bytes = 0;
     let full = false;
@@ -172,13 +207,17 @@ export class BulkWriter {
     return batch;
   }
 
-  private start(batch: EncodedAction[]): void {
+  private start(batch: Queued[]): void {
     this.inFlight++;
+    // Taken in order from `pending`, so the first action has the batch's lowest number.
+    const first = batch[0]!.seq;
+    this.inFlightFirst.add(first);
     for (const item of batch) this.busyKeys.add(keyOf(item.action));
     const task = this.runBatch(batch)
       .catch((err: unknown) => this.fail(err))
       .finally(() => {
         this.inFlight--;
+        this.inFlightFirst.delete(first);
         for (const item of batch) this.busyKeys.delete(keyOf(item.action));
         this.tasks.delete(task);
         this.notify();

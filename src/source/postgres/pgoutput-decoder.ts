@@ -31,7 +31,7 @@ export function dateToPgMicros(date: Date): bigint {
 
 class Reader {
   pos = 0;
-  constructor(private readonly buf: Buffer) {}
+  constructor(readonly buf: Buffer) {}
 
   byte(): number {
     return this.buf.readUInt8(this.pos++);
@@ -202,29 +202,40 @@ export class PgoutputDecoder {
       throw protocolError(`tuple of ${rel.schema}.${rel.table} has ${count} columns, its Relation message ${rel.columns.length}`);
     }
     const values = Object.create(null) as RowValues;
+    // Runs for every column of every row of a backlog: bytes are compared and text decoded in place, without a
+    // one-character string or a Buffer view per value.
+    const buf = r.buf;
+    let pos = r.pos;
     for (const column of rel.columns) {
-      const kind = r.char();
+      if (pos >= buf.length) throw new RangeError('tuple ends early');
+      const kind = buf[pos++]!;
       let value: string | null | undefined;
-      switch (kind) {
-        case 'n':
-          value = null;
-          break;
-        case 'u':
-          value = undefined;
-          break;
-        case 't':
-          value = r.bytes(r.int32()).toString('utf8');
-          break;
-        case 'b':
-          throw protocolError(`binary value for ${rel.schema}.${rel.table}.${column.name}: binary mode was not requested`);
-        default:
-          throw protocolError(`unknown tuple value kind '${kind}' for ${rel.schema}.${rel.table}.${column.name}`);
+      if (kind === TEXT) {
+        const length = buf.readInt32BE(pos);
+        pos += 4;
+        if (length < 0 || pos + length > buf.length) throw new RangeError(`${length} bytes requested past the end`);
+        value = buf.toString('utf8', pos, pos + length);
+        pos += length;
+      } else if (kind === NULL) {
+        value = null;
+      } else if (kind === UNCHANGED_TOAST) {
+        value = undefined;
+      } else if (kind === BINARY) {
+        throw protocolError(`binary value for ${rel.schema}.${rel.table}.${column.name}: binary mode was not requested`);
+      } else {
+        throw protocolError(`unknown tuple value kind '${String.fromCharCode(kind)}' for ${rel.schema}.${rel.table}.${column.name}`);
       }
       if (!keyOnly || column.isKey) values[column.name] = value;
     }
+    r.pos = pos;
     return values;
   }
 }
+
+const TEXT = 0x74; // 't'
+const NULL = 0x6e; // 'n'
+const UNCHANGED_TOAST = 0x75; // 'u'
+const BINARY = 0x62; // 'b'
 
 function row(rel: Relation, kind: 'insert' | 'update' | 'delete', parts: { old?: RowValues; new?: RowValues; oldIsKeyOnly: boolean }): StreamMessage {
   return { type: 'change', change: { kind, schema: rel.schema, table: rel.table, ...parts } };
