@@ -332,5 +332,11 @@ describe('schema changes without downtime', () => {
     expect(generation).toMatch(new RegExp(`^${adopted}-[0-9a-f]{12}$`));
     await expectConverged(db.url, seedSchema.plan, engine.url, 60_000);
     expect(sluice!.output()).toContain('alias replaced the concrete index');
+    // evolving_book left schema.json: its slot (which would hold WAL forever) and checkpoint went; its index stays.
+    expect(sluice!.output()).toContain('schema entry removed from schema.json');
+    const slots = await db.query<{ slot_name: string }>(`SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE '%evolving_book%'`);
+    expect(slots.rows).toEqual([]);
+    expect(checkpoint('evolving_book')).toBeUndefined();
+    expect(await aliasTargets('evolving_book')).toHaveLength(1);
   }, 300_000);
 });

@@ -3,6 +3,7 @@ import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
 import { AppError, formatProblems } from '../../errors/app-error.js';
 import { newIndexStatus } from '../../pipeline/index-status.js';
 import { runIndexLifecycle, type GenerationTarget } from '../../lifecycle/index-lifecycle.js';
+import { dropRemovedEntries } from '../../lifecycle/removed-entries.js';
 import { SluiceMetrics } from '../../observability/metrics.js';
 import { PROGRESS_SUMMARY_INTERVAL_MS, startProgressReporter, type ProgressReporter } from '../../observability/progress-reporter.js';
 import { startHttpServer, type HttpServer } from '../../server/http-server.js';
@@ -49,8 +50,10 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     reporter = startProgressReporter({ statuses: () => statuses, logger, intervalMs: PROGRESS_SUMMARY_INTERVAL_MS, tty: process.stderr });
     if (prepared.warnings.length > 0) logger.warn(formatProblems(prepared.warnings));
     for (const warning of store.warnings()) logger.warn({ store: config.checkpointStore }, warning);
+    const currentSlots = new Set(prepared.plans.map((plan) => slotNameFor(plan.database, plan.index)));
     for (const database of new Set(prepared.plans.map((p) => p.database))) {
       await checkPublication(prepared.pool(database), prepared.plans.filter((p) => p.database === database));
+      await dropRemovedEntries(prepared.pool(database), store, currentSlots, logger);
     }
     sink = await connectWithRetry(context, deadLetters, abort.signal);
     if (!sink) return EXIT_CODES.ok;
