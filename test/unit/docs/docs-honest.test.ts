@@ -14,43 +14,21 @@ import { newIndexStatus } from '../../../src/pipeline/index-status.js';
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DOCS = ['README.md', 'docs/operations.md'];
 
-/**
- * docs/operations.md's "Schema changes" section describes the zero-downtime reindex being built; what it names
- * may exist only once that work lands. Nothing else in the docs gets this allowance.
- */
-const SCHEMA_CHANGES_PENDING = { commands: ['reindex', 'verify'], variables: ['SLUICE_REINDEX_GRACE_SECONDS'] };
-
 interface Doc {
   path: string;
-  /** Inline code spans and fenced blocks, each with whether it lies in the "Schema changes" section. */
-  code: { text: string; pending: boolean }[];
-  /** The whole text, split the same way. */
-  parts: { text: string; pending: boolean }[];
+  /** Inline code spans and fenced blocks. */
+  code: { text: string }[];
+  /** The whole text. */
+  parts: { text: string }[];
 }
 
 function readDoc(path: string): Doc {
   const text = readFileSync(join(ROOT, path), 'utf8');
-  const parts: Doc['parts'] = [];
-  let pending = false;
-  let current = '';
-  for (const line of text.split('\n')) {
-    const heading = /^(#{1,6})\s+(.*)$/.exec(line);
-    if (heading && path === 'docs/operations.md' && heading[1]!.length <= 2) {
-      parts.push({ text: current, pending });
-      current = '';
-      pending = heading[2]!.trim() === 'Schema changes';
-    }
-    current += `${line}\n`;
-  }
-  parts.push({ text: current, pending });
   const code: Doc['code'] = [];
-  for (const part of parts) {
-    const fenced = /```[^\n]*\n([\s\S]*?)```/g;
-    for (const m of part.text.matchAll(fenced)) code.push({ text: m[1]!, pending: part.pending });
-    const outside = part.text.replace(fenced, ' ');
-    for (const m of outside.matchAll(/`([^`\n]+)`/g)) code.push({ text: m[1]!, pending: part.pending });
-  }
-  return { path, code, parts };
+  const fenced = /```[^\n]*\n([\s\S]*?)```/g;
+  for (const m of text.matchAll(fenced)) code.push({ text: m[1]! });
+  for (const m of text.replace(fenced, ' ').matchAll(/`([^`\n]+)`/g)) code.push({ text: m[1]! });
+  return { path, code, parts: [{ text }] };
 }
 
 const docs = DOCS.map(readDoc);
@@ -63,7 +41,6 @@ interface Invocation {
   command: string;
   flags: string[];
   line: string;
-  pending: boolean;
 }
 
 /**
@@ -72,7 +49,7 @@ interface Invocation {
  */
 function invocations(doc: Doc): Invocation[] {
   const found: Invocation[] = [];
-  for (const { text, pending } of doc.code) {
+  for (const { text } of doc.code) {
     for (const line of text.split('\n')) {
       const compose = /docker[ -]compose\b/.test(line);
       for (const m of line.matchAll(/(?<![\w./-])(bin\/sluice\.js|sluice)(?=\s)((?:\s+[^\s#;|&`]+)*)/g)) {
@@ -82,7 +59,7 @@ function invocations(doc: Doc): Invocation[] {
         const words = m[2]!.trim().split(/\s+/).filter((w) => w !== '');
         const command = words[0];
         if (command === undefined || !/^[a-z][a-z-]*$/.test(command)) continue;
-        found.push({ doc: doc.path, command, flags: words.slice(1).filter((w) => w.startsWith('-')).map((w) => w.replace(/[.,:)]+$/, '')), line: line.trim(), pending });
+        found.push({ doc: doc.path, command, flags: words.slice(1).filter((w) => w.startsWith('-')).map((w) => w.replace(/[.,:)]+$/, '')), line: line.trim() });
       }
     }
   }
@@ -116,7 +93,6 @@ describe('the docs name only what exists', () => {
     for (const inv of docs.flatMap(invocations)) {
       const command = commands.get(inv.command);
       if (command === undefined) {
-        if (inv.pending && SCHEMA_CHANGES_PENDING.commands.includes(inv.command)) continue;
         problems.push(`${inv.doc}: unknown command "sluice ${inv.command}" in: ${inv.line}`);
         continue;
       }
@@ -147,13 +123,12 @@ describe('the docs name only what exists', () => {
   it('every setting is one src/config/env-catalog.ts knows', () => {
     const problems: string[] = [];
     for (const doc of docs) {
-      for (const { text, pending } of doc.parts) {
+      for (const { text } of doc.parts) {
         // A sample of Sluice's own "unknown setting" warning names a misspelt variable on purpose.
         const checked = text.split('\n').filter((line) => !line.includes('unknown setting')).join('\n');
         for (const m of checked.matchAll(SETTING_PREFIX)) {
           const name = m[1]!;
           if (KNOWN_SETTINGS.has(name)) continue;
-          if (pending && SCHEMA_CHANGES_PENDING.variables.includes(name)) continue;
           problems.push(`${doc.path}: unknown setting ${name}`);
         }
       }
