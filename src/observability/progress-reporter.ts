@@ -35,7 +35,11 @@ export function startProgressReporter(options: ProgressReporterOptions): Progres
   let lastSummary = Date.now();
   const tick = (): void => {
     const now = Date.now();
-    const views = options.statuses().map((status) => statusView(status, now));
+    // A generation being rebuilt reports beside the live one.
+    const views = options.statuses().flatMap((status) => {
+      const view = statusView(status, now);
+      return view.rebuild === undefined ? [view] : [view, view.rebuild as IndexStatusView];
+    });
     const inBar = line === undefined ? [] : views.filter((view) => view.phase === 'snapshot');
     if (inBar.length > 0) line?.draw(formatBar(inBar, (tty as { columns?: number } | undefined)?.columns ?? 80));
     else line?.clear();
@@ -59,6 +63,7 @@ export function startProgressReporter(options: ProgressReporterOptions): Progres
 /** The structured part of a progress line. */
 export function summaryFields(view: IndexStatusView): Record<string, unknown> {
   const fields: Record<string, unknown> = { index: view.index, phase: view.phase };
+  if (view.generation !== undefined) fields.generation = view.generation;
   if (view.phase === 'snapshot') {
     fields.documents = view.snapshotDocuments;
     if (view.snapshotTotalEstimate !== undefined) fields.estimate = view.snapshotTotalEstimate;

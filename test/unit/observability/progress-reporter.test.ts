@@ -53,6 +53,20 @@ describe('startProgressReporter without a terminal', () => {
     expect(stderr.writes).toEqual([]);
   });
 
+  it('reports a generation being rebuilt beside the live one', () => {
+    const logger = recordingLogger();
+    const rebuild = { ...snapshotting('books', 1_000), generation: 'books-new' };
+    const books: IndexStatus = { ...newIndexStatus('books'), phase: 'streaming', generation: 'books-old', rebuild };
+    const reporter = startProgressReporter({ statuses: () => [books], logger, intervalMs: 30_000 });
+    recordSnapshotProgress(rebuild, 400);
+    vi.advanceTimersByTime(30_000);
+    reporter.stop();
+    expect(logger.lines.map((l) => l.obj)).toEqual([
+      expect.objectContaining({ index: 'books', generation: 'books-old', phase: 'streaming' }),
+      expect.objectContaining({ index: 'books', generation: 'books-new', phase: 'snapshot', documents: 400, estimate: 1_000 }),
+    ]);
+  });
+
   it('pipes real log lines as JSON with no control characters', () => {
     const stderr = new RecordingStream(false);
     const logger = createLogger({ level: 'info', destination: stderr });
