@@ -249,6 +249,68 @@ describe('BulkWriter', () => {
     expect(writer.stats()).toMatchObject({ indexed: 1, deleted: 1, deadLettered: 0 });
   });
 
+  it('settled() waits for the actions added before it, sends them at once, and not for those added after', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let secondArrived!: () => void;
+    const arrived = new Promise<void>((resolve) => (secondArrived = resolve));
+    // The first request is answered once the second has arrived; the second only when the test says so.
+    const { server, writer } = await setup(async (req, n) => {
+      if (n === 0) await arrived;
+      if (n === 1) {
+        secondArrived();
+        await held;
+      }
+      return bulkResponse(req.body);
+    }, { bulkMaxActions: 100, bulkConcurrency: 2 });
+    const order: string[] = [];
+    await writer.add(doc(1));
+    await writer.add(doc(2));
+    // A partial request: sent because of settled(), not because the buffer is full.
+    const first = writer.settled().then(() => order.push('first'));
+    await writer.add(doc(3));
+    const second = writer.settled().then(() => order.push('second'));
+    await first;
+    // The earlier actions are settled while the later request is still held.
+    expect(order).toEqual(['first']);
+    expect(ids(server, 0)).toEqual(['1', '2']);
+    expect(ids(server, 1)).toEqual(['3']);
+    release();
+    await second;
+    expect(order).toEqual(['first', 'second']);
+    expect(writer.stats()).toMatchObject({ indexed: 3, requests: 2 });
+  });
+
+  it('settled() waits for an earlier request still in flight, and for a document held behind it', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const { server, writer } = await setup(async (req, n) => {
+      if (n === 0) await held;
+      return bulkResponse(req.body);
+    }, { bulkMaxActions: 100, bulkConcurrency: 2 });
+    await writer.add(doc(1));
+    const first = writer.settled();
+    // Same document as the held request: it waits for that request, and so does settled().
+    await writer.add(doc(1, 'b'));
+    let settled = false;
+    const done = writer.settled().then(() => (settled = true));
+    while (server.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(server.requests).toHaveLength(1);
+    expect(settled).toBe(false);
+    release();
+    await first;
+    await done;
+    expect(ids(server, 1)).toEqual(['1']);
+    expect(parseBulk(server.requests[1]!.body)[0]!.source).toBe('{"n":"1b"}');
+  });
+
+  it('settled() rejects with the failure of a request it waits for', async () => {
+    const { writer } = await setup(() => ({ status: 401, body: { error: { type: 'security_exception', reason: 'unable to authenticate user [u]' }, status: 401 } }));
+    await writer.add(doc(1));
+    await expect(writer.settled()).rejects.toMatchObject({ code: 'SNK_CONNECT' });
+  });
+
   it('rejects adds after close', async () => {
     const { writer } = await setup(ok);
     await writer.close();
