@@ -63,7 +63,7 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
     log(`root-change backlog: ${options.backlogChanges.toLocaleString('en')} updates in 10-row transactions`);
     await client.query(`SELECT pg_create_logical_replication_slot('ceiling', 'pgoutput')`);
     await backlog(cluster, options.backlogChanges, options.items);
-    const end = (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+    const end = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
     const ceilingSeconds = await timed(() => exec(join(cluster.binDir, 'pg_recvlogical'), ['-d', url, '-S', 'ceiling', '--start', '-E', end, '-f', '/dev/null', '-o', 'proto_version=1', '-o', 'publication_names=sluice', '--no-loop'], env));
     await client.query(`SELECT pg_drop_replication_slot('ceiling')`);
     sluice = startSluice(schemaPath, env);
@@ -77,7 +77,7 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
 
     log(`fan-out: ${authors.toLocaleString('en')} author updates, 100 items each`);
     await client.query(`UPDATE author SET name = name || '.'`);
-    const fanEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+    const fanEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
     if (process.env.BENCH_DEBUG) log(`fan-out end ${fanEnd}, slot ${JSON.stringify((await client.query(`SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, [slot])).rows)}`);
     sluice = startSluice(schemaPath, env);
     const fanSeconds = await timed(() => caughtUp(client, slot, fanEnd));
@@ -85,7 +85,7 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
     log(`latency: 1,000 tx/s for ${options.latencySeconds} s`);
     const batchesFrom = sluice.output().length;
     await steadyWriter(client, 1000, options.latencySeconds, options.items);
-    const latencyEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+    const latencyEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
     await caughtUp(client, slot, latencyEnd);
     const latencies = batchLatencies(sluice.output().slice(batchesFrom));
     await sluice.stop();
@@ -142,7 +142,7 @@ async function indexed(engineUrl: string, index: string, count: number): Promise
 
 /** Waits until the slot has confirmed `lsn` (default: the current WAL end), i.e. everything before it is indexed. */
 async function caughtUp(client: pg.Client, slot: string, lsn?: string): Promise<void> {
-  const target = lsn ?? (await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn;
+  const target = lsn ?? (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
   for (;;) {
     const { rows } = await client.query<{ done: boolean }>(`SELECT coalesce(confirmed_flush_lsn >= $2::pg_lsn, false) AS done FROM pg_replication_slots WHERE slot_name = $1`, [slot, target]);
     if (rows[0]?.done) return;
