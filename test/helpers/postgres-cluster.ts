@@ -1,7 +1,7 @@
 // Throwaway PostgreSQL clusters for tests: initdb into a temporary directory, start on a free port on
 // 127.0.0.1 with logical replication enabled, and stop (and delete) again. Never touches a system cluster.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +43,19 @@ export interface StartPostgresClusterOptions {
   authMethod?: PostgresAuthMethod;
   /** Extra postgresql.conf settings; they override the defaults below. */
   settings?: Record<string, string>;
+  /** Serve TLS (`ssl = on`) with this certificate; unset: no TLS. */
+  tls?: PostgresClusterTls;
+}
+
+export interface PostgresClusterTls {
+  /** Server certificate and its key (PEM files); copied into the data directory, the key readable by the server only. */
+  certFile: string;
+  keyFile: string;
+  /**
+   * Accept TCP connections over TLS only: `hostssl` lines in pg_hba.conf instead of `host` (default true).
+   * `connectionString()` has no sslmode: clients of such a cluster must add their own TLS options.
+   */
+  required?: boolean;
 }
 
 const HOST = '127.0.0.1';
@@ -292,6 +305,8 @@ export async function startPostgresCluster(options: StartPostgresClusterOptions 
       log_line_prefix: '%m [%p] %q%u@%d ',
       log_timezone: 'UTC',
       timezone: 'UTC',
+      // Relative to the data directory, where the certificate and key were copied.
+      ...(options.tls === undefined ? {} : { ssl: 'on', ssl_cert_file: 'server.crt', ssl_key_file: 'server.key' }),
       ...options.settings,
     };
     const body = Object.entries(settings)
@@ -322,6 +337,16 @@ export async function startPostgresCluster(options: StartPostgresClusterOptions 
     );
     rmSync(pwFile, { force: true });
 
+    if (options.tls !== undefined) {
+      for (const [from, to, mode] of [[options.tls.certFile, 'server.crt', 0o644], [options.tls.keyFile, 'server.key', 0o600]] as const) {
+        const target = join(dataDir, to);
+        copyFileSync(from, target);
+        chmodSync(target, mode);
+        if (runAs !== undefined) chownSync(target, runAs.uid, runAs.gid);
+      }
+    }
+    // `replication` matches physical replication only; logical replication connections match their database (`all`).
+    const tcp = options.tls !== undefined && options.tls.required !== false ? 'hostssl' : 'host   ';
     const hbaFile = join(dataDir, 'pg_hba.conf');
     writeFileSync(
       hbaFile,
@@ -330,8 +355,8 @@ export async function startPostgresCluster(options: StartPostgresClusterOptions 
         '# TYPE  DATABASE     USER  ADDRESS       METHOD',
         'local   all          all                 trust',
         'local   replication  all                 trust',
-        `host    all          all   127.0.0.1/32  ${authMethod}`,
-        `host    replication  all   127.0.0.1/32  ${authMethod}`,
+        `${tcp} all          all   127.0.0.1/32  ${authMethod}`,
+        `${tcp} replication  all   127.0.0.1/32  ${authMethod}`,
         '',
       ].join('\n'),
     );
