@@ -19,14 +19,18 @@ export function connectionOptions(config: PostgresConfig, database: string): pg.
 
 function sslOptions(config: PostgresConfig): pg.ClientConfig['ssl'] {
   switch (config.sslMode) {
-    case undefined:
     case 'disable':
+      // Never TLS, even with PG_SSLROOTCERT set (as libpq).
+      return false;
+    case undefined:
     case 'allow':
     case 'prefer':
       // node-postgres has no opportunistic TLS; "prefer"/"allow" connect without it, as libpq does when the server has none.
       return config.sslRootCert ? { ca: config.sslRootCert, rejectUnauthorized: true } : false;
     case 'require':
-      return { rejectUnauthorized: false, ...(config.sslRootCert ? { ca: config.sslRootCert } : {}) };
+      // As libpq: with a root certificate, "require" verifies the chain like "verify-ca".
+      if (config.sslRootCert) return { ca: config.sslRootCert, rejectUnauthorized: true, checkServerIdentity: () => undefined };
+      return { rejectUnauthorized: false };
     case 'verify-ca':
       return { ca: config.sslRootCert, rejectUnauthorized: true, checkServerIdentity: () => undefined };
     case 'verify-full':
@@ -46,6 +50,14 @@ export function postgresError(error: unknown, doing: string, config: PostgresCon
   const e = error as { code?: string; message?: string };
   const where = `${config.user}@${config.host}:${config.port}/${database}`;
   const connectCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', '28P01', '28000', '3D000', '57P03']);
-  const code = e.code && connectCodes.has(e.code) ? 'SRC_CONNECT' : 'SRC_QUERY';
-  return new AppError(code, `PostgreSQL ${where}: ${doing} failed: ${e.message ?? String(error)}`, { cause: error, details: { pgCode: e.code } });
+  const tls = isTlsFailure(e.code, e.message);
+  const code = tls || (e.code && connectCodes.has(e.code)) ? 'SRC_CONNECT' : 'SRC_QUERY';
+  const hint = tls && e.code !== undefined ? ` (PG_SSLMODE=${config.sslMode ?? 'unset'}: check PG_SSLROOTCERT and, for verify-full, that PG_HOST is a name on the server's certificate)` : '';
+  return new AppError(code, `PostgreSQL ${where}: ${doing} failed: ${e.message ?? String(error)}${hint}`, { cause: error, details: { pgCode: e.code } });
+}
+
+/** Certificate verification and TLS handshake failures (Node's codes), and a server without TLS: the connection failed, not a query. */
+function isTlsFailure(code: string | undefined, message: string | undefined): boolean {
+  if (code !== undefined && /^ERR_(TLS|SSL)_|CERT|^UNABLE_TO_/.test(code)) return true;
+  return code === undefined && message === 'The server does not support SSL connections';
 }
