@@ -201,7 +201,7 @@ export class PgoutputDecoder {
     if (count !== rel.columns.length) {
       throw protocolError(`tuple of ${rel.schema}.${rel.table} has ${count} columns, its Relation message ${rel.columns.length}`);
     }
-    const values = Object.create(null) as RowValues;
+    const values = Object.create(ROW_PROTOTYPE) as RowValues;
     // Runs for every column of every row of a backlog: bytes are compared and text decoded in place, without a
     // one-character string or a Buffer view per value.
     const buf = r.buf;
@@ -231,6 +231,14 @@ export class PgoutputDecoder {
     return values;
   }
 }
+
+/**
+ * The prototype of decoded rows: empty and without a prototype of its own, so a column named like an Object method
+ * ("constructor", "toString", "__proto__") is an ordinary key and a missing one reads undefined. Unlike
+ * Object.create(null), whose objects V8 keeps as hash tables, rows created from a shared prototype get compact shapes
+ * shared by every row of a table: a backlog allocates two per change.
+ */
+const ROW_PROTOTYPE: object = Object.freeze(Object.create(null) as object);
 
 const TEXT = 0x74; // 't'
 const NULL = 0x6e; // 'n'

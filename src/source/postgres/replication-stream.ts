@@ -108,6 +108,7 @@ class Fifo<T> {
 }
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+const XLOG_DATA = 0x77; // 'w'
 const CLOSE_STEP_TIMEOUT_MS = 2000;
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
@@ -236,9 +237,13 @@ class PgReplicationStream implements PostgresReplicationStream {
 
   private process(chunk: Buffer): void {
     try {
-      const frame = parseReplicationFrame(chunk);
-      const message: StreamMessage | undefined =
-        frame.kind === 'xlog' ? this.decoder.decode(frame.data) : { type: 'keepalive', walEnd: frame.walEnd, serverTime: frame.serverTime };
+      let message: StreamMessage | undefined;
+      // XLogData, nearly every frame: its header (two LSNs and a time, three BigInts and a Date) is not used.
+      if (chunk[0] === XLOG_DATA && chunk.length >= 25) message = this.decoder.decode(chunk.subarray(25));
+      else {
+        const frame = parseReplicationFrame(chunk);
+        message = frame.kind === 'xlog' ? this.decoder.decode(frame.data) : { type: 'keepalive', walEnd: frame.walEnd, serverTime: frame.serverTime };
+      }
       if (message === undefined) return;
       if (this.waiter !== undefined) {
         const { resolve } = this.waiter;
