@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
+import { buildDocumentQuery } from '../src/transform/document-query.js';
+import { compileAgainst } from '../test/helpers/fixtures.js';
 import { startPostgresCluster, type PostgresCluster } from '../test/helpers/postgres-cluster.js';
 import { trackPeakRss } from '../test/helpers/process-stats.js';
 import { startProcess } from './processes.js';
@@ -75,6 +77,9 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
     if (applied < options.backlogChanges) process.stderr.write(sluice.output());
     if (applied < options.backlogChanges) throw new Error(`sluice applied ${applied} changes, expected ${options.backlogChanges}`);
 
+    log('document-query ceiling: the same roots, 1,000 per query, one query at a time');
+    const documentSeconds = await documentQueryCeiling(client, url, options.backlogChanges, options.items);
+
     log(`fan-out: ${authors.toLocaleString('en')} author updates, 100 items each`);
     await client.query(`UPDATE author SET name = name || '.'`);
     const fanEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
@@ -97,6 +102,7 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
         ['root changes (backlog)', `${options.backlogChanges.toLocaleString('en')} in ${rootSeconds.toFixed(1)} s, ${Math.round(rootRate).toLocaleString('en')} changes/s`],
         ['ceiling (pg_recvlogical, same WAL)', `${ceilingSeconds.toFixed(1)} s, ${Math.round(ceilingRate).toLocaleString('en')} changes/s`],
         ['ratio to ceiling (target >= 0.7)', (rootRate / ceilingRate).toFixed(2)],
+        ['document queries alone, same roots (second ceiling)', `${documentSeconds.toFixed(1)} s, ${Math.round(options.backlogChanges / documentSeconds).toLocaleString('en')} roots/s`],
         ['peak RSS draining the backlog (target <= 300 MB)', `${peakMb.toFixed(0)} MB`],
         ['fan-out child changes', `${authors.toLocaleString('en')} authors → ${options.items.toLocaleString('en')} documents in ${fanSeconds.toFixed(1)} s, ${Math.round(options.items / fanSeconds).toLocaleString('en')} docs/s`],
         ['commit-to-indexed at 1,000 tx/s (upper bound)', `p50 ${latencies.p50} ms, p99 ${latencies.p99} ms (target p99 <= 200 ms)`],
@@ -157,6 +163,24 @@ async function backlog(cluster: PostgresCluster, changes: number, items: number)
     statements.push(`UPDATE item SET v = v + 1 WHERE id BETWEEN ${from} AND ${from + 9};`);
   }
   await cluster.psql(statements.join('\n'), 'cdc');
+}
+
+/**
+ * Seconds PostgreSQL takes to build the documents Sluice rebuilds for the backlog: the same roots (the backlog updates
+ * ids 1.. in order, so each 1,000-change batch is 1,000 consecutive ids) with Sluice's own key-list document query,
+ * 1,000 roots per query, read by one client with nothing else running. Sluice needs this on top of decoding the
+ * stream and writing the engine, so it bounds the change rate whatever the decoding ceiling.
+ */
+async function documentQueryCeiling(client: pg.Client, url: string, changes: number, items: number): Promise<number> {
+  const plan = (await compileAgainst(url, SCHEMA.map((e) => ({ ...e, database: 'cdc' })))).plans[0]!;
+  const started = process.hrtime.bigint();
+  for (let done = 0; done < changes; done += 1000) {
+    const keys: string[][] = [];
+    for (let i = done; i < Math.min(changes, done + 1000); i++) keys.push([String(1 + (i % items))]);
+    const query = buildDocumentQuery(plan, { kind: 'keys', keys });
+    await client.query({ text: query.text, values: query.values, rowMode: 'array' });
+  }
+  return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
 /** Single-row transactions at a steady rate. */
