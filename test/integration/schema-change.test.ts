@@ -275,6 +275,14 @@ describe('schema changes without downtime', () => {
     let running = start(v3.path);
     const progress = await waitFor('the rebuild to finish some chunks', async () => checkpoint(index, true)?.snapshot?.doneUpTo, 60_000);
     const generation = checkpoint(index)!.rebuild!.generation;
+    // Both generations show while the rebuild runs.
+    const url = /"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*HTTP server listening/.exec(running.output())![1];
+    const status = (await (await fetch(`${url}/status`)).json()) as { indexes: Array<{ generation: string; phase: string; rebuild?: { generation: string; phase: string; snapshotDocuments: number } }> };
+    expect(status.indexes[0]).toMatchObject({ generation: live, phase: 'streaming', rebuild: { generation, phase: 'snapshot' } });
+    expect(status.indexes[0]!.rebuild!.snapshotDocuments).toBeGreaterThan(0);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toContain(`sluice_generation_info{index="${index}",generation="${live}",role="live"} 1`);
+    expect(metrics).toContain(`sluice_generation_info{index="${index}",generation="${generation}",role="rebuild"} 1`);
     await running.kill();
     outputs.push(running.output());
     expect(checkpoint(index, true)!.snapshot!.complete).toBe(false);
