@@ -103,6 +103,11 @@ export async function runStreamPhase(
   /** The tail of the apply stage and of the commit stage; each link runs after the previous one. */
   let applying: Promise<void> = Promise.resolve();
   let committing: Promise<void> = Promise.resolve();
+  /**
+   * Dispatched batches with changes not yet complete (for backpressure). A batch that only moves the acknowledged
+   * position (a keepalive's) holds no memory and is not counted: counting it would keep the next batch from being
+   * read until the previous one's writes are done.
+   */
   let inFlight = 0;
   /** Resolves when a dispatched batch completes (or fails). */
   let completed: (() => void) | undefined;
@@ -143,7 +148,7 @@ export async function runStreamPhase(
     oldestCommitTime = undefined;
     transactions = 0;
     dispatchedLsn = lastCommitEnd;
-    inFlight += 1;
+    if (rows.length > 0) inFlight += 1;
     // The apply stage hands this batch's actions to the writer after the previous batch's, then asks the writer
     // for a promise of exactly these actions (and earlier ones) being durable, without waiting for it.
     const applied = applying.then(async () => {
@@ -168,7 +173,7 @@ export async function runStreamPhase(
       } catch (error) {
         fail(error);
       } finally {
-        inFlight -= 1;
+        if (rows.length > 0) inFlight -= 1;
         completed?.();
       }
     });
@@ -183,9 +188,11 @@ export async function runStreamPhase(
     if (failure) throw failure.error;
   };
 
+  /** Hands on the batch in hand and waits until every dispatched batch is committed. */
   const finish = async () => {
     dispatch();
-    await drain(1);
+    await committing;
+    if (failure) throw failure.error;
   };
 
   // The oldest unapplied work: a batch is applied once it is this old, even while messages keep coming.
