@@ -65,6 +65,9 @@ interface Dispatched {
  * batch's writes, saving the checkpoint, acknowledging: one batch at a time, in order). So batch N+1 is read
  * and built while batch N's bulk requests are in flight. Per document, writes still reach the writer in LSN
  * order (the apply stage is sequential) and the writer never has two requests for one document in flight.
+ * Batch N+1's document queries may read rows before batch N's writes are in the engine; that is harmless because
+ * documents are built from current rows and carry their batch's commit LSN as external version (`external_gte`):
+ * the write with the highest version, built from rows at least that new, is the one that stays.
  */
 export async function runStreamPhase(
   plan: EntryPlan,
@@ -94,7 +97,7 @@ export async function runStreamPhase(
   let current = checkpoint;
 
   let failure: { error: unknown } | undefined;
-  /** Wakes the reader's wait for a message when a stage fails or a batch completes. */
+  /** Wakes the reader's wait for a message when a stage fails. */
   let wake: (() => void) | undefined;
   const fail = (error: unknown) => {
     failure ??= { error };
