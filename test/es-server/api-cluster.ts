@@ -57,7 +57,7 @@ export async function clusterHealth(req: Req): Promise<Reply> {
 
 function byteSize(index: IndexState): string {
   let bytes = 0;
-  for (const doc of index.docs.values()) bytes += doc.end - doc.start + 64;
+  for (const doc of index.allDocs()) bytes += doc.end - doc.start + 64;
   return `${bytes + 225}b`;
 }
 
@@ -96,7 +96,7 @@ export function catIndices(req: Req): Reply {
       uuid: i.uuid,
       pri: String(i.settings.get('index.number_of_shards') ?? '1'),
       rep: String(i.replicas),
-      'docs.count': String(i.searchable.length),
+      'docs.count': String(i.searchableCount),
       'docs.deleted': String(i.deletedDocs),
       'store.size': size,
       'pri.store.size': size,

@@ -1,5 +1,5 @@
 import { boolParam, isObject, type Reply, type Req } from './context.js';
-import { EsError, indexNotFoundCause, illegalArgument, validationFailed } from './errors.js';
+import { EsError, indexNotFoundCause, illegalArgument, routingMissingCause, validationFailed } from './errors.js';
 import { validateWriteOp } from './bulk.js';
 import { parseSourceFilter, sourceJson, type SourceFilter } from './hits.js';
 import { toJson } from './json.js';
@@ -71,11 +71,20 @@ export function deleteDoc(req: Req): Reply {
   return writeReply(req, opFromQuery(req, 'delete'));
 }
 
-function findDoc(req: Req, indexName: string, id: string, realtime: boolean): { index: string; doc: Doc | undefined } {
+/**
+ * A get is routed like a write: it reads the shard the routing (default: the id) picks, so a copy of the id
+ * stored under another routing is not seen. Without routing on an index that requires it: routing_missing_exception.
+ */
+function findDoc(req: Req, indexName: string, id: string, realtime: boolean, routing: string | undefined): { index: string; doc: Doc | undefined } {
   const index = req.engine.store.resolveSingle(indexName);
-  const doc = realtime ? index.docs.get(id) : index.searchable.find((d) => d.id === id);
+  const { flavor } = req.engine;
+  if (routing === undefined && index.routingRequired) throw EsError.of(400, routingMissingCause(flavor.major, flavor.isOpenSearch, index.name, id));
+  const shard = index.shardFor(id, routing);
+  const doc = realtime ? shard.docs.get(id) : shard.searchable.find((d) => d.id === id);
   return { index: index.name, doc };
 }
+
+const routingParam = (req: Req): string | undefined => req.query.get('routing') ?? undefined;
 
 function renderGet(req: Req, index: string, id: string, doc: Doc | undefined, filter: SourceFilter): string {
   const head: Record<string, unknown> = { _index: index };
@@ -94,14 +103,14 @@ function renderGet(req: Req, index: string, id: string, doc: Doc | undefined, fi
 
 export function getDoc(req: Req): Reply {
   const id = req.params.id as string;
-  const { index, doc } = findDoc(req, req.params.index as string, id, boolParam(req.query, 'realtime', true));
+  const { index, doc } = findDoc(req, req.params.index as string, id, boolParam(req.query, 'realtime', true), routingParam(req));
   if (req.method === 'HEAD') return { status: doc ? 200 : 404 };
   return { status: doc ? 200 : 404, raw: renderGet(req, index, id, doc, parseSourceFilter(undefined, req.query)) };
 }
 
 export function getSource(req: Req): Reply {
   const id = req.params.id as string;
-  const { index, doc } = findDoc(req, req.params.index as string, id, boolParam(req.query, 'realtime', true));
+  const { index, doc } = findDoc(req, req.params.index as string, id, boolParam(req.query, 'realtime', true), routingParam(req));
   if (!doc) {
     if (req.method === 'HEAD') return { status: 404 };
     throw EsError.of(404, { type: 'resource_not_found_exception', reason: `Document not found [${index}]/[${id}]` });
@@ -130,7 +139,8 @@ export function mget(req: Req): Reply {
     const indexName = String(spec._index ?? defaultIndex);
     const id = String(spec._id);
     try {
-      const { index, doc } = findDoc(req, indexName, id, boolParam(req.query, 'realtime', true));
+      const routing = spec.routing ?? spec._routing;
+      const { index, doc } = findDoc(req, indexName, id, boolParam(req.query, 'realtime', true), routing === undefined || routing === null ? routingParam(req) : String(routing));
       return renderGet(req, index, id, doc, parseSourceFilter(spec._source, req.query));
     } catch (err) {
       if (!(err instanceof EsError)) throw err;

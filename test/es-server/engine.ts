@@ -9,7 +9,7 @@ import { createRequestListener } from './http.js';
 import { buildRouter } from './routes.js';
 import { ScrollRegistry } from './scroll.js';
 import { nestSettings } from './settings.js';
-import { parseSource, Store } from './store.js';
+import { parseSource, Store, type Doc, type IndexState } from './store.js';
 import type { FaultRule, RecordedRequest, TestEngine, TestEngineOptions } from './types.js';
 
 const DEFAULT_REFRESH_MS = 1000;
@@ -47,8 +47,8 @@ function controlEndpoint(engine: EngineState, requests: RecordedRequest[], count
           const docs: Record<string, number> = {};
           const searchable: Record<string, number> = {};
           for (const [name, index] of engine.store.indices) {
-            docs[name] = index.docs.size;
-            searchable[name] = index.searchable.length;
+            docs[name] = index.docCount;
+            searchable[name] = index.searchableCount;
           }
           let total = 0;
           for (const n of counts.values()) total += n;
@@ -143,11 +143,19 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
       indices: () => [...store.indices.keys()].sort(),
       documents: (index) => {
         const target = tryResolve(store, index);
-        return new Map(target ? [...target.docs.values()].map((d) => [d.id, parseSource(d)]) : []);
+        return new Map(target ? [...target.allDocs()].map((d) => [d.id, parseSource(d)]) : []);
       },
       document: (index, id) => {
-        const doc = tryResolve(store, index)?.docs.get(id);
+        const doc = firstCopy(tryResolve(store, index), id);
         return doc ? parseSource(doc) : undefined;
+      },
+      copies: (index, id) => {
+        const target = tryResolve(store, index);
+        if (!target) return [];
+        return target.shards.flatMap((shard) => {
+          const doc = shard.docs.get(id);
+          return doc ? [{ shard: shard.number, ...(doc.routing !== undefined ? { routing: doc.routing } : {}), version: Number(doc.version), source: parseSource(doc) }] : [];
+        });
       },
       mapping: (index) => tryResolve(store, index)?.mapping,
       settings: (index) => {
@@ -155,7 +163,7 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
         return target ? (nestSettings(target.settings).index as Record<string, unknown>) : undefined;
       },
       version: (index, id) => {
-        const v = tryResolve(store, index)?.docs.get(id)?.version;
+        const v = firstCopy(tryResolve(store, index), id)?.version;
         return v === undefined ? undefined : Number(v);
       },
     },
@@ -167,6 +175,15 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
         for (const socket of sockets) socket.destroy();
       })),
   };
+}
+
+/** The copy of an id on the lowest shard holding one (there is one copy unless routings differed). */
+function firstCopy(index: IndexState | undefined, id: string): Doc | undefined {
+  for (const shard of index?.shards ?? []) {
+    const doc = shard.docs.get(id);
+    if (doc) return doc;
+  }
+  return undefined;
 }
 
 function tryResolve(store: Store, name: string) {

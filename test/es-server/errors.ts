@@ -127,3 +127,12 @@ export function parseJson(text: string): unknown {
     throw badJson(text, err);
   }
 }
+
+/**
+ * RoutingMissingException (400): a write, get or mget item without routing on an index whose mapping has
+ * `_routing.required`. ES 7 still names the type (`[index]/[_doc]/[id]`); ES 8+ and OpenSearch 2 do not.
+ */
+export function routingMissingCause(major: number, isOpenSearch: boolean, index: string, id: string): Cause {
+  const path = major === 7 && !isOpenSearch ? `[${index}]/[_doc]/[${id}]` : `[${index}]/[${id}]`;
+  return cause('routing_missing_exception', `routing is required for ${path}`, { index_uuid: '_na_', index });
+}

@@ -4,7 +4,7 @@ import { parseSourceFilter, renderHit, renderSearch, type HitOptions } from './h
 import { compileQuery, type Compiled } from './query.js';
 import { keepAliveMs } from './scroll.js';
 import { compareTuples, parseSort, shardFailure, sortHits, type Hit } from './sort.js';
-import type { IndexState, Resolved } from './store.js';
+import type { IndexState, Resolved, ShardState } from './store.js';
 
 const SEARCH_KEYS = new Set([
   'query', 'from', 'size', 'sort', '_source', 'track_total_hits', 'search_after', 'timeout', 'version',
@@ -48,7 +48,19 @@ function uriQuery(q: string | null): unknown {
   return q === '*' || q === '*:*' ? { match_all: {} } : { ids: { values: [q] } };
 }
 
-function collect(targets: Resolved[], query: unknown, postFilter: unknown): { hits: Hit[]; scoring: boolean } {
+/**
+ * The shards a search or count visits: all of them, or with `routing=a,b` only those the values pick (a copy of
+ * an id on another shard is then not found, as in ES).
+ */
+export function searchedShards(index: IndexState, routing: string | null): ShardState[] {
+  if (routing === null) return index.shards;
+  const picked = new Set(routing.split(',').map((r) => index.shardFor('', r)));
+  return index.shards.filter((s) => picked.has(s));
+}
+
+const shardTotal = (targets: Resolved[], routing: string | null): number => targets.reduce((n, t) => n + searchedShards(t.index, routing).length, 0);
+
+function collect(targets: Resolved[], query: unknown, postFilter: unknown, routing: string | null): { hits: Hit[]; scoring: boolean } {
   const hits: Hit[] = [];
   let scoring = true;
   targets.forEach(({ index, filter }, indexOrder) => {
@@ -57,9 +69,11 @@ function collect(targets: Resolved[], query: unknown, postFilter: unknown): { hi
     scoring = main.scoring;
     const extra = [filter, postFilter].filter((f) => f !== undefined).map((f) => compileQuery(f, index.mapping));
     const score = main.scoring ? 1 : 0;
-    index.searchable.forEach((doc, pos) => {
-      if (main.match(doc) && extra.every((c) => c.match(doc))) hits.push({ index, indexOrder, pos, doc, score });
-    });
+    for (const shard of searchedShards(index, routing)) {
+      shard.searchable.forEach((doc, pos) => {
+        if (main.match(doc) && extra.every((c) => c.match(doc))) hits.push({ index, indexOrder, shard: shard.number, pos, doc, score });
+      });
+    }
   });
   return { hits, scoring };
 }
@@ -100,7 +114,8 @@ export function handleSearch(req: Req): Reply {
 
   const sortSpec = body.sort ?? (q.get('sort') ? q.get('sort')?.split(',') : undefined);
   const keys = parseSort(sortSpec, indices);
-  const { hits, scoring } = collect(targets, body.query ?? uriQuery(q.get('q')), body.post_filter);
+  const routing = q.get('routing');
+  const { hits, scoring } = collect(targets, body.query ?? uriQuery(q.get('q')), body.post_filter, routing);
   sortHits(keys, hits);
   const sortedByScore = !keys.length || keys[0]?.kind === 'score';
   const render: HitOptions = {
@@ -112,7 +127,7 @@ export function handleSearch(req: Req): Reply {
   };
   const maxScore = !hits.length || !render.scored ? null : scoring ? 1 : 0;
   const restTotalAsInt = boolParam(q, 'rest_total_hits_as_int');
-  const shards = indices.reduce((n, i) => n + Number(i.settings.get('index.number_of_shards') ?? 1), 0);
+  const shards = shardTotal(targets, routing);
 
   if (keepAlive !== undefined) {
     const { id, page } = req.engine.scrolls.open({ hits, size, expiresAt: Date.now() + keepAlive, shards, render, maxScore, restTotalAsInt });
@@ -154,13 +169,16 @@ export function handleCount(req: Req): Reply {
   }
   const targets = resolveTargets(req);
   const query = body.query ?? uriQuery(req.query.get('q'));
+  const routing = req.query.get('routing');
   let count = 0;
   for (const { index, filter } of targets) {
     touchForSearch(index);
     const main = compileQuery(query ?? { match_all: {} }, index.mapping).match;
     const extra = filter === undefined ? undefined : compileQuery(filter, index.mapping).match;
-    for (const doc of index.searchable) if (main(doc) && (!extra || extra(doc))) count++;
+    for (const shard of searchedShards(index, routing)) {
+      for (const doc of shard.searchable) if (main(doc) && (!extra || extra(doc))) count++;
+    }
   }
-  const shards = targets.reduce((n, t) => n + Number(t.index.settings.get('index.number_of_shards') ?? 1), 0);
+  const shards = shardTotal(targets, routing);
   return { status: 200, body: { count, _shards: { total: shards, successful: shards, skipped: 0, failed: 0 } } };
 }

@@ -7,8 +7,9 @@ import { sourceOf, type Doc, type IndexState } from './store.js';
 
 export interface Hit {
   index: IndexState;
-  /** Position of the index among the searched ones, then of the doc in its snapshot: the `_doc` order. */
+  /** Position of the index among the searched ones, the shard within it, then of the doc in the shard's snapshot: the `_doc` order. */
   indexOrder: number;
+  shard: number;
   pos: number;
   doc: Doc;
   score: number;
@@ -149,7 +150,8 @@ export function compareTuples(keys: SortKey[], a: unknown[], b: unknown[]): numb
 }
 
 export function sortHits(keys: SortKey[], hits: Hit[]): void {
-  const byDoc = (a: Hit, b: Hit): number => a.indexOrder - b.indexOrder || a.pos - b.pos;
+  // Ties go to the lower shard (indices in order, then their shards), then the lower doc, like Lucene's TopDocs.merge.
+  const byDoc = (a: Hit, b: Hit): number => a.indexOrder - b.indexOrder || a.shard - b.shard || a.pos - b.pos;
   if (!keys.length) {
     // Every hit of one query has the same constant score here, so collection order is already the result order.
     if (hits.some((h) => h.score !== hits[0]?.score)) hits.sort((a, b) => b.score - a.score || byDoc(a, b));

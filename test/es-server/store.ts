@@ -1,6 +1,7 @@
 import { EsError, indexNotFound, invalidIndexNameCause, illegalArgument, resourceAlreadyExists } from './errors.js';
 import { randomId, type FlavorInfo } from './flavors.js';
 import type { RootMapping } from './mapping-defs.js';
+import { defaultRoutingNumShards, shardFor } from './routing.js';
 import { parseTimeMs, type FlatSettings } from './settings.js';
 
 export interface Doc {
@@ -46,9 +47,11 @@ export interface AliasMeta {
   is_hidden?: boolean;
 }
 
-export class IndexState {
-  readonly uuid = randomId(16);
-  readonly creationDate = Date.now();
+/**
+ * One primary shard: its documents, the deletes external versioning still remembers, its own `_seq_no` counter
+ * and what searches see of it as of the last refresh. The same `_id` on two shards is two documents, as in ES.
+ */
+export class ShardState {
   readonly docs = new Map<string, Doc>();
   /** Versions of deleted documents, so external versioning keeps rejecting older writes (ES keeps them for gc_deletes). */
   readonly tombstones = new Map<string, bigint>();
@@ -56,15 +59,8 @@ export class IndexState {
   /** What searches see: the documents as of the last refresh. */
   searchable: Doc[] = [];
   dirty = false;
-  lastRefresh = Date.now();
-  lastSearchAccess = Date.now();
-  deletedDocs = 0;
 
-  constructor(
-    readonly name: string,
-    public settings: FlatSettings,
-    public mapping: RootMapping,
-  ) {}
+  constructor(readonly number: number) {}
 
   takeSeqNo(): number {
     return this.nextSeqNo++;
@@ -75,9 +71,72 @@ export class IndexState {
   }
 
   refresh(): void {
-    this.lastRefresh = Date.now();
     if (!this.dirty) return;
     this.searchable = Array.from(this.docs.values());
+    this.dirty = false;
+  }
+}
+
+export class IndexState {
+  readonly uuid = randomId(16);
+  readonly creationDate = Date.now();
+  /** Primary shards, `index.number_of_shards` of them (fixed at creation like the static setting). */
+  readonly shards: ShardState[];
+  private readonly routingNumShards: number;
+  /** Some shard has writes a refresh has not exposed yet. */
+  dirty = false;
+  lastRefresh = Date.now();
+  lastSearchAccess = Date.now();
+  deletedDocs = 0;
+
+  constructor(
+    readonly name: string,
+    public settings: FlatSettings,
+    public mapping: RootMapping,
+  ) {
+    const count = Math.max(1, Number(settings.get('index.number_of_shards') ?? 1) || 1);
+    this.shards = Array.from({ length: count }, (_, i) => new ShardState(i));
+    const explicit = Number(settings.get('index.number_of_routing_shards'));
+    this.routingNumShards = Number.isInteger(explicit) && explicit >= count && explicit % count === 0 ? explicit : defaultRoutingNumShards(count);
+  }
+
+  get numberOfShards(): number {
+    return this.shards.length;
+  }
+
+  /** The shard a write or get with this routing (default: the id) goes to. */
+  shardFor(id: string, routing: string | undefined): ShardState {
+    return this.shards[shardFor(routing ?? id, this.shards.length, this.routingNumShards)] as ShardState;
+  }
+
+  /** Every stored document, every copy of an id (one per shard holding it), shard by shard. */
+  *allDocs(): IterableIterator<Doc> {
+    for (const shard of this.shards) yield* shard.docs.values();
+  }
+
+  get docCount(): number {
+    let n = 0;
+    for (const shard of this.shards) n += shard.docs.size;
+    return n;
+  }
+
+  /** Documents searches see, over all shards. */
+  get searchableCount(): number {
+    let n = 0;
+    for (const shard of this.shards) n += shard.searchable.length;
+    return n;
+  }
+
+  /** A write happened on `shard`: the next refresh has something to expose. */
+  markDirty(shard: ShardState): void {
+    shard.dirty = true;
+    this.dirty = true;
+  }
+
+  refresh(): void {
+    this.lastRefresh = Date.now();
+    if (!this.dirty) return;
+    for (const shard of this.shards) shard.refresh();
     this.dirty = false;
   }
 
@@ -93,7 +152,12 @@ export class IndexState {
     return typeof value === 'string' ? parseTimeMs(value) : undefined;
   }
 
-  shards(): { total: number; successful: number; failed: number } {
+  get routingRequired(): boolean {
+    return (this.mapping._routing as { required?: boolean } | undefined)?.required === true;
+  }
+
+  /** `_shards` of a write: the primary and its replicas (unassigned on a one-node cluster). */
+  writeShards(): { total: number; successful: number; failed: number } {
     return { total: this.replicas + 1, successful: 1, failed: 0 };
   }
 

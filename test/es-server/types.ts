@@ -60,6 +60,8 @@ export interface TestEngine {
     mapping(index: string): Record<string, unknown> | undefined;
     settings(index: string): Record<string, unknown> | undefined;
     version(index: string, id: string): number | undefined;
+    /** Every stored copy of an id, one per shard holding it (more than one when it was written under different routings). */
+    copies(index: string, id: string): Array<{ shard: number; routing?: string; version: number; source: unknown }>;
   };
   close(): Promise<void>;
 }

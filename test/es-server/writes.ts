@@ -1,10 +1,10 @@
-import { cause, EsError, type Cause } from './errors.js';
+import { cause, EsError, routingMissingCause, type Cause } from './errors.js';
 import { randomId } from './flavors.js';
 import { toJson } from './json.js';
 import type { EngineState } from './context.js';
 import { countFields, mergeMapping } from './mapping-defs.js';
 import { DocError, parseDocument } from './mapping-docs.js';
-import { bytesOf, parseSource, type IndexState, type SourceBytes } from './store.js';
+import { bytesOf, parseSource, type IndexState, type ShardState, type SourceBytes } from './store.js';
 
 export interface WriteOp {
   op: 'index' | 'create' | 'update' | 'delete';
@@ -35,21 +35,25 @@ export function itemCause(err: EsError): Cause {
 
 const failure = (indexName: string, id: string | undefined, status: number, error: Cause): WriteOutcome => ({ ok: false, indexName, id, status, error });
 
-function conflict(index: IndexState, id: string, reason: string): WriteOutcome {
-  return failure(index.name, id, 409, cause('version_conflict_engine_exception', `[${id}]: version conflict, ${reason}`, { index_uuid: index.uuid, shard: '0', index: index.name }));
+function conflict(index: IndexState, shard: ShardState, id: string, reason: string): WriteOutcome {
+  return failure(index.name, id, 409, cause('version_conflict_engine_exception', `[${id}]: version conflict, ${reason}`, { index_uuid: index.uuid, shard: String(shard.number), index: index.name }));
 }
 
 const isExternal = (op: WriteOp): boolean => op.versionType === 'external' || op.versionType === 'external_gte';
 
-/** Optimistic concurrency and external versioning checks shared by every write; returns a conflict or the new version. */
-function nextVersion(op: WriteOp, index: IndexState, id: string): WriteOutcome | bigint {
-  const existing = index.docs.get(id);
-  const tomb = index.tombstones.get(id);
+/**
+ * Optimistic concurrency and external versioning checks shared by every write; returns a conflict or the new
+ * version. Like ES, against the copy on the shard the write goes to only: a copy under another routing is
+ * another document.
+ */
+function nextVersion(op: WriteOp, index: IndexState, shard: ShardState, id: string): WriteOutcome | bigint {
+  const existing = shard.docs.get(id);
+  const tomb = shard.tombstones.get(id);
   if (op.ifSeqNo !== undefined) {
     const term = op.ifPrimaryTerm ?? 1;
-    if (!existing) return conflict(index, id, `required seqNo [${op.ifSeqNo}], primary term [${term}]. but no document was found`);
+    if (!existing) return conflict(index, shard, id, `required seqNo [${op.ifSeqNo}], primary term [${term}]. but no document was found`);
     if (existing.seqNo !== op.ifSeqNo || term !== 1) {
-      return conflict(index, id, `required seqNo [${op.ifSeqNo}], primary term [${term}]. current document has seqNo [${existing.seqNo}] and primary term [1]`);
+      return conflict(index, shard, id, `required seqNo [${op.ifSeqNo}], primary term [${term}]. current document has seqNo [${existing.seqNo}] and primary term [1]`);
     }
   }
   if (isExternal(op) && op.version !== undefined) {
@@ -57,7 +61,7 @@ function nextVersion(op: WriteOp, index: IndexState, id: string): WriteOutcome |
     if (current !== undefined) {
       const gte = op.versionType === 'external_gte';
       if (gte ? op.version < current : op.version <= current) {
-        return conflict(index, id, `current version [${current}] is higher ${gte ? 'than' : 'or equal to'} the one provided [${op.version}]`);
+        return conflict(index, shard, id, `current version [${current}] is higher ${gte ? 'than' : 'or equal to'} the one provided [${op.version}]`);
       }
     }
     return op.version;
@@ -71,7 +75,7 @@ function docFailureOutcome(index: IndexState, id: string, err: unknown): WriteOu
   throw err;
 }
 
-function store(engine: EngineState, index: IndexState, op: WriteOp, id: string, body: SourceBytes, source: unknown, version: bigint): WriteOutcome {
+function store(engine: EngineState, index: IndexState, shard: ShardState, op: WriteOp, id: string, body: SourceBytes, source: unknown, version: bigint): WriteOutcome {
   let additions;
   try {
     additions = parseDocument(
@@ -91,13 +95,13 @@ function store(engine: EngineState, index: IndexState, op: WriteOp, id: string, 
   } catch (err) {
     return docFailureOutcome(index, id, err);
   }
-  const existed = index.docs.has(id);
-  const seqNo = index.takeSeqNo();
+  const existed = shard.docs.has(id);
+  const seqNo = shard.takeSeqNo();
   const { buf, start, end } = body;
-  index.docs.set(id, op.routing === undefined ? { id, buf, start, end, version, seqNo } : { id, buf, start, end, version, seqNo, routing: op.routing });
-  index.tombstones.delete(id);
+  shard.docs.set(id, op.routing === undefined ? { id, buf, start, end, version, seqNo } : { id, buf, start, end, version, seqNo, routing: op.routing });
+  shard.tombstones.delete(id);
   if (existed) index.deletedDocs++;
-  index.dirty = true;
+  index.markDirty(shard);
   return { ok: true, index, id, version, result: existed ? 'updated' : 'created', seqNo, status: existed ? 200 : 201 };
 }
 
@@ -120,51 +124,51 @@ export function executeWrite(engine: EngineState, op: WriteOp): WriteOutcome {
     throw err;
   }
   const id = op.id ?? randomId(15);
-  const routingRequired = (index.mapping._routing as { required?: boolean } | undefined)?.required === true;
-  if (routingRequired && op.routing === undefined) {
-    return failure(index.name, id, 400, cause('routing_missing_exception', `routing is required for [${index.name}]/[${id}]`, { index_uuid: '_na_', index: index.name }));
+  if (index.routingRequired && op.routing === undefined) {
+    return failure(index.name, id, 400, routingMissingCause(engine.flavor.major, engine.flavor.isOpenSearch, index.name, id));
   }
+  const shard = index.shardFor(id, op.routing);
   const pipeline = op.pipeline ?? (index.settings.get('index.default_pipeline') as string | undefined);
   if (op.op !== 'delete' && pipeline !== undefined && pipeline !== '_none' && !engine.store.pipelines.has(pipeline)) {
     return failure(index.name, id, 400, cause('illegal_argument_exception', `pipeline with id [${pipeline}] does not exist`));
   }
 
   if (op.op === 'delete') {
-    const version = nextVersion(op, index, id);
+    const version = nextVersion(op, index, shard, id);
     if (typeof version !== 'bigint') return version;
-    const existed = index.docs.delete(id);
-    index.tombstones.set(id, version);
+    const existed = shard.docs.delete(id);
+    shard.tombstones.set(id, version);
     if (existed) {
-      index.dirty = true;
+      index.markDirty(shard);
       index.deletedDocs++;
     }
-    return { ok: true, index, id, version, result: existed ? 'deleted' : 'not_found', seqNo: index.takeSeqNo(), status: existed ? 200 : 404 };
+    return { ok: true, index, id, version, result: existed ? 'deleted' : 'not_found', seqNo: shard.takeSeqNo(), status: existed ? 200 : 404 };
   }
 
   if (op.op === 'update') {
-    const existing = index.docs.get(id);
+    const existing = shard.docs.get(id);
     const upd = op.update ?? {};
     if (!existing) {
       const upsert = upd.docAsUpsert ? upd.doc : upd.upsert;
       if (upsert === undefined) {
-        return failure(index.name, id, 404, cause('document_missing_exception', `[${id}]: document missing`, { index_uuid: index.uuid, shard: '0', index: index.name }));
+        return failure(index.name, id, 404, cause('document_missing_exception', `[${id}]: document missing`, { index_uuid: index.uuid, shard: String(shard.number), index: index.name }));
       }
-      const version = nextVersion(op, index, id);
+      const version = nextVersion(op, index, shard, id);
       if (typeof version !== 'bigint') return version;
-      return store(engine, index, op, id, bytesOf(JSON.stringify(upsert)), upsert, version);
+      return store(engine, index, shard, op, id, bytesOf(JSON.stringify(upsert)), upsert, version);
     }
     const current = parseSource(existing);
     const merged = deepMerge(current, upd.doc ?? {});
     if (upd.detectNoop !== false && JSON.stringify(merged) === JSON.stringify(current)) {
       if (op.ifSeqNo !== undefined) {
-        const check = nextVersion(op, index, id);
+        const check = nextVersion(op, index, shard, id);
         if (typeof check !== 'bigint') return check;
       }
       return { ok: true, index, id, version: existing.version, result: 'noop', seqNo: existing.seqNo, status: 200 };
     }
-    const version = nextVersion({ ...op, versionType: 'internal' }, index, id);
+    const version = nextVersion({ ...op, versionType: 'internal' }, index, shard, id);
     if (typeof version !== 'bigint') return version;
-    return store(engine, index, { ...op, routing: op.routing ?? existing.routing }, id, bytesOf(JSON.stringify(merged)), merged, version);
+    return store(engine, index, shard, { ...op, routing: op.routing ?? existing.routing }, id, bytesOf(JSON.stringify(merged)), merged, version);
   }
 
   if (op.parseError !== undefined) {
@@ -173,12 +177,12 @@ export function executeWrite(engine: EngineState, op: WriteOp): WriteOutcome {
     const inner = cause(engine.flavor.major >= 8 ? 'x_content_parse_exception' : 'json_parse_exception', detail);
     return failure(index.name, id, 400, cause(engine.flavor.docParsingType, reason, undefined, inner));
   }
-  if (op.op === 'create' && index.docs.has(id)) {
-    return conflict(index, id, `document already exists (current version [${index.docs.get(id)?.version}])`);
+  if (op.op === 'create' && shard.docs.has(id)) {
+    return conflict(index, shard, id, `document already exists (current version [${shard.docs.get(id)?.version}])`);
   }
-  const version = nextVersion(op, index, id);
+  const version = nextVersion(op, index, shard, id);
   if (typeof version !== 'bigint') return version;
-  return store(engine, index, op, id, op.body ?? bytesOf(JSON.stringify(op.source)), op.source, version);
+  return store(engine, index, shard, op, id, op.body ?? bytesOf(JSON.stringify(op.source)), op.source, version);
 }
 
 /** The per-item response body ES returns for a write (bulk item or single-document API). */
@@ -197,7 +201,7 @@ export function outcomeBody(engine: EngineState, out: WriteOutcome, forcedRefres
   body._version = out.version <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(out.version) : out.version;
   body.result = out.result;
   if (forcedRefresh && out.result !== 'noop') body.forced_refresh = true;
-  body._shards = out.result === 'noop' ? { total: 0, successful: 0, failed: 0 } : out.index.shards();
+  body._shards = out.result === 'noop' ? { total: 0, successful: 0, failed: 0 } : out.index.writeShards();
   body._seq_no = out.seqNo;
   body._primary_term = 1;
   body.status = out.status;

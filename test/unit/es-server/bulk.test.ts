@@ -130,7 +130,9 @@ describe('_bulk', () => {
     await call(engine.url, 'PUT', '/routed', { mappings: { _routing: { required: true } } });
     const res = await bulk(engine.url, ndjson({ index: { _index: 'routed', _id: '1' } }, {}, { index: { _index: 'routed', _id: '2', routing: 'r' } }, {}));
     expect(res.json.items[0].index.error).toMatchObject({ type: 'routing_missing_exception', reason: 'routing is required for [routed]/[1]' });
-    expect((await call(engine.url, 'GET', '/routed/_doc/2')).json._routing).toBe('r');
+    expect((await call(engine.url, 'GET', '/routed/_doc/2?routing=r')).json._routing).toBe('r');
+    // Like ES: a get without routing on an index that requires it is refused, it does not guess the shard.
+    expect((await call(engine.url, 'GET', '/routed/_doc/2')).json.error.type).toBe('routing_missing_exception');
     const cas = await bulk(engine.url, ndjson({ index: { _index: 'routed', _id: '2', routing: 'r', if_seq_no: 5, if_primary_term: 1 } }, {}));
     expect(cas.json.items[0].index.error.reason).toBe('[2]: version conflict, required seqNo [5], primary term [1]. current document has seqNo [0] and primary term [1]');
   });
