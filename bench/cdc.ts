@@ -2,8 +2,8 @@
 // child-row changes fanning out to many roots, and commit-to-indexed latency at a steady 1,000 tx/s. The ceiling
 // is measured in the same run: pg_recvlogical decoding the same WAL to /dev/null.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { buildDocumentQuery } from '../src/transform/document-query.js';
@@ -70,7 +70,14 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
     await client.query(`SELECT pg_drop_replication_slot('ceiling')`);
     sluice = startSluice(schemaPath, env);
     const peak = trackPeakRss(sluice.child.pid!, 100);
+    const postmaster = Number(readFileSync(join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const cpuBefore = { sluice: cpuSeconds(sluice.child.pid!), engine: cpuSeconds(engine.child.pid!), postgres: new Map(childrenOf(postmaster).map((pid) => [pid, cpuSeconds(pid)])) };
     const rootSeconds = await timed(() => caughtUp(client, slot, end));
+    const cpu = {
+      sluice: cpuSeconds(sluice.child.pid!) - cpuBefore.sluice,
+      engine: cpuSeconds(engine.child.pid!) - cpuBefore.engine,
+      postgres: childrenOf(postmaster).reduce((sum, pid) => sum + cpuSeconds(pid) - (cpuBefore.postgres.get(pid) ?? 0), 0),
+    };
     const peakMb = peak.stop() / 1024;
     const applied = appliedChanges(sluice.output());
     await sluice.stop();
@@ -104,6 +111,10 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
         ['ratio to ceiling (target >= 0.7)', (rootRate / ceilingRate).toFixed(2)],
         ['document queries alone, same roots (second ceiling)', `${documentSeconds.toFixed(1)} s, ${Math.round(options.backlogChanges / documentSeconds).toLocaleString('en')} roots/s`],
         ['peak RSS draining the backlog (target <= 300 MB)', `${peakMb.toFixed(0)} MB`],
+        [
+          'CPU seconds while draining',
+          `sluice ${cpu.sluice.toFixed(1)}, test engine ${cpu.engine.toFixed(1)}, PostgreSQL ${cpu.postgres.toFixed(1)} (walsender, document queries); ${(cpus().length * rootSeconds).toFixed(1)} available`,
+        ],
         ['fan-out child changes', `${authors.toLocaleString('en')} authors → ${options.items.toLocaleString('en')} documents in ${fanSeconds.toFixed(1)} s, ${Math.round(options.items / fanSeconds).toLocaleString('en')} docs/s`],
         ['commit-to-indexed at 1,000 tx/s (upper bound)', `p50 ${latencies.p50} ms, p99 ${latencies.p99} ms (target p99 <= 200 ms)`],
       ],
@@ -214,6 +225,32 @@ function appliedChanges(log: string): number {
   let total = 0;
   for (const line of log.split('\n')) if (line.includes('"changes applied"')) total += (JSON.parse(line) as { changes: number }).changes;
   return total;
+}
+
+/** User + system CPU seconds a process has used so far (Linux /proc, 100 ticks a second); 0 once it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The processes whose parent is `ppid` (PostgreSQL's backends and walsenders are the postmaster's children). */
+function childrenOf(ppid: number): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) pids.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
 }
 
 async function timed(run: () => Promise<unknown>): Promise<number> {
