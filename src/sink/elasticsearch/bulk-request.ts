@@ -19,6 +19,14 @@ export type BulkAttempt =
   /** HTTP 413: the body exceeds the engine's `http.max_content_length`. */
   | { kind: 'tooLarge'; reason: string };
 
+/**
+ * The head of a compact `_bulk` answer in which every item was applied (Elasticsearch 7-9 and OpenSearch all
+ * start with `took`, then `ingest_took` when a pipeline ran, then `errors`). Parsing a response as large as the
+ * request only to find nothing wrong was the biggest cost left in the change stream's profile.
+ */
+const ALL_APPLIED = /^\{"took":\d+,(?:"ingest_took":\d+,)?"errors":false[,}]/;
+const APPLIED: ItemOutcome = { kind: 'success', status: 200, stale: false };
+
 /** Statuses of a whole bulk request worth retrying: timeout, throttling, server and gateway errors. */
 const RETRY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
 
@@ -32,6 +40,7 @@ export async function sendBulk(client: EngineClient, actions: readonly EncodedAc
     throw err;
   }
   if (res.status === 200) {
+    if (ALL_APPLIED.test(res.body.slice(0, 80))) return { kind: 'items', outcomes: actions.map(() => APPLIED) };
     const items = bulkItems(res.json());
     if (items === undefined || items.length !== actions.length) {
       throw new AppError(

@@ -237,6 +237,21 @@ describe('BulkWriter', () => {
     await expect(second.writer.flush()).rejects.toMatchObject({ code: 'SNK_CONNECT' });
   });
 
+  it('takes a compact answer that starts with "errors":false as all applied without reading its items', async () => {
+    // Items cut short on purpose: only the head is read.
+    const { writer } = await setup(() => ({ status: 200, body: '{"took":3,"ingest_took":1,"errors":false,"items":[{"index":' }));
+    await writer.add(doc(1));
+    await writer.add({ op: 'delete', index: 'books', id: '2' });
+    await writer.flush();
+    expect(writer.stats()).toMatchObject({ indexed: 1, deleted: 1, deadLettered: 0 });
+  });
+
+  it('reads every item of any other answer, and refuses one whose items do not match the request', async () => {
+    const { writer } = await setup(() => ({ status: 200, body: '{\n  "took" : 3,\n  "errors" : false,\n  "items" : [ ]\n}' }));
+    await writer.add(doc(1));
+    await expect(writer.flush()).rejects.toThrow('1 actions sent, 0 items received');
+  });
+
   it('counts stale versions as applied and not-found deletes as deleted', async () => {
     const { writer } = await setup((req) =>
       bulkResponse(req.body, (l) =>
