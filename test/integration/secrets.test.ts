@@ -71,8 +71,8 @@ afterAll(async () => {
 });
 
 describe('secrets never reach an output surface', () => {
-  it('CLI output and debug logs of validate, sync --once, bootstrap and status', async () => {
-    for (const args of [['validate'], ['sync', '--once'], ['bootstrap'], ['status']]) {
+  it('CLI output and debug logs of validate, sync --once, bootstrap, status, verify, preview and reindex', async () => {
+    for (const args of [['validate'], ['sync', '--once'], ['bootstrap'], ['status'], ['verify', 'book'], ['preview', 'book', '1'], ['reindex', 'book']]) {
       const result = await runCli(['-c', schemaPath, ...args], env());
       expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
       expectNoSecret(`sluice ${args.join(' ')}`, result.stdout + result.stderr);
