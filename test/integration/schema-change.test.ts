@@ -87,12 +87,18 @@ function schemaV3(index: string): object[] {
   return [entry!];
 }
 
-async function writeSchema(schema: object[]): Promise<{ path: string; plan: EntryPlan }> {
+/** An entry that stays the same while the others change. */
+function stableEntry(): object {
+  return { database: db.name, index: 'stable_publisher', nodes: { table: 'publisher', columns: ['id', 'name'] } };
+}
+
+async function writeSchema(schema: object[]): Promise<{ path: string; plan: EntryPlan; plans: EntryPlan[] }> {
   const path = join(work, 'schema.json');
   writeFileSync(path, JSON.stringify(schema));
   const bootstrap = await runCli(['-c', path, 'bootstrap'], env);
   expect(bootstrap.code, bootstrap.stderr + bootstrap.stdout).toBe(0);
-  return { path, plan: (await compileAgainst(db.url, schema)).plans[0]! };
+  const { plans } = await compileAgainst(db.url, schema);
+  return { path, plan: plans[0]!, plans };
 }
 
 function start(schemaPath: string, extra: Record<string, string> = {}): RunningSluice {
@@ -216,17 +222,19 @@ describe('schema changes without downtime', () => {
   const index = 'evolving_book';
 
   it('a changed entry is rebuilt beside the live generation and swapped in while searches keep working', async () => {
-    const v1 = await writeSchema(schemaV1(index));
+    const v1 = await writeSchema([...schemaV1(index), stableEntry()]);
     start(v1.path);
     await expectConverged(db.url, v1.plan, engine.url, 60_000);
+    await expectConverged(db.url, v1.plans[1]!, engine.url, 60_000);
     const [first] = (await aliasTargets(index))!;
+    const stableBefore = await aliasTargets('stable_publisher');
     expect(first).toMatch(new RegExp(`^${index}-[0-9a-f]{12}$`));
 
     const reader = searchLoop(index);
     const writer = writerLoop(SEED);
     await sleep(300);
     await stop();
-    const v2 = await writeSchema(schemaV2(index));
+    const v2 = await writeSchema([...schemaV2(index), stableEntry()]);
     start(v2.path);
     const second = await waitFor(
       'the alias to move to a new generation',
@@ -246,6 +254,10 @@ describe('schema changes without downtime', () => {
     expect(seen.minHits).toBeGreaterThan(BOOKS * 0.9);
     expect(written.reduce((sum, r) => sum + r.committed, 0)).toBeGreaterThan(20);
     await expectConverged(db.url, v2.plan, engine.url, 60_000);
+    // The unchanged entry kept its generation and streamed on.
+    expect(await aliasTargets('stable_publisher')).toEqual(stableBefore);
+    await expectConverged(db.url, v2.plans[1]!, engine.url, 60_000);
+    expect(sluice!.output().match(/building a new generation/g)).toHaveLength(1);
     const mapping = await engineJson('GET', `/${index}/_mapping`);
     expect(Object.keys(mapping.json)).toEqual([second]);
     expect(mapping.json[second!].mappings.properties.isbn.type).toBe('keyword');
