@@ -1,0 +1,171 @@
+// A root row's routing column changes while `sluice run` streams: with several primary shards the document
+// then belongs on another shard, and the copy on the old one must be deleted, or the index holds the id twice
+// (a search returns both; only the new one is ever updated). The engine models shards with Elasticsearch's
+// own routing, so the routing values below land on different shards there and on a real cluster alike.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EntryPlan } from '../../src/schema/sync-plan.js';
+import { shardFor } from '../es-server/routing.js';
+import { allDocuments, engineForTest, type EngineUnderTest } from '../helpers/engine.js';
+import { buildDocuments, compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
+import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
+import { runCli, sluiceEnv } from '../helpers/run-cli.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
+
+const SHARDS = 4;
+const index = 'routed_book';
+
+let db: TestDatabase;
+let engine: EngineUnderTest;
+let work: string;
+let plan: EntryPlan;
+let sluice: RunningSluice;
+
+interface Copy {
+  id: string;
+  routing?: string;
+}
+
+const byId = (a: Copy, b: Copy): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+async function search(path: string, body: unknown): Promise<any> {
+  const res = await request(`${engine.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const json = (await res.body.json()) as any;
+  if (res.statusCode !== 200) throw new Error(`${path}: ${res.statusCode} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** Every stored copy of these ids, over every shard (or only the shards `routing` picks). */
+async function copiesOf(ids: string[], routing?: string): Promise<Copy[]> {
+  await search(`/${index}/_refresh`, {});
+  const query = routing === undefined ? '' : `?routing=${encodeURIComponent(routing)}`;
+  const json = await search(`/${index}/_search${query}`, { size: 100, track_total_hits: true, _source: false, query: { ids: { values: ids } } });
+  expect(json.hits.total.value).toBe(json.hits.hits.length);
+  // Sorted by id, then routing: a leftover copy shows next to the current one.
+  return (json.hits.hits as Array<{ _id: string; _routing?: string }>)
+    .map((h) => ({ id: h._id, ...(h._routing !== undefined ? { routing: h._routing } : {}) }))
+    .sort((a, b) => byId(a, b) || ((a.routing ?? '') < (b.routing ?? '') ? -1 : 1));
+}
+
+/** Routing of every root as a fresh full sync would write it. */
+async function expectedRoutings(): Promise<Map<string, string>> {
+  return new Map((await buildDocuments(db.url, plan)).map((d) => [d.id, d.routing as string]));
+}
+
+/**
+ * The index holds exactly one copy of each document, under the routing a fresh full sync would use (and none of
+ * `gone`, roots deleted since), and equals that sync. Copies are compared first: the convergence oracle reads
+ * documents into a map by id, where a leftover copy would be hidden or would only show as different content.
+ */
+async function expectOneCopyEach(gone: string[] = []): Promise<void> {
+  const expected = await expectedRoutings();
+  const ids = [...new Set([...expected.keys(), ...gone])];
+  const want: Copy[] = [...expected].map(([id, routing]) => ({ id, routing })).sort(byId);
+  let actual: Copy[] = [];
+  try {
+    await waitFor('one copy of each document under its routing', async () => {
+      actual = await copiesOf(ids);
+      return JSON.stringify(actual) === JSON.stringify(want) ? true : undefined;
+    });
+  } catch (error) {
+    expect(actual).toEqual(want);
+    throw error;
+  }
+  await expectConverged(db.url, plan, engine.url);
+  expect((await search(`/${index}/_count`, {})).count).toBe(expected.size);
+}
+
+/** An isbn (routing value as is: no "00" for the schema's replace transform) whose shard is, or is not, `shard`. */
+function isbnOnShard(prefix: string, wanted: (shard: number) => boolean): string {
+  for (let i = 1; i < 1000; i++) {
+    const isbn = `${prefix}${i}`;
+    if (!isbn.includes('00') && wanted(shardFor(isbn, SHARDS))) return isbn;
+  }
+  throw new Error('no isbn found');
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase('routing_change');
+  await db.query(fixtureSql('book.sql'));
+  await db.query(fixtureSql('book-data.sql'));
+  engine = await engineForTest('es8');
+  work = mkdtempSync(join(tmpdir(), 'sluice-routing-'));
+  const schema = fixtureSchema('book.json', db.name).map((e) => {
+    const entry = e as { setting?: Record<string, unknown> };
+    return { ...entry, index, setting: { ...entry.setting, number_of_shards: SHARDS } };
+  });
+  const schemaPath = join(work, 'schema.json');
+  writeFileSync(schemaPath, JSON.stringify(schema));
+  plan = (await compileAgainst(db.url, schema)).plans[0]!;
+  expect(plan.routing).toBe('book_isbn');
+  const env = sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'info' });
+  const bootstrap = await runCli(['-c', schemaPath, 'bootstrap'], env);
+  expect(bootstrap.code).toBe(0);
+  sluice = startSluice(['-c', schemaPath], env);
+  await waitFor('the snapshot', async () => ((await allDocuments(engine.url, index).catch(() => new Map())).size === 3 ? true : undefined));
+});
+
+afterAll(async () => {
+  const code = await sluice?.stop();
+  if (code !== 0 || process.env.SHOW_SLUICE_OUTPUT) console.log(sluice?.output());
+  await engine?.close();
+  await db?.drop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('a root whose routing value changes moves to its new shard', () => {
+  it('the index has the shards the schema asks for, and the snapshot one copy per book', async () => {
+    const settings = (await (await request(`${engine.url}/${index}/_settings`)).body.json()) as Record<string, { settings: { index: { number_of_shards: string } } }>;
+    expect(Object.values(settings).map((s) => s.settings.index.number_of_shards)).toEqual([String(SHARDS)]);
+    await expectOneCopyEach();
+  });
+
+  it('an isbn update deletes the copy under the old routing; the new routing is on another shard', async () => {
+    const before = await expectedRoutings();
+    const moves = ['1', '2'].map((id) => {
+      const old = before.get(id)!;
+      return { id, old, isbn: isbnOnShard(`m${id}-`, (shard) => shard !== shardFor(old, SHARDS)) };
+    });
+    for (const { old, isbn } of moves) expect(shardFor(isbn, SHARDS)).not.toBe(shardFor(old, SHARDS));
+    // One transaction moves both (ON UPDATE CASCADE rewrites their child rows too).
+    await db.query(`BEGIN; ${moves.map(({ id, isbn }) => `UPDATE book SET isbn = '${isbn}' WHERE id = ${id};`).join(' ')} COMMIT;`);
+    await expectOneCopyEach();
+    const after = await expectedRoutings();
+    for (const { id, old, isbn } of moves) {
+      expect(after.get(id)).toBe(isbn);
+      expect(await copiesOf([id])).toEqual([{ id, routing: isbn }]);
+      // The shard the old routing picks no longer holds the id; the new one does.
+      expect(await copiesOf([id], old)).toEqual([]);
+      expect(await copiesOf([id], isbn)).toEqual([{ id, routing: isbn }]);
+    }
+    if (engine.server) for (const { id, isbn } of moves) expect(engine.server.store.copies(index, id).map((c) => [c.shard, c.routing])).toEqual([[shardFor(isbn, SHARDS), isbn]]);
+  });
+
+  it('a routing value changed to another one on the same shard also leaves one copy', async () => {
+    const old = (await expectedRoutings()).get('3')!;
+    const isbn = isbnOnShard('s3-', (shard) => shard === shardFor(old, SHARDS));
+    await db.query(`UPDATE book SET isbn = '${isbn}' WHERE id = 3`);
+    await expectOneCopyEach();
+    expect(await copiesOf(['3'])).toEqual([{ id: '3', routing: isbn }]);
+  });
+
+  it('two routing changes in quick succession, then a delete of the root: no copy anywhere', async () => {
+    const start = (await expectedRoutings()).get('1')!;
+    const a = isbnOnShard('qa-', (shard) => shard !== shardFor(start, SHARDS));
+    const b = isbnOnShard('qb-', (shard) => shard !== shardFor(start, SHARDS) && shard !== shardFor(a, SHARDS));
+    await db.query(`UPDATE book SET isbn = '${a}' WHERE id = 1`);
+    await db.query(`UPDATE book SET isbn = '${b}' WHERE id = 1`);
+    await expectOneCopyEach();
+    expect(await copiesOf(['1'])).toEqual([{ id: '1', routing: b }]);
+    for (const r of [start, a]) expect(await copiesOf(['1'], r)).toEqual([]);
+
+    await db.query(`DELETE FROM book WHERE id = 1`);
+    await expectOneCopyEach(['1']);
+    expect(await copiesOf(['1'])).toEqual([]);
+    for (const r of [start, a, b]) expect(await copiesOf(['1'], r)).toEqual([]);
+    if (engine.server) expect(engine.server.store.copies(index, '1')).toEqual([]);
+  });
+});
