@@ -18,7 +18,8 @@ export async function engineForTest(flavor: EngineFlavor = 'es8', options: TestE
   return { url: server.url, server, close: () => server.close() };
 }
 
-async function call(url: string, method: 'GET' | 'POST' | 'DELETE' | 'HEAD', path: string, body?: unknown): Promise<{ status: number; json: any }> {
+/** One JSON request to the engine: status and parsed body (undefined when empty). */
+export async function engineCall(url: string, method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'HEAD', path: string, body?: unknown): Promise<{ status: number; json: any }> {
   const response = await request(`${url}${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
@@ -30,28 +31,28 @@ async function call(url: string, method: 'GET' | 'POST' | 'DELETE' | 'HEAD', pat
 
 /** Every document of an index (refreshed first), by id, read through the search API. */
 export async function allDocuments(url: string, index: string): Promise<Map<string, Record<string, unknown>>> {
-  await call(url, 'POST', `/${index}/_refresh`);
+  await engineCall(url, 'POST', `/${index}/_refresh`);
   const docs = new Map<string, Record<string, unknown>>();
-  let page = await call(url, 'POST', `/${index}/_search?scroll=1m`, { size: 1000, query: { match_all: {} } });
+  let page = await engineCall(url, 'POST', `/${index}/_search?scroll=1m`, { size: 1000, query: { match_all: {} } });
   while (page.status === 200 && page.json.hits.hits.length > 0) {
     for (const hit of page.json.hits.hits) docs.set(hit._id, hit._source);
-    page = await call(url, 'POST', '/_search/scroll', { scroll: '1m', scroll_id: page.json._scroll_id });
+    page = await engineCall(url, 'POST', '/_search/scroll', { scroll: '1m', scroll_id: page.json._scroll_id });
   }
   return docs;
 }
 
 export async function indexExists(url: string, index: string): Promise<boolean> {
-  return (await call(url, 'HEAD', `/${index}`)).status === 200;
+  return (await engineCall(url, 'HEAD', `/${index}`)).status === 200;
 }
 
 export async function indexMapping(url: string, index: string): Promise<Record<string, unknown>> {
-  const { json } = await call(url, 'GET', `/${index}/_mapping`);
+  const { json } = await engineCall(url, 'GET', `/${index}/_mapping`);
   return Object.values(json as Record<string, { mappings: Record<string, unknown> }>)[0]!.mappings;
 }
 
 /** Deletes an index, or every index behind an alias of that name (Sluice's generations). */
 export async function deleteIndex(url: string, index: string): Promise<void> {
-  const { status, json } = await call(url, 'GET', `/${index}/_alias`);
+  const { status, json } = await engineCall(url, 'GET', `/${index}/_alias`);
   const concrete = status === 200 ? Object.keys(json as object) : [index];
-  for (const name of concrete) await call(url, 'DELETE', `/${name}`);
+  for (const name of concrete) await engineCall(url, 'DELETE', `/${name}`);
 }

@@ -462,3 +462,34 @@ export async function runRandomWorkload(db: string | { url: string }, options: W
   );
   return result;
 }
+
+/** The random workload in rounds of new seeds (seed, seed + 1, …), each transaction followed by `pauseMs`, until stopped. */
+export function backgroundWorkload(
+  db: string | { url: string },
+  options: { seed: number; operations: number; maxTransactionSize: number; pauseMs: number; truncateChance?: number; log?: (message: string) => void },
+): { stop(): Promise<WorkloadResult[]> } {
+  const controller = new AbortController();
+  const results: WorkloadResult[] = [];
+  const done = (async () => {
+    for (let round = 0; !controller.signal.aborted; round++) {
+      results.push(
+        await runRandomWorkload(db, {
+          seed: options.seed + round,
+          operations: options.operations,
+          maxTransactionSize: options.maxTransactionSize,
+          ...(options.truncateChance !== undefined ? { truncateChance: options.truncateChance } : {}),
+          ...(options.log ? { log: options.log } : {}),
+          signal: controller.signal,
+          afterTransaction: () => new Promise((resolve) => setTimeout(resolve, options.pauseMs)),
+        }),
+      );
+    }
+  })();
+  return {
+    stop: async () => {
+      controller.abort();
+      await done;
+      return results;
+    },
+  };
+}

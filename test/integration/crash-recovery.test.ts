@@ -20,7 +20,7 @@ import { bookScaleSql } from '../fixtures/book-scale.js';
 import { engineForTest, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
 import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
 import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
-import { Random, runRandomWorkload, testSeed, type WorkloadResult } from '../helpers/random-workload.js';
+import { backgroundWorkload, Random, testSeed } from '../helpers/random-workload.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
 
@@ -139,29 +139,8 @@ function countLogs(running: RunningSluice, msg: string): number {
 }
 
 /** The random workload in rounds of new seeds, paced, until stopped. */
-function backgroundWorkload(seed: number): { stop(): Promise<WorkloadResult[]> } {
-  const controller = new AbortController();
-  const results: WorkloadResult[] = [];
-  const done = (async () => {
-    for (let round = 0; !controller.signal.aborted; round++) {
-      results.push(
-        await runRandomWorkload(db, {
-          seed: seed + round,
-          operations: 400,
-          maxTransactionSize: 6,
-          signal: controller.signal,
-          afterTransaction: () => sleep(10),
-        }),
-      );
-    }
-  })();
-  return {
-    stop: async () => {
-      controller.abort();
-      await done;
-      return results;
-    },
-  };
+function workloadFrom(seed: number): ReturnType<typeof backgroundWorkload> {
+  return backgroundWorkload(db, { seed, operations: 400, maxTransactionSize: 6, pauseMs: 10 });
 }
 
 beforeAll(async () => {
@@ -200,7 +179,7 @@ afterAll(async () => {
 });
 
 describe.skipIf(REAL_ENGINE_URL)('SIGKILL at any instant loses nothing (guarantee 1)', () => {
-  let workload: ReturnType<typeof backgroundWorkload> | undefined;
+  let workload: ReturnType<typeof workloadFrom> | undefined;
 
   afterAll(async () => {
     await workload?.stop();
@@ -221,7 +200,7 @@ describe.skipIf(REAL_ENGINE_URL)('SIGKILL at any instant loses nothing (guarante
       // Slow bulk requests: a snapshot of BOOKS / CHUNK_SIZE chunks then takes seconds, and kills land inside it.
       // Generous under a loaded CI machine: the snapshot must still be running when each kill lands.
       engine.server!.faults.inject({ kind: 'delay', ms: 250, path: '_bulk$', times: 1_000_000 });
-      workload = backgroundWorkload(SEED);
+      workload = workloadFrom(SEED);
       start();
       let previous: string[] | undefined;
       let consistentLsn = 0n;
@@ -326,7 +305,7 @@ describe.skipIf(REAL_ENGINE_URL)('SIGKILL at any instant loses nothing (guarante
       };
 
       // While changes are flowing.
-      const running = backgroundWorkload(SEED + 1000);
+      const running = workloadFrom(SEED + 1000);
       await waitFor('the stream to apply a batch', async () => (countLogs(sluice!, 'changes applied') > 0 ? true : undefined));
       await sleep(timing.int(100, 500));
       await checkAcknowledged();

@@ -16,10 +16,10 @@ import { rebuildSlotName } from '../../src/lifecycle/generation-names.js';
 import type { EntryPlan } from '../../src/schema/sync-plan.js';
 import { slotNameFor } from '../../src/source/postgres/replication-slot.js';
 import { bookScaleSql } from '../fixtures/book-scale.js';
-import { deleteIndex, engineForTest, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
+import { deleteIndex, engineCall, engineForTest, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
 import { compileAgainst, fixtureSql } from '../helpers/fixtures.js';
 import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
-import { runRandomWorkload, testSeed, type WorkloadResult } from '../helpers/random-workload.js';
+import { backgroundWorkload, testSeed } from '../helpers/random-workload.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
 
@@ -114,14 +114,8 @@ async function stop(): Promise<void> {
   expect(code).toBe(0);
 }
 
-async function engineJson(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const response = await request(`${engine.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.body.text();
-  return { status: response.statusCode, json: text ? JSON.parse(text) : undefined };
+function engineJson(method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  return engineCall(engine.url, method, path, body);
 }
 
 /** The indices behind the alias `index`, or undefined when `index` is not an alias. */
@@ -165,23 +159,8 @@ function searchLoop(index: string): { stop(): Promise<{ searches: number; failur
 }
 
 /** The random workload (no TRUNCATE: an emptied table would empty the index legitimately), paced, until stopped. */
-function writerLoop(seed: number): { stop(): Promise<WorkloadResult[]> } {
-  const controller = new AbortController();
-  const results: WorkloadResult[] = [];
-  const done = (async () => {
-    for (let round = 0; !controller.signal.aborted; round++) {
-      results.push(
-        await runRandomWorkload(db, { seed: seed + round, operations: 200, maxTransactionSize: 4, truncateChance: 0, signal: controller.signal, afterTransaction: () => sleep(10), log: () => undefined }),
-      );
-    }
-  })();
-  return {
-    stop: async () => {
-      controller.abort();
-      await done;
-      return results;
-    },
-  };
+function writerLoop(seed: number): ReturnType<typeof backgroundWorkload> {
+  return backgroundWorkload(db, { seed, operations: 200, maxTransactionSize: 4, truncateChance: 0, pauseMs: 10, log: () => undefined });
 }
 
 beforeAll(async () => {

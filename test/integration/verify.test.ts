@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allDocuments, deleteIndex, engineForTest, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
+import { allDocuments, deleteIndex, engineCall, engineForTest, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
 import { buildDocuments, compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
 import { expectConverged } from '../helpers/live-sluice.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
@@ -16,14 +16,8 @@ let env: Record<string, string>;
 let suffix: string;
 const created: string[] = [];
 
-async function es(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const response = await request(`${engine.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.body.text();
-  return { status: response.statusCode, json: text ? JSON.parse(text) : undefined };
+function es(method: 'GET' | 'PUT' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  return engineCall(engine.url, method, path, body);
 }
 
 /** A schema file for the book fixture writing `index`. */
