@@ -1,5 +1,5 @@
 // Runs the real `sluice` executable (bin/sluice.js) as a child process and collects its output.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/sluice.js', import.meta.url));
@@ -10,7 +10,7 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], env: Record<string, string>, options: { cwd?: string } = {}): Promise<CliResult> {
+export function runCli(args: string[], env: Record<string, string>, options: { cwd?: string; onSpawn?: (child: ChildProcess) => void } = {}): Promise<CliResult> {
   // Only what the test sets, plus PATH/HOME: the developer's own PG_*/ELASTICSEARCH_* must not leak in.
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: options.cwd,
@@ -21,6 +21,7 @@ export function runCli(args: string[], env: Record<string, string>, options: { c
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  options.onSpawn?.(child);
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 

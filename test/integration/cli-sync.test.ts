@@ -108,6 +108,27 @@ describe('bad input gets a clear error and writes nothing', () => {
     expect((await runCli(['frobnicate'], {})).code).toBe(2);
   });
 
+  it.runIf(!REAL_ENGINE_URL)('SIGTERM during sync --once exits 130 (interrupted), not 0 or 1', async () => {
+    const schema = fixtureSchema('book.json', db.name).map((e) => ({ ...(e as object), index: `${index}_term` }));
+    engine.server!.faults.inject({ kind: 'delay', ms: 1500, path: '_bulk$', times: 1 });
+    const bulks = () => engine.server!.requests.filter((r) => r.path === '/_bulk').length;
+    const before = bulks();
+    const result = await runCli(['-c', writeSchema('term.json', schema), 'sync', '--once'], sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work }), {
+      onSpawn: (child) => {
+        const poll = setInterval(() => {
+          if (bulks() > before) {
+            clearInterval(poll);
+            child.kill('SIGTERM');
+          }
+        }, 10);
+        child.on('exit', () => clearInterval(poll));
+      },
+    });
+    engine.server!.faults.clear();
+    expect(result.code, result.stderr).toBe(130);
+    await deleteIndex(engine.url, `${index}_term`);
+  });
+
   it('validate prints the entries it checked', async () => {
     const result = await runCli(['-c', writeSchema('ok.json', fixtureSchema('book.json', db.name)), 'validate'], sluiceEnv(db.url, engine.url));
     expect(result.code).toBe(0);
