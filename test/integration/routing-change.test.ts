@@ -5,11 +5,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntryPlan } from '../../src/schema/sync-plan.js';
 import { shardFor } from '../es-server/routing.js';
-import { allDocuments, engineForTest, type EngineUnderTest } from '../helpers/engine.js';
+import { allDocuments, engineCall, engineForTest, type EngineUnderTest } from '../helpers/engine.js';
 import { buildDocuments, compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
 import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
@@ -31,18 +30,18 @@ interface Copy {
 
 const byId = (a: Copy, b: Copy): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
-async function search(path: string, body: unknown): Promise<any> {
-  const res = await request(`${engine.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const json = (await res.body.json()) as any;
-  if (res.statusCode !== 200) throw new Error(`${path}: ${res.statusCode} ${JSON.stringify(json)}`);
+/** A POST to the engine that must succeed; its parsed body. */
+async function post(path: string, body: unknown = {}): Promise<any> {
+  const { status, json } = await engineCall(engine.url, 'POST', path, body);
+  if (status !== 200) throw new Error(`${path}: ${status} ${JSON.stringify(json)}`);
   return json;
 }
 
 /** Every stored copy of these ids, over every shard (or only the shards `routing` picks). */
 async function copiesOf(ids: string[], routing?: string): Promise<Copy[]> {
-  await search(`/${index}/_refresh`, {});
+  await post(`/${index}/_refresh`);
   const query = routing === undefined ? '' : `?routing=${encodeURIComponent(routing)}`;
-  const json = await search(`/${index}/_search${query}`, { size: 100, track_total_hits: true, _source: false, query: { ids: { values: ids } } });
+  const json = await post(`/${index}/_search${query}`, { size: 100, track_total_hits: true, _source: false, query: { ids: { values: ids } } });
   expect(json.hits.total.value).toBe(json.hits.hits.length);
   // Sorted by id, then routing: a leftover copy shows next to the current one.
   return (json.hits.hits as Array<{ _id: string; _routing?: string }>)
@@ -75,7 +74,7 @@ async function expectOneCopyEach(gone: string[] = []): Promise<void> {
     throw error;
   }
   await expectConverged(db.url, plan, engine.url);
-  expect((await search(`/${index}/_count`, {})).count).toBe(expected.size);
+  expect((await post(`/${index}/_count`)).count).toBe(expected.size);
 }
 
 /** An isbn (routing value as is: no "00" for the schema's replace transform) whose shard is, or is not, `shard`. */
@@ -118,7 +117,7 @@ afterAll(async () => {
 
 describe('a root whose routing value changes moves to its new shard', () => {
   it('the index has the shards the schema asks for, and the snapshot one copy per book', async () => {
-    const settings = (await (await request(`${engine.url}/${index}/_settings`)).body.json()) as Record<string, { settings: { index: { number_of_shards: string } } }>;
+    const settings = (await engineCall(engine.url, 'GET', `/${index}/_settings`)).json as Record<string, { settings: { index: { number_of_shards: string } } }>;
     expect(Object.values(settings).map((s) => s.settings.index.number_of_shards)).toEqual([String(SHARDS)]);
     await expectOneCopyEach();
   });
