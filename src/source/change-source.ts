@@ -32,8 +32,20 @@ export type Change = RowChange | TruncateChange;
 
 export type StreamMessage =
   | { type: 'begin'; xid: number; finalLsn: bigint; commitTime: Date }
-  | { type: 'change'; change: Change }
+  /** `xid`: inside a streamed block, the (sub)transaction the change belongs to. */
+  | { type: 'change'; change: Change; xid?: number }
   | { type: 'commit'; commitLsn: bigint; endLsn: bigint; commitTime: Date }
+  /**
+   * pgoutput v2: a block of changes of the in-progress transaction `xid` follows, up to 'stream-stop'. Blocks of
+   * several transactions interleave with each other and with ordinary transactions. `lsn`: where the block's first
+   * change is in the WAL (for the first segment, about where the transaction started).
+   */
+  | { type: 'stream-start'; xid: number; firstSegment: boolean; lsn: bigint }
+  | { type: 'stream-stop' }
+  /** The streamed transaction `xid` committed: its changes (those not aborted) take effect at `commitLsn`. */
+  | { type: 'stream-commit'; xid: number; commitLsn: bigint; endLsn: bigint; commitTime: Date }
+  /** The streamed transaction `xid` rolled back (`subxid` === `xid`), or only its subtransaction `subxid`. */
+  | { type: 'stream-abort'; xid: number; subxid: number }
   /** A logical decoding message (pg_logical_emit_message), e.g. Sluice's heartbeat. */
   | { type: 'message'; lsn: bigint; transactional: boolean; prefix: string; content: Buffer }
   /** The server's position from a keepalive: everything up to `walEnd` has been sent. */

@@ -1,7 +1,11 @@
 import type { RelationRef, RowValues, StreamMessage } from '../change-source.js';
 import { AppError } from '../../errors/app-error.js';
 
-/** Decoder of pgoutput protocol version 1 messages (the payload of XLogData), without type parsing. */
+/**
+ * Decoder of pgoutput messages (the payload of XLogData), protocol version 1 and 2, without type parsing. Version 2
+ * adds the streaming of in-progress transactions: between Stream Start and Stream Stop every message carries the xid
+ * of the (sub)transaction it belongs to, right after its tag.
+ */
 
 export interface RelationColumn {
   name: string;
@@ -85,6 +89,8 @@ class Reader {
 
 export class PgoutputDecoder {
   private readonly relations = new Map<number, Relation>();
+  /** Between Stream Start and Stream Stop. */
+  private streaming = false;
 
   /** The relation last described by an 'R' message with this id. */
   relation(id: number): Relation | undefined {
@@ -95,8 +101,9 @@ export class PgoutputDecoder {
    * Decodes one pgoutput message. Returns undefined for messages that only feed the decoder
    * (relation, type, origin). Throws AppError SRC_PROTOCOL on malformed or unsupported input.
    */
-  decode(data: Buffer): StreamMessage | undefined {
+  decode(data: Buffer, walStart = 0n): StreamMessage | undefined {
     const r = new Reader(data);
+    this.walStart = walStart;
     const tag = data.length > 0 ? r.char() : '';
     try {
       return this.decodeTagged(tag, r);
@@ -106,7 +113,48 @@ export class PgoutputDecoder {
     }
   }
 
+  /** XLogData start of the message being decoded (only Stream Start reports it). */
+  private walStart = 0n;
+
   private decodeTagged(tag: string, r: Reader): StreamMessage | undefined {
+    switch (tag) {
+      case 'S': {
+        if (this.streaming) throw protocolError('Stream Start inside a streamed block');
+        this.streaming = true;
+        const xid = r.uint32();
+        return { type: 'stream-start', xid, firstSegment: r.byte() === 1, lsn: this.walStart };
+      }
+      case 'E':
+        if (!this.streaming) throw protocolError('Stream Stop outside a streamed block');
+        this.streaming = false;
+        return { type: 'stream-stop' };
+      case 'c': {
+        const xid = r.uint32();
+        r.byte(); // flags, unused
+        const commitLsn = r.uint64();
+        const endLsn = r.uint64();
+        return { type: 'stream-commit', xid, commitLsn, endLsn, commitTime: r.timestamp() };
+      }
+      case 'A': {
+        // PostgreSQL 16 appends the abort LSN and time only with streaming 'parallel', never requested here.
+        const xid = r.uint32();
+        return { type: 'stream-abort', xid, subxid: r.uint32() };
+      }
+      default:
+        return this.streaming ? this.decodeStreamed(tag, r) : this.decodeData(tag, r);
+    }
+  }
+
+  /** A message inside a streamed block: its xid, then the message as outside. */
+  private decodeStreamed(tag: string, r: Reader): StreamMessage | undefined {
+    if (tag === 'B' || tag === 'C' || tag === 'O') throw protocolError(`pgoutput message '${tag}' inside a streamed block`);
+    const xid = r.uint32();
+    const message = this.decodeData(tag, r);
+    if (message?.type === 'change') message.xid = xid;
+    return message;
+  }
+
+  private decodeData(tag: string, r: Reader): StreamMessage | undefined {
     switch (tag) {
       case 'B': {
         const finalLsn = r.uint64();
@@ -168,7 +216,7 @@ export class PgoutputDecoder {
         return { type: 'change', change: { kind: 'truncate', relations, cascade: (flags & 1) !== 0, restartIdentity: (flags & 2) !== 0 } };
       }
       default:
-        throw protocolError(`unsupported pgoutput message type '${tag}' (protocol version 1 expected)`);
+        throw protocolError(`unsupported pgoutput message type '${tag}' (protocol version 1 or 2 expected)`);
     }
   }
 

@@ -138,7 +138,7 @@ describe('PgoutputDecoder', () => {
     const d = decoderWithItems();
     const binary = new Bytes().char('I').int32(16384).char('N').int16(3).char('b').int32(1).raw(Buffer.from([1])).char('n').char('n').build();
     expect(decodeError(d, binary).message).toMatch(/binary value for public\.items\.id/);
-    expect(decodeError(d, new Bytes().char('S').int32(1).build()).message).toMatch(/unsupported pgoutput message type 'S'/);
+    expect(decodeError(d, new Bytes().char('Z').int32(1).build()).message).toMatch(/unsupported pgoutput message type 'Z'/);
     expect(decodeError(d, tuple(new Bytes().char('I').int32(16384).char('N'), ['1']).build()).message).toMatch(/has 1 columns, its Relation message 3/);
     expect(decodeError(d, new Bytes().char('B').int32(1).build())).toMatchObject({ code: 'SRC_PROTOCOL', message: expect.stringMatching(/malformed pgoutput message 'B'/) });
     expect(decodeError(d, new Bytes().char('R').int32(1).raw(Buffer.from('abc')).build()).message).toMatch(/unterminated string/);
