@@ -6,6 +6,7 @@ import { formatLsn } from '../source/postgres/lsn.js';
 import { tableKey, type ChangeRoutes } from '../transform/change-routes.js';
 import { applyRowChanges, type IndexScanner, type RoutingLookup } from './change-applier.js';
 import { runFullSync, type ActionWriter } from './full-sync.js';
+import { StreamedTransactions, type CommittedTransaction, type StreamedTransactionsOptions } from './streamed-transactions.js';
 
 export interface StreamPhaseOptions {
   name: string;
@@ -23,6 +24,8 @@ export interface StreamPhaseOptions {
   /** After each applied batch: its size, and the commit times of its oldest and newest transaction (for lag). */
   onBatch?: (stats: { changes: number; transactions: number; indexed: number; deleted: number; lsn: bigint; oldestCommitTime?: Date; newestCommitTime?: Date }) => void;
   onIdle?: () => Promise<void>;
+  /** Buffering of transactions streamed before their commit (pgoutput v2). */
+  streamed?: StreamedTransactionsOptions;
 }
 
 /** A writer that can wait for the actions added so far without waiting for those added later (BulkWriter). */
@@ -68,6 +71,11 @@ interface Dispatched {
  * Batch N+1's document queries may read rows before batch N's writes are in the engine; that is harmless because
  * documents are built from current rows and carry their batch's commit LSN as external version (`external_gte`):
  * the write with the highest version, built from rows at least that new, is the one that stays.
+ *
+ * A transaction streamed before its commit (pgoutput v2) is buffered, reduced to what root resolution needs, and
+ * applied at its Stream Commit, in commit order, as batches with the commit LSN as version; an aborted one (or
+ * subtransaction) is dropped. While one is open nothing at or past its first change is acknowledged: its changes are
+ * durable only in the slot, and a restart must receive them again.
  */
 export async function runStreamPhase(
   plan: EntryPlan,
@@ -95,6 +103,19 @@ export async function runStreamPhase(
   let dispatchedLsn = 0n;
   let acknowledged = 0n;
   let current = checkpoint;
+  const streamed = new StreamedTransactions(routes, options.streamed);
+  /** The top-level xid of the streamed block being read (between stream-start and stream-stop). */
+  let streamXid: number | undefined;
+  /** The first change of a committed streamed transaction whose batches are still being handed on. */
+  let replayFloor: bigint | undefined;
+  /** What may be acknowledged once everything dispatched is durable: never at or past an open streamed transaction. */
+  const ackable = (): bigint => {
+    let lsn = lastCommitEnd;
+    const open = streamed.oldestStart();
+    if (open !== undefined && open < lsn) lsn = open;
+    if (replayFloor !== undefined && replayFloor < lsn) lsn = replayFloor;
+    return lsn;
+  };
 
   let failure: { error: unknown } | undefined;
   /** Wakes the reader's wait for a message when a stage fails. */
@@ -140,17 +161,18 @@ export async function runStreamPhase(
   /** Hands the batch in hand to the pipeline and starts a new one. */
   const dispatch = () => {
     batchStartedAt = undefined;
-    if (changes.length === 0 && lastCommitEnd <= dispatchedLsn) {
+    const ackLsn = ackable();
+    if (changes.length === 0 && ackLsn <= dispatchedLsn) {
       oldestCommitTime = undefined;
       transactions = 0;
       return;
     }
     const rows = changes;
-    const batch: Dispatched = { changes: rows.length, transactions, version, ackLsn: lastCommitEnd, oldestCommitTime, newestCommitTime: lastCommitTime };
+    const batch: Dispatched = { changes: rows.length, transactions, version, ackLsn, oldestCommitTime, newestCommitTime: lastCommitTime };
     changes = [];
     oldestCommitTime = undefined;
     transactions = 0;
-    dispatchedLsn = lastCommitEnd;
+    if (ackLsn > dispatchedLsn) dispatchedLsn = ackLsn;
     if (rows.length > 0) inFlight += 1;
     // The apply stage hands this batch's actions to the writer after the previous batch's, then asks the writer
     // for a promise of exactly these actions (and earlier ones) being durable, without waiting for it.
@@ -198,12 +220,47 @@ export async function runStreamPhase(
     if (failure) throw failure.error;
   };
 
+  /**
+   * A committed streamed transaction: after the batches before it, its truncates, then its changes in batches, the
+   * last one carrying the commit (and the acknowledgement of its end).
+   */
+  const applyStreamed = async (txn: CommittedTransaction, commitLsn: bigint, endLsn: bigint, commitTime: Date, startLsn: bigint) => {
+    dispatch();
+    replayFloor = startLsn;
+    if (commitLsn > version) version = commitLsn;
+    let held: RowChange[] | undefined;
+    try {
+      for (const truncate of txn.truncates) {
+        await finish();
+        await applyTruncate(plan, pool, writer, scanner, truncate, version, options.chunkSize);
+      }
+      for await (const rows of txn.changes(options.batchSize)) {
+        if (held !== undefined) {
+          changes = held;
+          dispatch();
+          await drain(maxInFlight);
+        }
+        held = rows;
+      }
+    } finally {
+      await txn.close();
+    }
+    replayFloor = undefined;
+    if (endLsn > lastCommitEnd) lastCommitEnd = endLsn;
+    lastCommitTime = commitTime;
+    oldestCommitTime ??= commitTime;
+    transactions += 1;
+    changes = held ?? [];
+    dispatch();
+    await drain(maxInFlight);
+  };
+
   // The oldest unapplied work: a batch is applied once it is this old, even while messages keep coming.
   let batchStartedAt: number | undefined;
   try {
     for (;;) {
       if (failure) throw failure.error;
-      if (batchStartedAt === undefined && (changes.length > 0 || lastCommitEnd > dispatchedLsn)) batchStartedAt = Date.now();
+      if (batchStartedAt === undefined && (changes.length > 0 || ackable() > dispatchedLsn)) batchStartedAt = Date.now();
       if (options.signal.aborted) {
         await finish();
         return;
@@ -242,7 +299,10 @@ export async function runStreamPhase(
           if (message.finalLsn > version) version = message.finalLsn;
           break;
         case 'change':
-          if (message.change.kind === 'truncate') {
+          if (streamXid !== undefined) {
+            const spilling = streamed.add(streamXid, message.xid ?? streamXid, message.change);
+            if (spilling !== undefined) await spilling;
+          } else if (message.change.kind === 'truncate') {
             // Deletes or rebuilds everything: every earlier batch must be in the engine first.
             await finish();
             await applyTruncate(plan, pool, writer, scanner, message.change, version, options.chunkSize);
@@ -271,11 +331,33 @@ export async function runStreamPhase(
           break;
         case 'message':
           break;
+        case 'stream-start':
+          streamXid = message.xid;
+          streamed.start(message.xid, message.lsn);
+          break;
+        case 'stream-stop':
+          streamXid = undefined;
+          break;
+        case 'stream-abort':
+          await streamed.abort(message.xid, message.subxid);
+          break;
+        case 'stream-commit': {
+          const startLsn = streamed.startOf(message.xid) ?? 0n;
+          const txn = streamed.commit(message.xid);
+          if (txn === undefined) {
+            // No change of it was streamed here (none survived PostgreSQL's filtering): only its position counts.
+            if (message.endLsn > lastCommitEnd) lastCommitEnd = message.endLsn;
+            break;
+          }
+          await applyStreamed(txn, message.commitLsn, message.endLsn, message.commitTime, startLsn);
+          break;
+        }
       }
     }
   } finally {
     // On a failure, let the stages that are still running end before the caller closes the writer and the stream.
     await Promise.allSettled([applying, committing]);
+    await streamed.discardAll();
   }
 }
 

@@ -14,7 +14,16 @@ export interface StartReplicationOptions extends ReplicationStreamOptions {
   statusIntervalMs?: number;
   /** Decoded messages buffered before the socket is paused (default 1000). */
   bufferSize?: number;
+  /**
+   * Ask for in-progress transactions to be streamed (pgoutput protocol version 2), which PostgreSQL 14 and newer
+   * support (default: whenever the server does). Without it a large transaction reaches the stream only once
+   * committed, after the server has decoded it whole (spilling it to disk past logical_decoding_work_mem).
+   */
+  streaming?: boolean;
 }
+
+/** The first server version whose pgoutput streams in-progress transactions (protocol version 2). */
+export const STREAMING_SERVER_VERSION = 140_000;
 
 export interface ReplicationStreamStats {
   /** Decoded messages waiting for the consumer. */
@@ -30,6 +39,8 @@ export interface ReplicationStreamStats {
   paused: boolean;
   /** Last LSN passed to `acknowledge()` (0n before any). */
   acknowledgedLsn: bigint;
+  /** In-progress transactions are streamed (pgoutput protocol version 2). */
+  streaming: boolean;
 }
 
 export interface PostgresReplicationStream extends ReplicationStream {
@@ -109,6 +120,7 @@ class Fifo<T> {
 
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 const XLOG_DATA = 0x77; // 'w'
+const STREAM_START = 0x53; // 'S'
 const CLOSE_STEP_TIMEOUT_MS = 2000;
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
@@ -139,6 +151,7 @@ class PgReplicationStream implements PostgresReplicationStream {
     private readonly database: string,
     private readonly options: StartReplicationOptions,
     private readonly walsenderPid: number | undefined,
+    private readonly streaming: boolean,
   ) {
     this.connection = client.connection as unknown as WireConnection;
     this.capacity = Math.max(1, options.bufferSize ?? 1000);
@@ -147,7 +160,8 @@ class PgReplicationStream implements PostgresReplicationStream {
   async start(): Promise<void> {
     const { slot, publication, startLsn } = this.options;
     const publications = quoteIdent(publication).replace(/'/g, "''");
-    const sql = `START_REPLICATION SLOT ${quoteIdent(slot)} LOGICAL ${formatLsn(startLsn)} (proto_version '1', publication_names '${publications}', messages 'true')`;
+    const protocol = this.streaming ? `proto_version '2', streaming 'on'` : `proto_version '1'`;
+    const sql = `START_REPLICATION SLOT ${quoteIdent(slot)} LOGICAL ${formatLsn(startLsn)} (${protocol}, publication_names '${publications}', messages 'true')`;
     this.connection.on('copyData', (msg) => this.onCopyData(msg.chunk));
     this.client.on('error', (error) => this.fail(replicationError(error, slot, 'streaming', this.config, this.database)));
     let started = false;
@@ -184,7 +198,7 @@ class PgReplicationStream implements PostgresReplicationStream {
 
   stats(): ReplicationStreamStats {
     const { maxBuffered, pendingBytes, maxPendingBytes, pauses, paused } = this.counters;
-    return { buffered: this.queue.size, maxBuffered, capacity: this.capacity, pendingBytes, maxPendingBytes, pauses, paused, acknowledgedLsn: this.acked };
+    return { buffered: this.queue.size, maxBuffered, capacity: this.capacity, pendingBytes, maxPendingBytes, pauses, paused, acknowledgedLsn: this.acked, streaming: this.streaming };
   }
 
   [Symbol.asyncIterator](): AsyncIterator<StreamMessage> {
@@ -238,11 +252,12 @@ class PgReplicationStream implements PostgresReplicationStream {
   private process(chunk: Buffer): void {
     try {
       let message: StreamMessage | undefined;
-      // XLogData, nearly every frame: its header (two LSNs and a time, three BigInts and a Date) is not used.
-      if (chunk[0] === XLOG_DATA && chunk.length >= 25) message = this.decoder.decode(chunk.subarray(25));
+      // XLogData, nearly every frame: its header (two LSNs and a time, three BigInts and a Date) is only read for
+      // a Stream Start, whose start LSN tells where the streamed transaction's changes begin.
+      if (chunk[0] === XLOG_DATA && chunk.length >= 25) message = this.decoder.decode(chunk.subarray(25), chunk[25] === STREAM_START ? chunk.readBigUInt64BE(1) : 0n);
       else {
         const frame = parseReplicationFrame(chunk);
-        message = frame.kind === 'xlog' ? this.decoder.decode(frame.data) : { type: 'keepalive', walEnd: frame.walEnd, serverTime: frame.serverTime };
+        message = frame.kind === 'xlog' ? this.decoder.decode(frame.data, frame.walStart) : { type: 'keepalive', walEnd: frame.walEnd, serverTime: frame.serverTime };
       }
       if (message === undefined) return;
       if (this.waiter !== undefined) {
@@ -329,7 +344,8 @@ class PgReplicationStream implements PostgresReplicationStream {
 }
 
 /**
- * Starts streaming pgoutput v1 changes of `options.slot` from `options.startLsn`. Resolves once the
+ * Starts streaming pgoutput changes of `options.slot` from `options.startLsn`: protocol version 2 with in-progress
+ * transactions streamed on PostgreSQL 14 and newer (unless `options.streaming` is false), else version 1. Resolves once the
  * server has entered CopyBoth mode; a missing or invalidated slot rejects with SRC_SLOT_MISSING /
  * SRC_SLOT_LOST. Later errors surface from the iterator. Nothing is acknowledged unless `acknowledge()` is called.
  */
@@ -338,8 +354,9 @@ export async function startReplicationStream(config: PostgresConfig, database: s
   client.on('error', () => undefined);
   try {
     await client.connect();
-    const pid = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-    const stream = new PgReplicationStream(client, config, database, options, pid.rows[0]?.pid);
+    const info = await client.query<{ pid: number; version: string }>(`SELECT pg_backend_pid() AS pid, current_setting('server_version_num') AS version`);
+    const streaming = (options.streaming ?? true) && Number(info.rows[0]?.version) >= STREAMING_SERVER_VERSION;
+    const stream = new PgReplicationStream(client, config, database, options, info.rows[0]?.pid, streaming);
     await stream.start();
     return stream;
   } catch (error) {
