@@ -1,6 +1,7 @@
 // CDC benchmark (part of `npm run bench`): root-row change throughput on a 1M-change backlog (with peak RSS),
-// child-row changes fanning out to many roots, and commit-to-indexed latency at a steady 1,000 tx/s. The ceiling
-// is measured in the same run: pg_recvlogical decoding the same WAL to /dev/null.
+// child-row changes fanning out to many roots, commit-to-indexed latency at a steady 1,000 tx/s, and one large
+// transaction (1M row changes) streamed before its commit. The ceilings are measured in the same run: pg_recvlogical
+// decoding the same WAL to /dev/null.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -28,7 +29,7 @@ export interface CdcResult {
   rows: Array<[string, string]>;
 }
 
-export async function runCdcBench(options: { items: number; backlogChanges: number; latencySeconds: number; log: (m: string) => void }): Promise<CdcResult> {
+export async function runCdcBench(options: { items: number; backlogChanges: number; latencySeconds: number; largeTransaction?: number; log: (m: string) => void }): Promise<CdcResult> {
   const { log } = options;
   const work = mkdtempSync(join(tmpdir(), 'sluice-bench-cdc-'));
   const cluster = await startPostgresCluster({ settings: { logical_decoding_work_mem: '256MB' } });
@@ -102,6 +103,29 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
     const latencies = batchLatencies(sluice.output().slice(batchesFrom));
     await sluice.stop();
 
+    const largeChanges = options.largeTransaction ?? 1_000_000;
+    const passes = Math.ceil(largeChanges / options.items);
+    log(`large transaction: ${(passes * options.items).toLocaleString('en')} updates (${passes} × every item) in one transaction`);
+    // PostgreSQL's default: a transaction over it spills to disk (protocol 1) or is streamed (protocol 2).
+    await client.query(`ALTER SYSTEM SET logical_decoding_work_mem = '64MB'`);
+    await client.query('SELECT pg_reload_conf()');
+    for (const name of ['ceiling_v1', 'ceiling_v2']) await client.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [name]);
+    await client.query(`BEGIN; ${'UPDATE item SET v = v + 1;'.repeat(passes)} COMMIT;`);
+    const largeEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+    const recvlogical = (name: string, protocol: string[]) =>
+      timed(() => exec(join(cluster.binDir, 'pg_recvlogical'), ['-d', url, '-S', name, '--start', '-E', largeEnd, '-f', '/dev/null', ...protocol, '-o', 'publication_names=sluice', '--no-loop'], env));
+    const largeCeilingV1 = await recvlogical('ceiling_v1', ['-o', 'proto_version=1']);
+    const largeCeiling = await recvlogical('ceiling_v2', ['-o', 'proto_version=2', '-o', 'streaming=on']);
+    const streamedTxns = Number((await client.query<{ n: string }>(`SELECT stream_txns AS n FROM pg_stat_replication_slots WHERE slot_name = 'ceiling_v2'`)).rows[0]?.n ?? 0);
+    for (const name of ['ceiling_v1', 'ceiling_v2']) await client.query('SELECT pg_drop_replication_slot($1)', [name]);
+    sluice = startSluice(schemaPath, env);
+    const largePeak = trackPeakRss(sluice.child.pid!, 100);
+    const largeSeconds = await timed(() => caughtUp(client, slot, largeEnd));
+    const largePeakMb = largePeak.stop() / 1024;
+    const sluiceStreamed = Number((await client.query<{ n: string }>(`SELECT stream_txns AS n FROM pg_stat_replication_slots WHERE slot_name = $1`, [slot])).rows[0]?.n ?? 0);
+    await sluice.stop();
+    const largeTotal = passes * options.items;
+
     const rootRate = options.backlogChanges / rootSeconds;
     const ceilingRate = options.backlogChanges / ceilingSeconds;
     return {
@@ -117,6 +141,12 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
         ],
         ['fan-out child changes', `${authors.toLocaleString('en')} authors → ${options.items.toLocaleString('en')} documents in ${fanSeconds.toFixed(1)} s, ${Math.round(options.items / fanSeconds).toLocaleString('en')} docs/s`],
         ['commit-to-indexed at 1,000 tx/s (upper bound)', `p50 ${latencies.p50} ms, p99 ${latencies.p99} ms (target p99 <= 200 ms)`],
+        [
+          `one transaction of ${largeTotal.toLocaleString('en')} root changes (streamed, logical_decoding_work_mem 64MB)`,
+          `${largeSeconds.toFixed(1)} s to drain (Sluice started after the commit), ${Math.round(largeTotal / largeSeconds).toLocaleString('en')} changes/s, peak RSS ${largePeakMb.toFixed(0)} MB, slot stream_txns ${sluiceStreamed}`,
+        ],
+        ['ceiling: pg_recvlogical proto_version 2, streaming on', `${largeCeiling.toFixed(1)} s, ${Math.round(largeTotal / largeCeiling).toLocaleString('en')} changes/s (stream_txns ${streamedTxns}); ratio ${(largeCeiling / largeSeconds).toFixed(2)}`],
+        ['for comparison: pg_recvlogical proto_version 1 (spills to disk)', `${largeCeilingV1.toFixed(1)} s, ${Math.round(largeTotal / largeCeilingV1).toLocaleString('en')} changes/s`],
       ],
     };
   } finally {
