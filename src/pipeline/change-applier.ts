@@ -4,16 +4,18 @@ import type { RowChange, RowValues } from '../source/change-source.js';
 import { tableKey, type ChangeRoutes, type TableRoute } from '../transform/change-routes.js';
 import { buildDocumentQuery } from '../transform/document-query.js';
 import { qualified, quoteIdent } from '../transform/sql.js';
+import type { StoredCopy } from '../sink/elasticsearch/document-scan.js';
 import type { ActionWriter } from './full-sync.js';
 
 export interface RoutingLookup {
-  routingOf(index: string, ids: string[]): Promise<Map<string, string>>;
+  /** Every routing under which each id is stored: more than one when a copy was left on another shard. */
+  routingsOf(index: string, ids: string[]): Promise<Map<string, string[]>>;
 }
 
-/** What the pipeline reads back from the engine: ids (truncate, orphans) and routing (routed deletes). */
+/** What the pipeline reads back from the engine: stored copies (truncate, orphans) and routing (routed deletes). */
 export interface IndexScanner extends RoutingLookup {
-  /** Every document id of the index. */
-  documentIds(index: string): AsyncIterable<string>;
+  /** Every stored copy of every document of the index, with its routing. */
+  documents(index: string): AsyncIterable<StoredCopy>;
   /** Makes every write so far visible to searches and scans. */
   refresh(index: string): Promise<void>;
 }
@@ -134,20 +136,23 @@ export async function rebuildRoots(
     // one being deleted, must be removed where it is now, which only the engine knows (the old row may lack the
     // field). Asking costs a refresh and a search, so only for those documents.
     const ask = plan.routing === undefined ? [] : [...gone, ...[...built].filter((id) => routingMayChange === undefined || routingMayChange.has(id))];
-    const current = ask.length > 0 ? await routing.routingOf(plan.index, ask) : new Map<string, string>();
+    const current = ask.length > 0 ? await routing.routingsOf(plan.index, ask) : new Map<string, string[]>();
     for (const [id, newRouting, source] of rows.rows) {
-      const oldRouting = current.get(id);
-      if (oldRouting !== undefined && oldRouting !== newRouting) {
-        await writer.add({ op: 'delete', index: plan.index, id, version, position, routing: oldRouting });
+      for (const oldRouting of current.get(id) ?? []) {
+        if (oldRouting !== newRouting) await writer.add({ op: 'delete', index: plan.index, id, version, position, routing: oldRouting });
       }
       await writer.add({ op: 'index', index: plan.index, id, source, version, position, ...(newRouting !== null ? { routing: newRouting } : {}), ...(plan.pipeline ? { pipeline: plan.pipeline } : {}) });
       result.indexed += 1;
     }
     for (const id of gone) {
+      if (plan.routing === undefined) {
+        await writer.add({ op: 'delete', index: plan.index, id, version, position });
+        result.deleted += 1;
+        continue;
+      }
       // Not found with routing required: there is no such document, so nothing to delete.
-      if (plan.routing !== undefined && !current.has(id)) continue;
-      await writer.add({ op: 'delete', index: plan.index, id, version, position, ...(current.has(id) ? { routing: current.get(id)! } : {}) });
-      result.deleted += 1;
+      for (const stored of current.get(id) ?? []) await writer.add({ op: 'delete', index: plan.index, id, version, position, routing: stored });
+      if (current.has(id)) result.deleted += 1;
     }
   }
 }
@@ -159,43 +164,59 @@ export async function rebuildRoots(
  */
 export async function deleteOrphans(plan: EntryPlan, pool: pg.Pool, writer: ActionWriter, scanner: IndexScanner, version: bigint, position: string): Promise<number> {
   let deleted = 0;
-  let ids: string[] = [];
+  /** Stored copies of the page in hand, by id (with routing, one id may have several). */
+  let copies = new Map<string, StoredCopy[]>();
   // The scan must also see documents written moments ago.
   await scanner.refresh(plan.index);
   const sweep = async () => {
-    const batch = ids;
-    ids = [];
-    // Ids are the key values joined by "|"; one with more parts (a value holding "|") cannot be looked up: kept.
-    const keys = batch.map((id) => (plan.root.primaryKey.length === 1 ? [id] : id.split('|'))).filter((key) => key.length === plan.root.primaryKey.length);
-    const existing = await existingRootIds(plan, pool, keys);
-    const gone = keys.map((key) => key.join('|')).filter((id) => !existing.has(id));
-    if (gone.length === 0) return;
-    const routes = plan.routing !== undefined ? await scanner.routingOf(plan.index, gone) : new Map<string, string>();
-    for (const id of gone) {
-      if (plan.routing !== undefined && !routes.has(id)) continue;
-      await writer.add({ op: 'delete', index: plan.index, id, version, position, ...(routes.has(id) ? { routing: routes.get(id)! } : {}) });
+    const batch = copies;
+    copies = new Map();
+    const existing = await existingRootIds(plan, pool, [...batch.keys()]);
+    for (const [id, stored] of batch) {
+      if (existing.has(id)) continue;
+      for (const copy of stored) {
+        await writer.add({ op: 'delete', index: plan.index, id, version, position, ...(copy.routing !== undefined ? { routing: copy.routing } : {}) });
+      }
       deleted += 1;
     }
   };
-  for await (const id of scanner.documentIds(plan.index)) {
-    ids.push(id);
-    if (ids.length >= ROOTS_PER_QUERY) await sweep();
+  for await (const copy of scanner.documents(plan.index)) {
+    copies.set(copy.id, [...(copies.get(copy.id) ?? []), copy]);
+    if (copies.size >= ROOTS_PER_QUERY) await sweep();
   }
-  if (ids.length > 0) await sweep();
+  if (copies.size > 0) await sweep();
   await writer.flush();
   return deleted;
 }
 
-/** The ids of the given root keys whose row exists. */
-async function existingRootIds(plan: EntryPlan, pool: pg.Pool, keys: string[][]): Promise<Set<string>> {
+/**
+ * Which of the given document ids are ids of existing root rows. An id that cannot be a root key at all (too
+ * many or too few "|"-separated parts, or text the key's type refuses, e.g. "abc" for an integer key) is not.
+ */
+async function existingRootIds(plan: EntryPlan, pool: pg.Pool, ids: string[]): Promise<Set<string>> {
+  const width = plan.root.primaryKey.length;
+  const keys = ids.map((id) => (width === 1 ? [id] : id.split('|'))).filter((key) => key.length === width);
+  return existingKeys(plan, pool, keys);
+}
+
+async function existingKeys(plan: EntryPlan, pool: pg.Pool, keys: string[][]): Promise<Set<string>> {
   if (keys.length === 0) return new Set();
   const root = plan.root;
   const columns = root.primaryKey.map((c) => `n.${quoteIdent(c)}`);
   const arrays = root.primaryKey.map((c, i) => `$${i + 1}::${root.primaryKeyTypes[c] ?? 'text'}[]`);
   const text = `SELECT concat_ws('|', ${columns.map((c) => `${c}::text`).join(', ')}) FROM ${qualified(root.schema, root.table)} AS n WHERE (${columns.join(', ')}) IN (SELECT * FROM unnest(${arrays.join(', ')}))`;
   const values = root.primaryKey.map((_, i) => keys.map((key) => key[i]));
-  const found = await pool.query<[string]>({ text, values, rowMode: 'array' });
-  return new Set(found.rows.map(([id]) => id));
+  try {
+    const found = await pool.query<[string]>({ text, values, rowMode: 'array' });
+    return new Set(found.rows.map(([id]) => id));
+  } catch (error) {
+    // Class 22 (data exception): some key is no value of the key's type, so no row has it. Halve until it is found.
+    if (!String((error as { code?: string }).code).startsWith('22')) throw error;
+    if (keys.length === 1) return new Set();
+    const half = Math.ceil(keys.length / 2);
+    const [left, right] = await Promise.all([existingKeys(plan, pool, keys.slice(0, half)), existingKeys(plan, pool, keys.slice(half))]);
+    return new Set([...left, ...right]);
+  }
 }
 
 /** An update that changed no column any document uses (known only when the old row is complete). */

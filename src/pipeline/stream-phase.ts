@@ -140,9 +140,9 @@ export async function runStreamPhase(
   // The engine's answer about where a routed document lives is only current once the earlier batches' writes
   // (which may have moved it) are in: otherwise a delete would go to the shard it has already left.
   const routing: RoutingLookup = {
-    routingOf: async (index, ids) => {
+    routingsOf: async (index, ids) => {
       await durable();
-      return scanner.routingOf(index, ids);
+      return scanner.routingsOf(index, ids);
     },
   };
 
@@ -390,10 +390,10 @@ async function applyTruncate(plan: EntryPlan, pool: pg.Pool, writer: ActionWrite
   const tables = new Set(change.relations.map((r) => tableKey(r.schema, r.table)));
   const position = `lsn:${formatLsn(version)}:truncate`;
   if (tables.has(tableKey(plan.root.schema, plan.root.table))) {
-    const ids: string[] = [];
-    for await (const id of scanner.documentIds(plan.index)) ids.push(id);
-    const routing = plan.routing === undefined ? new Map<string, string>() : await scanner.routingOf(plan.index, ids);
-    for (const id of ids) await writer.add({ op: 'delete', index: plan.index, id, version, position, ...(routing.has(id) ? { routing: routing.get(id)! } : {}) });
+    // A page of the scan at a time, each stored copy under its own routing.
+    for await (const copy of scanner.documents(plan.index)) {
+      await writer.add({ op: 'delete', index: plan.index, id: copy.id, version, position, ...(copy.routing !== undefined ? { routing: copy.routing } : {}) });
+    }
     await writer.flush();
     return;
   }

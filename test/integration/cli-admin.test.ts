@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { engineForTest, type EngineUnderTest } from '../helpers/engine.js';
+import { engineCall, engineForTest, type EngineUnderTest } from '../helpers/engine.js';
 import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
 import { expectConverged, startSluice } from '../helpers/live-sluice.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
@@ -73,8 +73,12 @@ describe('sluice status and reset', () => {
     expect((await runCli(['-c', schemaPath, 'status'], env)).stdout).toContain(`${index}: not started; checkpoint lsn -; no slot`);
 
     await db.query(`DELETE FROM book WHERE id = 2`);
+    // A document whose id cannot even be a key of the root table (integer): the orphan sweep deletes it too.
+    const stray = await engineCall(engine.url, 'PUT', `/${index}/_doc/not-a-book?routing=x&refresh=true`, { book_title: 'stray' });
+    expect(stray.status).toBe(201);
     sluice = startSluice(['-c', schemaPath], env);
     await expectConverged(db.url, plan, engine.url);
+    expect(sluice.output()).toContain('deleted documents whose rows are gone');
     expect(await sluice.stop()).toBe(0);
   });
 });

@@ -167,4 +167,24 @@ describe('a root whose routing value changes moves to its new shard', () => {
     for (const r of [start, a, b]) expect(await copiesOf(['1'], r)).toEqual([]);
     if (engine.server) expect(engine.server.store.copies(index, '1')).toEqual([]);
   });
+
+  it('stray copies on other shards (an outside write) go with the next change of their root, and with its delete', async () => {
+    const stray = async (id: string, prefix: string) => {
+      const current = (await expectedRoutings()).get(id)!;
+      const routing = isbnOnShard(prefix, (shard) => shard !== shardFor(current, SHARDS));
+      const put = await engineCall(engine.url, 'PUT', `/${index}/_doc/${id}?routing=${routing}&refresh=true`, { book_title: 'stray copy' });
+      expect(put.status).toBe(201);
+      expect(await copiesOf([id])).toHaveLength(2);
+    };
+    await stray('2', 'z2-');
+    const isbn = isbnOnShard('n2-', () => true);
+    await db.query(`UPDATE book SET isbn = '${isbn}' WHERE id = 2`);
+    await expectOneCopyEach(['1']);
+    expect(await copiesOf(['2'])).toEqual([{ id: '2', routing: isbn }]);
+
+    await stray('3', 'z3-');
+    await db.query(`DELETE FROM book WHERE id = 3`);
+    await expectOneCopyEach(['1', '3']);
+    expect(await copiesOf(['3'])).toEqual([]);
+  });
 });

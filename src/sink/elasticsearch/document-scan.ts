@@ -2,16 +2,25 @@ import type { EngineClient } from './engine-client.js';
 import { requestRejected } from './es-errors.js';
 import { indexPath } from './index-manager.js';
 
-interface ScrollPage {
-  _scroll_id?: string;
-  hits?: { hits?: Array<{ _id: string }> };
+/** One stored copy of a document: with routing on several shards, one id can have more than one. */
+export interface StoredCopy {
+  id: string;
+  routing?: string;
 }
 
-/** Every document id of an index, through the scroll API (works on Elasticsearch 7–9 and OpenSearch). */
-export async function* scanDocumentIds(client: EngineClient, index: string, pageSize = 1000): AsyncGenerator<string> {
+interface ScrollPage {
+  _scroll_id?: string;
+  hits?: { hits?: Array<{ _id: string; _routing?: string }> };
+}
+
+/**
+ * Every stored copy matching `query`, through the scroll API (works on Elasticsearch 7–9 and OpenSearch), a page
+ * at a time. An index that does not exist has none.
+ */
+async function* scan(client: EngineClient, index: string, query: object, pageSize: number): AsyncGenerator<StoredCopy> {
   let response = await client.request('POST', `${indexPath(index)}/_search`, {
     query: { scroll: '1m' },
-    body: JSON.stringify({ size: pageSize, _source: false, sort: ['_doc'], query: { match_all: {} } }),
+    body: JSON.stringify({ size: pageSize, _source: false, sort: ['_doc'], query }),
   });
   if (response.status === 404) return;
   let scrollId: string | undefined;
@@ -22,7 +31,7 @@ export async function* scanDocumentIds(client: EngineClient, index: string, page
       scrollId = page._scroll_id;
       const hits = page.hits?.hits ?? [];
       if (hits.length === 0) return;
-      for (const hit of hits) yield hit._id;
+      for (const hit of hits) yield hit._routing === undefined ? { id: hit._id } : { id: hit._id, routing: hit._routing };
       response = await client.request('POST', '/_search/scroll', { body: JSON.stringify({ scroll: '1m', scroll_id: scrollId }) });
     }
   } finally {
@@ -30,20 +39,25 @@ export async function* scanDocumentIds(client: EngineClient, index: string, page
   }
 }
 
+/** Every stored copy of every document of an index, with its routing. */
+export function scanDocuments(client: EngineClient, index: string, pageSize = 1000): AsyncGenerator<StoredCopy> {
+  return scan(client, index, { match_all: {} }, pageSize);
+}
+
 /**
- * The `_routing` of existing documents, for deleting them from an index whose mapping requires routing.
- * Refreshes first: a document indexed moments ago must be found too.
+ * Every `_routing` under which each of `ids` is stored (several when copies were left on other shards), for
+ * deleting or moving documents in an index whose mapping requires routing. Refreshes first: a document
+ * indexed moments ago must be found too.
  */
-export async function routingOf(client: EngineClient, index: string, ids: string[]): Promise<Map<string, string>> {
-  const routing = new Map<string, string>();
-  if (ids.length === 0) return routing;
+export async function routingsOf(client: EngineClient, index: string, ids: string[]): Promise<Map<string, string[]>> {
+  const routings = new Map<string, string[]>();
+  if (ids.length === 0) return routings;
   await client.request('POST', `${indexPath(index)}/_refresh`);
-  const response = await client.request('POST', `${indexPath(index)}/_search`, {
-    body: JSON.stringify({ size: ids.length, _source: false, query: { ids: { values: ids } } }),
-  });
-  if (response.status === 404) return routing;
-  if (response.status !== 200) throw requestRejected(`looking up the routing of documents in ${index}`, response.status, response.body);
-  const hits = (response.json() as { hits?: { hits?: Array<{ _id: string; _routing?: string }> } }).hits?.hits ?? [];
-  for (const hit of hits) if (hit._routing !== undefined) routing.set(hit._id, hit._routing);
-  return routing;
+  for await (const copy of scan(client, index, { ids: { values: ids } }, Math.min(1000, ids.length * 2))) {
+    if (copy.routing === undefined) continue;
+    const known = routings.get(copy.id) ?? [];
+    if (!known.includes(copy.routing)) known.push(copy.routing);
+    routings.set(copy.id, known);
+  }
+  return routings;
 }

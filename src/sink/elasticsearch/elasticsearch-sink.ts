@@ -9,7 +9,7 @@ import { BulkWriter } from './bulk-writer.js';
 import type { SinkLogger } from './engine-client.js';
 import { EngineClient } from './engine-client.js';
 import { detectEngine } from './engine-info.js';
-import { routingOf, scanDocumentIds } from './document-scan.js';
+import { routingsOf, scanDocuments, type StoredCopy } from './document-scan.js';
 import { countDocuments, deleteIndex, ensureIndex, refresh } from './index-manager.js';
 import { resolveName, swapAlias, type AliasSwap, type NameState } from './aliases.js';
 
@@ -75,14 +75,14 @@ export class ElasticsearchSink {
     return refresh(this.client, index);
   }
 
-  /** Every document id of the index (scroll). */
-  documentIds(index: string): AsyncIterable<string> {
-    return scanDocumentIds(this.client, index);
+  /** Every stored copy of every document of the index, with its routing (scroll). */
+  documents(index: string): AsyncIterable<StoredCopy> {
+    return scanDocuments(this.client, index);
   }
 
-  /** Routing values of existing documents (for deletes in an index that requires routing). */
-  routingOf(index: string, ids: string[]): Promise<Map<string, string>> {
-    return routingOf(this.client, index, ids);
+  /** Every routing each document is stored under (for deletes and moves in an index that requires routing). */
+  routingsOf(index: string, ids: string[]): Promise<Map<string, string[]>> {
+    return routingsOf(this.client, index, ids);
   }
 
   count(index: string): Promise<number> {
