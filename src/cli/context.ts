@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { loadConfig } from '../config/load-config.js';
 import type { SluiceConfig } from '../config/config-types.js';
 import { collectSecrets } from '../config/redact.js';
-import { InvalidConfigError, type Problem } from '../errors/app-error.js';
+import { AppError, InvalidConfigError, type Problem } from '../errors/app-error.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { compilePlan } from '../schema/compile-plan.js';
 import { loadSchemaFile, sortProblems } from '../schema/load-schema-file.js';
@@ -85,4 +85,11 @@ export async function prepareEntries(context: CommandContext, poolSize: number):
     await close();
     throw error;
   }
+}
+
+/** The entry that writes `index`; CFG_INVALID (exit 3) naming the indexes there are when none does. */
+export function findPlan(prepared: PreparedEntries, index: string): EntryPlan {
+  const plan = prepared.plans.find((p) => p.index === index);
+  if (!plan) throw new AppError('CFG_INVALID', `no schema entry writes index "${index}" (indexes: ${prepared.plans.map((p) => p.index).join(', ')})`);
+  return plan;
 }

@@ -219,8 +219,8 @@ async function existingKeys(plan: EntryPlan, pool: pg.Pool, keys: string[][]): P
   }
 }
 
-/** An update that changed no column any document uses (known only when the old row is complete). */
-function isRelevant(change: RowChange, relevant: Set<string> | undefined): boolean {
+/** False for an update that changed no column any document uses (known only when the old row is complete). */
+export function isRelevant(change: RowChange, relevant: Set<string> | undefined): boolean {
   if (change.kind !== 'update' || !change.old || change.oldIsKeyOnly || !change.new || !relevant) return true;
   for (const column of relevant) {
     const after = change.new[column];

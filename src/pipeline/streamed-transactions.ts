@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Change, RowChange, RowValues, TruncateChange } from '../source/change-source.js';
 import { tableKey, type ChangeRoutes } from '../transform/change-routes.js';
+import { isRelevant } from './change-applier.js';
 
 export interface StreamedTransactionsOptions {
   /**
@@ -300,16 +301,6 @@ function pick(columns: string[], row: RowValues, fallback: RowValues | undefined
     if (value !== undefined) pairs.push(column, value);
   }
   return pairs.length === 0 ? 0 : pairs;
-}
-
-/** An update that changed no column any document uses (known only when the old row is complete). */
-function isRelevant(change: RowChange, relevant: Set<string> | undefined): boolean {
-  if (change.kind !== 'update' || !change.old || change.oldIsKeyOnly || !change.new || !relevant) return true;
-  for (const column of relevant) {
-    const after = change.new[column];
-    if (after !== undefined && after !== change.old[column]) return true;
-  }
-  return false;
 }
 
 function lineBytes(lines: Set<string>): number {

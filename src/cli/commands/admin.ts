@@ -1,17 +1,11 @@
 import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
 import { AppError } from '../../errors/app-error.js';
-import type { EntryPlan } from '../../schema/sync-plan.js';
 import { dropSlot, slotInfo, slotNameFor } from '../../source/postgres/replication-slot.js';
 import { buildDocumentQuery } from '../../transform/document-query.js';
 import { rebuildSlotName, reindexRequestName } from '../../lifecycle/generation-names.js';
-import { createContext, prepareEntries, type GlobalFlags, type PreparedEntries } from '../context.js';
+import { createContext, findPlan, prepareEntries, type GlobalFlags } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 
-function findPlan(prepared: PreparedEntries, index: string): EntryPlan {
-  const plan = prepared.plans.find((p) => p.index === index);
-  if (!plan) throw new AppError('CFG_INVALID', `no schema entry writes index "${index}" (indexes: ${prepared.plans.map((p) => p.index).join(', ')})`);
-  return plan;
-}
 
 /** `sluice preview <index> <id>`: the document Sluice would index for that root, or (`--sql`) the query. */
 export async function previewCommand(flags: GlobalFlags & { sql?: boolean }, index: string, id: string, out: NodeJS.WritableStream = process.stdout): Promise<number> {

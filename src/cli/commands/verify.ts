@@ -4,7 +4,7 @@ import { indexOrAliasExists, scanStoredRefs, storedDocuments } from '../../sink/
 import { ElasticsearchSink } from '../../sink/elasticsearch/elasticsearch-sink.js';
 import { postgresError } from '../../source/postgres/connect.js';
 import { driftTotal, verifyIndex, type DriftList, type VerifyReport } from '../../verify/verify-index.js';
-import { createContext, prepareEntries, type GlobalFlags } from '../context.js';
+import { createContext, findPlan, prepareEntries, type GlobalFlags } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 
 export interface VerifyFlags extends GlobalFlags {
@@ -31,8 +31,7 @@ export async function verifyCommand(flags: VerifyFlags, index: string, out: Node
   let sink: ElasticsearchSink | undefined;
   try {
     if (prepared.warnings.length > 0) logger.warn(formatProblems(prepared.warnings));
-    const plan = prepared.plans.find((p) => p.index === index);
-    if (!plan) throw new AppError('CFG_INVALID', `no schema entry writes index "${index}" (indexes: ${prepared.plans.map((p) => p.index).join(', ')})`);
+    const plan = findPlan(prepared, index);
     sink = await ElasticsearchSink.connect(config.engine, deadLetters, logger);
     const client = sink.client;
     if (!(await indexOrAliasExists(client, index))) {
