@@ -40,6 +40,8 @@ export interface LifecycleOptions extends IndexSyncOptions {
 }
 
 const SUPERVISE_INTERVAL_MS = 500;
+/** A hand-over waits at most this many catch-up lags for the new generation to reach the stopped live one. */
+const HANDOVER_WAIT_FACTOR = 6;
 
 /** Keeps one schema entry's alias served and in sync until `signal` aborts; rebuilds generations as needed. */
 export async function runIndexLifecycle(deps: LifecycleDeps, options: LifecycleOptions): Promise<void> {
@@ -183,7 +185,8 @@ class Epoch {
       }
       await this.serveWhenCaughtUp();
       await this.dropDueGenerations();
-      if (rebuild && rebuildStatus?.phase === 'streaming') {
+      // A live sync starting over (slot lost) has no position to hand over from: wait until it streams again.
+      if (rebuild && rebuildStatus?.phase === 'streaming' && this.store.latest()?.snapshot?.complete) {
         const lag = rebuildStatus.lagSeconds;
         const ahead = position(await deps.store.load(rebuild.slot)) >= position(this.store.latest());
         if (ahead || (lag !== undefined && lag <= options.catchUpLagSeconds)) return 'ready';
@@ -216,7 +219,9 @@ class Epoch {
 
   private planRebuild(requested: boolean): void {
     const base = generationName(this.index, this.fingerprint);
-    const generation = requested || base === this.fields.generation ? generationName(this.index, this.fingerprint, Date.now().toString(36)) : base;
+    // A schema rolled back within the grace period names a generation still retired (and due for deletion).
+    const taken = base === this.fields.generation || this.fields.retired.some((r) => r.index === base);
+    const generation = requested || taken ? generationName(this.index, this.fingerprint, Date.now().toString(36)) : base;
     this.fields.rebuild = { generation, fingerprint: this.fingerprint, slot: rebuildSlotName(this.deps.name), startedAt: new Date().toISOString() };
     this.deps.logger.info(
       { index: this.index, live: this.fields.generation, generation, reason: requested ? 'reindex requested' : 'schema entry changed' },
@@ -244,7 +249,8 @@ class Epoch {
   /** Points the alias at the live generation once it has caught up (first start beside an older index). */
   private async serveWhenCaughtUp(): Promise<void> {
     const status = this.deps.status;
-    if (this.servedRight || status.phase !== 'streaming' || (status.lagSeconds ?? 0) > this.options.catchUpLagSeconds) return;
+    // A known lag only (a batch or an idle heartbeat set it): a concrete index replaced here is gone for good.
+    if (this.servedRight || status.phase !== 'streaming' || status.lagSeconds === undefined || status.lagSeconds > this.options.catchUpLagSeconds) return;
     await this.swapTo(this.fields.generation!);
     this.servedRight = true;
   }
@@ -272,7 +278,8 @@ class Epoch {
     if (due.length === 0) return;
     const serving = servedIndices(await this.deps.target.resolveName(this.index), this.index);
     for (const retired of due) {
-      if (!serving.includes(retired.index) && retired.index !== this.fields.generation && (await this.deps.target.deleteIndex(retired.index))) {
+      const inUse = serving.includes(retired.index) || retired.index === this.fields.generation || retired.index === this.fields.rebuild?.generation;
+      if (!inUse && (await this.deps.target.deleteIndex(retired.index))) {
         this.deps.logger.info({ index: this.index, generation: retired.index }, 'deleted a previous generation after its grace period');
       }
     }
@@ -292,10 +299,26 @@ class Epoch {
     liveAbort.abort();
     await liveSync;
     const live = this.store.latest();
+    if (!live?.snapshot?.complete) {
+      deps.logger.warn({ index: this.index, generation: rebuild.generation }, 'hand-over postponed: the live generation is not streaming');
+      return;
+    }
     const upTo = position(live);
+    // The live generation gets no changes while this waits: give up after a while (the rebuild failed, fell behind
+    // again, or started over) and let the next epoch stream the live one again and try later.
+    const deadline = Date.now() + HANDOVER_WAIT_FACTOR * options.catchUpLagSeconds * 1000;
+    let rebuildEnded = false;
+    void rebuildSync.then(
+      () => (rebuildEnded = true),
+      () => (rebuildEnded = true),
+    );
     for (;;) {
       options.signal.throwIfAborted();
       if (position(await deps.store.load(rebuild.slot)) >= upTo) break;
+      if (rebuildEnded || Date.now() > deadline) {
+        deps.logger.warn({ index: this.index, generation: rebuild.generation, waitedSeconds: HANDOVER_WAIT_FACTOR * options.catchUpLagSeconds }, 'hand-over postponed: the new generation did not reach the live one in time');
+        return;
+      }
       // An idle database sends nothing: a heartbeat moves the new generation's stream past C.
       await deps.source.emitHeartbeat();
       await sleep(200, options.signal);

@@ -19,7 +19,8 @@ export interface IndexSyncLogger {
 }
 
 export interface IndexTarget extends IndexScanner {
-  ensureIndex(plan: EntryPlan): Promise<void>;
+  /** Creates `plan.index` unless it exists; true when it was created now. */
+  ensureIndex(plan: EntryPlan): Promise<boolean>;
   writer(): ActionWriter;
 }
 
@@ -108,10 +109,13 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
   let checkpoint = await store.load(name);
   const slot = await source.slotState(name);
   let created: CreatedSlot | undefined;
-  await target.ensureIndex(plan);
-  if (!checkpoint?.snapshot || !slot.exists || slot.invalidated) {
+  // Created just now although the checkpoint has progress: the index was deleted under us, its documents are gone.
+  const recreated = (await target.ensureIndex(plan)) && checkpoint?.snapshot !== undefined;
+  if (!checkpoint?.snapshot || !slot.exists || slot.invalidated || recreated) {
     if (slot.exists) {
-      if (slot.invalidated) {
+      if (recreated) {
+        logger.warn({ index: plan.index, slot: name, reason: 'index missing' }, 'starting the index over: the index was missing from the engine and was created empty');
+      } else if (slot.invalidated) {
         logger.warn({ index: plan.index, slot: name, reason: 'slot invalidated' }, 'starting the index over: the replication slot was invalidated (it fell behind max_slot_wal_keep_size)');
       } else {
         // The usual first start after `sluice bootstrap`, or a checkpoint deleted on purpose (the seed runbook).

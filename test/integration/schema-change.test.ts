@@ -338,4 +338,30 @@ describe('schema changes without downtime', () => {
     expect(checkpoint('evolving_book')).toBeUndefined();
     expect(await aliasTargets('evolving_book')).toHaveLength(1);
   }, 300_000);
+
+  it('a schema rolled back within the grace period builds a fresh generation, not into the retired one', async () => {
+    await stop();
+    const rolled = 'rolled_book';
+    const a = await writeSchema(schemaV1(rolled));
+    const grace = { SLUICE_REINDEX_GRACE_SECONDS: '600' };
+    start(a.path, grace);
+    await expectConverged(db.url, a.plan, engine.url, 60_000);
+    const [genA] = (await aliasTargets(rolled))!;
+    await stop();
+    const b = await writeSchema(schemaV2(rolled));
+    start(b.path, grace);
+    await waitFor('the alias to move to B', async () => ((await aliasTargets(rolled))?.[0] !== genA ? true : undefined), 120_000);
+    await expectConverged(db.url, b.plan, engine.url, 60_000);
+    await stop();
+    // Back to A while A's generation is still retired (600 s): a new name, so its deletion cannot hit the rebuild.
+    const back = await writeSchema(schemaV1(rolled));
+    start(back.path, grace);
+    const genBack = await waitFor('the alias to move back', async () => {
+      const [target] = (await aliasTargets(rolled)) ?? [];
+      return target !== undefined && target.startsWith(`${genA}-`) ? target : undefined;
+    }, 120_000);
+    expect(genBack).not.toBe(genA);
+    await expectConverged(db.url, back.plan, engine.url, 60_000);
+    expect((await engineJson('GET', `/${genA}`)).status).toBe(200);
+  }, 300_000);
 });

@@ -4,6 +4,7 @@ import { AppError, formatProblems } from '../../errors/app-error.js';
 import { newIndexStatus } from '../../pipeline/index-status.js';
 import { runIndexLifecycle, type GenerationTarget } from '../../lifecycle/index-lifecycle.js';
 import { dropRemovedEntries } from '../../lifecycle/removed-entries.js';
+import { rebuildSlotName } from '../../lifecycle/generation-names.js';
 import { SluiceMetrics } from '../../observability/metrics.js';
 import { PROGRESS_SUMMARY_INTERVAL_MS, startProgressReporter, type ProgressReporter } from '../../observability/progress-reporter.js';
 import { startHttpServer, type HttpServer } from '../../server/http-server.js';
@@ -51,6 +52,11 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     if (prepared.warnings.length > 0) logger.warn(formatProblems(prepared.warnings));
     for (const warning of store.warnings()) logger.warn({ store: config.checkpointStore }, warning);
     const currentSlots = new Set(prepared.plans.map((plan) => slotNameFor(plan.database, plan.index)));
+    for (const slot of currentSlots) {
+      if (currentSlots.has(rebuildSlotName(slot))) {
+        throw new AppError('CFG_INVALID', `replication slot names collide: ${rebuildSlotName(slot)} is both an entry's own slot and the rebuild slot of ${slot}; rename one of the two indexes`);
+      }
+    }
     for (const database of new Set(prepared.plans.map((p) => p.database))) {
       await checkPublication(prepared.pool(database), prepared.plans.filter((p) => p.database === database));
       await dropRemovedEntries(prepared.pool(database), store, currentSlots, logger);
@@ -58,37 +64,45 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     sink = await connectWithRetry(context, deadLetters, abort.signal);
     if (!sink) return EXIT_CODES.ok;
     const target = indexTarget(sink, metrics);
-    await Promise.all(
-      prepared.plans.map((plan, i) => {
+    const results = await Promise.allSettled(
+      prepared.plans.map(async (plan, i) => {
         const pool = prepared.pool(plan.database);
-        return runIndexLifecycle(
-          {
-            plan,
-            name: slotNameFor(plan.database, plan.index),
-            publication: PUBLICATION,
-            pool,
-            source: new PostgresChangeSource(config.postgres, plan.database, pool),
-            target,
-            store,
-            logger: logger.child({ index: plan.index }),
-            status: statuses[i]!,
-            onError: (code) => metrics.recordError(plan.index, code),
-          },
-          {
-            batchSize: config.engine.bulkMaxActions,
-            flushIntervalMs: config.flushIntervalMs,
-            chunkSize: config.snapshotChunkSize,
-            concurrency: config.snapshotConcurrency,
-            heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
-            retryInitialMs: config.engine.retryInitialMs,
-            retryMaxMs: config.engine.retryMaxMs,
-            graceMs: config.reindexGraceSeconds * 1000,
-            catchUpLagSeconds: CATCH_UP_LAG_SECONDS,
-            signal: abort.signal,
-          },
-        );
+        try {
+          await runIndexLifecycle(
+            {
+              plan,
+              name: slotNameFor(plan.database, plan.index),
+              publication: PUBLICATION,
+              pool,
+              source: new PostgresChangeSource(config.postgres, plan.database, pool),
+              target,
+              store,
+              logger: logger.child({ index: plan.index }),
+              status: statuses[i]!,
+              onError: (code) => metrics.recordError(plan.index, code),
+            },
+            {
+              batchSize: config.engine.bulkMaxActions,
+              flushIntervalMs: config.flushIntervalMs,
+              chunkSize: config.snapshotChunkSize,
+              concurrency: config.snapshotConcurrency,
+              heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+              retryInitialMs: config.engine.retryInitialMs,
+              retryMaxMs: config.engine.retryMaxMs,
+              graceMs: config.reindexGraceSeconds * 1000,
+              catchUpLagSeconds: CATCH_UP_LAG_SECONDS,
+              signal: abort.signal,
+            },
+          );
+        } catch (error) {
+          // One index failing for good stops the others cleanly (checkpoint stored, acknowledged) before exiting.
+          abort.abort();
+          throw error;
+        }
       }),
     );
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
     logger.info('stopped');
     return EXIT_CODES.ok;
   } finally {
@@ -105,9 +119,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
 
 function indexTarget(sink: ElasticsearchSink, metrics: SluiceMetrics): GenerationTarget {
   return {
-    ensureIndex: async (plan: EntryPlan) => {
-      await sink.ensureIndex({ name: plan.index, settings: plan.settings, mappings: plan.mappings });
-    },
+    ensureIndex: (plan: EntryPlan) => sink.ensureIndex({ name: plan.index, settings: plan.settings, mappings: plan.mappings }),
     writer: () =>
       sink.writer({
         onRequest: (seconds) => metrics.bulkDuration.observe(seconds),
