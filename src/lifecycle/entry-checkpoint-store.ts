@@ -44,9 +44,16 @@ export class EntryCheckpointStore implements CheckpointStore {
     if (this.last !== undefined) await this.save(this.name, { ...this.last, updatedAt: new Date().toISOString() });
   }
 
-  remove(name: string): Promise<void> {
-    if (name === this.name) this.last = undefined;
-    return this.inner.remove(name);
+  /**
+   * Forgets the sync's progress. What the lifecycle must still clean up (a rebuild's index, retired generations)
+   * stays in a record without progress, which makes the next start begin the entry over and clean them up.
+   */
+  async remove(name: string): Promise<void> {
+    if (name !== this.name) return this.inner.remove(name);
+    this.last = undefined;
+    const { rebuild, retired } = this.fields;
+    if (rebuild === undefined && retired.length === 0) return this.inner.remove(name);
+    await this.inner.save(name, { slot: name, updatedAt: new Date().toISOString(), ...(rebuild ? { rebuild } : {}), retired });
   }
 
   warnings(): string[] {

@@ -91,8 +91,11 @@ class Epoch {
     const serving = await deps.target.resolveName(this.index);
     if (serving.kind === 'none' && checkpoint?.snapshot) {
       deps.logger.warn({ index: this.index, generation: checkpoint.generation }, 'the index is gone from the engine: syncing it again from a snapshot');
+      // Progress goes; a rebuild and retired generations to clean up stay on record.
+      this.store.fields.rebuild = checkpoint.rebuild;
+      this.store.fields.retired = checkpoint.retired ?? [];
       await this.store.remove(deps.name);
-      checkpoint = undefined;
+      checkpoint = await this.store.load(deps.name);
     }
     this.chooseLiveGeneration(checkpoint, serving);
     await this.dropDueGenerations();
