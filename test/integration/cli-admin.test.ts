@@ -63,6 +63,9 @@ describe('sluice status and reset', () => {
 
     let sluice = startSluice(['-c', schemaPath], env);
     await expectConverged(db.url, plan, engine.url);
+    // A change streamed and acknowledged: the checkpoint then has an LSN (a snapshot alone may leave none).
+    await db.query(`UPDATE book SET title = 'Status' WHERE id = 1`);
+    await expectConverged(db.url, plan, engine.url);
     expect(await sluice.stop()).toBe(0);
     const streaming = await runCli(['-c', schemaPath, 'status'], env);
     expect(streaming.stdout).toMatch(new RegExp(`${index}: streaming; checkpoint lsn [0-9A-F]+/[0-9A-F]+; slot ${db.name}_${index}, retained WAL \\d+ bytes`));
