@@ -52,7 +52,11 @@ export function scanDocuments(client: EngineClient, index: string, pageSize = 10
 export async function routingsOf(client: EngineClient, index: string, ids: string[]): Promise<Map<string, string[]>> {
   const routings = new Map<string, string[]>();
   if (ids.length === 0) return routings;
-  await client.request('POST', `${indexPath(index)}/_refresh`);
+  // Without the refresh a copy written moments ago is missed and stays on its shard: a failed one must not pass.
+  const refreshed = await client.request('POST', `${indexPath(index)}/_refresh`);
+  if (refreshed.status !== 404 && (refreshed.status < 200 || refreshed.status >= 300)) {
+    throw requestRejected(`refreshing index "${index}" before looking up routings`, refreshed.status, refreshed.body);
+  }
   for await (const copy of scan(client, index, { ids: { values: ids } }, Math.min(1000, ids.length * 2))) {
     if (copy.routing === undefined) continue;
     const known = routings.get(copy.id) ?? [];
