@@ -2,9 +2,8 @@
 // Replication Message Formats" (PostgreSQL 15): inside a Stream Start … Stream Stop block every message carries the
 // xid of its (sub)transaction right after its tag.
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../../src/errors/app-error.js';
 import { PgoutputDecoder } from '../../../src/source/postgres/pgoutput-decoder.js';
-import { Bytes, relation, TS_DATE, TS_MICROS, tuple } from './pgoutput-fixtures.js';
+import { Bytes, decodeError, relation, TS_DATE, TS_MICROS, tuple } from './pgoutput-fixtures.js';
 
 const TOP = 0x0102_0304;
 const SUB = 0xfffffffe;
@@ -18,16 +17,6 @@ const STREAM_STOP = new Bytes().char('E').build();
 function streamedRelation(xid: number): Buffer {
   const plain = relation(16384, 'public', 'items', 'd', [{ name: 'id', key: true, oid: 23 }, { name: 'name' }]);
   return new Bytes().char('R').int32(xid).raw(plain.subarray(1)).build();
-}
-
-function decodeError(d: PgoutputDecoder, data: Buffer): AppError {
-  try {
-    d.decode(data);
-  } catch (error) {
-    expect(error).toBeInstanceOf(AppError);
-    return error as AppError;
-  }
-  throw new Error('expected the decoder to throw');
 }
 
 describe('PgoutputDecoder, protocol version 2', () => {

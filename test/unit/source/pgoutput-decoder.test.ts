@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../../../src/errors/app-error.js';
 import { dateToPgMicros, PgoutputDecoder, pgMicrosToDate } from '../../../src/source/postgres/pgoutput-decoder.js';
-import { Bytes, relation, TS_DATE, TS_MICROS, tuple } from './pgoutput-fixtures.js';
+import { Bytes, decodeError, relation, TS_DATE, TS_MICROS, tuple } from './pgoutput-fixtures.js';
 
 const ITEMS = relation(16384, 'public', 'items', 'd', [{ name: 'id', key: true, oid: 23 }, { name: 'name' }, { name: 'body' }]);
 
@@ -9,16 +8,6 @@ function decoderWithItems(): PgoutputDecoder {
   const d = new PgoutputDecoder();
   expect(d.decode(ITEMS)).toBeUndefined();
   return d;
-}
-
-function decodeError(d: PgoutputDecoder, data: Buffer): AppError {
-  try {
-    d.decode(data);
-  } catch (error) {
-    expect(error).toBeInstanceOf(AppError);
-    return error as AppError;
-  }
-  throw new Error('expected the decoder to throw');
 }
 
 describe('PgoutputDecoder', () => {

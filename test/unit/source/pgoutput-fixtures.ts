@@ -1,4 +1,7 @@
 // Builders of pgoutput v1 messages, byte by byte as the server writes them (src/backend/replication/logical/proto.c).
+import { expect } from 'vitest';
+import { AppError } from '../../../src/errors/app-error.js';
+import type { PgoutputDecoder } from '../../../src/source/postgres/pgoutput-decoder.js';
 
 export class Bytes {
   private readonly parts: Buffer[] = [];
@@ -66,4 +69,15 @@ export function tuple(b: Bytes, values: Value[]): Bytes {
     }
   }
   return b;
+}
+
+/** The AppError the decoder throws for `data` (fails the test when it does not throw). */
+export function decodeError(d: PgoutputDecoder, data: Buffer): AppError {
+  try {
+    d.decode(data);
+  } catch (error) {
+    expect(error).toBeInstanceOf(AppError);
+    return error as AppError;
+  }
+  throw new Error('expected the decoder to throw');
 }
