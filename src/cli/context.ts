@@ -93,3 +93,24 @@ export function findPlan(prepared: PreparedEntries, index: string): EntryPlan {
   if (!plan) throw new AppError('CFG_INVALID', `no schema entry writes index "${index}" (indexes: ${prepared.plans.map((p) => p.index).join(', ')})`);
   return plan;
 }
+
+/**
+ * An AbortController that SIGINT and SIGTERM abort (after `onStop`, for a log line), and `dispose`, which removes
+ * the handlers again (call it in `finally`).
+ */
+export function stopOnSignals(onStop?: (signal: string) => void): { abort: AbortController; dispose(): void } {
+  const abort = new AbortController();
+  const onSignal = (signal: string) => {
+    onStop?.(signal);
+    abort.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return {
+    abort,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}

@@ -15,7 +15,7 @@ import { PUBLICATION, treeTables } from '../../source/postgres/bootstrap-sql.js'
 import { PostgresChangeSource } from '../../source/postgres/postgres-change-source.js';
 import { slotNameFor } from '../../source/postgres/replication-slot.js';
 import { backoffDelayMs, sleep } from '../../util/backoff.js';
-import { createContext, prepareEntries, type CommandContext, type GlobalFlags } from '../context.js';
+import { createContext, prepareEntries, stopOnSignals, type CommandContext, type GlobalFlags } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 
 /** Idle time between heartbeats written into the WAL, so an idle database still moves the slot. */
@@ -28,13 +28,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
   const context = createContext(flags);
   const { config, logger } = context;
   const prepared = await prepareEntries(context, config.snapshotConcurrency + 2);
-  const abort = new AbortController();
-  const onSignal = (signal: string) => {
-    logger.info({ signal }, 'stopping: finishing the batch in hand');
-    abort.abort();
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const { abort, dispose } = stopOnSignals((signal) => logger.info({ signal }, 'stopping: finishing the batch in hand'));
   const deadLetters = new FileDeadLetterStore(config.deadLetterPath);
   let sink: ElasticsearchSink | undefined;
   const firstPool = prepared.pool(prepared.plans[0]!.database);
@@ -107,8 +101,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     return EXIT_CODES.ok;
   } finally {
     reporter?.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    dispose();
     await server?.close();
     await sink?.close();
     await store.close();

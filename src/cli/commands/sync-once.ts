@@ -6,7 +6,7 @@ import { newIndexStatus, recordSnapshotProgress, startSnapshotProgress, type Ind
 import { estimateRootRows } from '../../pipeline/snapshot-phase.js';
 import { FileDeadLetterStore } from '../../sink/dead-letter-file-store.js';
 import { ElasticsearchSink } from '../../sink/elasticsearch/elasticsearch-sink.js';
-import { createContext, prepareEntries, type GlobalFlags } from '../context.js';
+import { createContext, prepareEntries, stopOnSignals, type GlobalFlags } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 
 export interface IndexSummary {
@@ -25,10 +25,7 @@ export async function syncOnceCommand(flags: GlobalFlags, out: NodeJS.WritableSt
   const { config, logger } = context;
   const prepared = await prepareEntries(context, config.snapshotConcurrency + 1);
   const deadLetters = new FileDeadLetterStore(config.deadLetterPath);
-  const abort = new AbortController();
-  const onSignal = () => abort.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const { abort, dispose } = stopOnSignals();
   let sink: ElasticsearchSink | undefined;
   // Only the indexes begun so far: the others have nothing to report yet.
   const statuses: IndexStatus[] = [];
@@ -82,8 +79,7 @@ export async function syncOnceCommand(flags: GlobalFlags, out: NodeJS.WritableSt
     throw error;
   } finally {
     reporter.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    dispose();
     await sink?.close();
     await deadLetters.close();
     await prepared.close();

@@ -4,7 +4,7 @@ import { indexOrAliasExists, scanStoredRefs, storedDocuments } from '../../sink/
 import { ElasticsearchSink } from '../../sink/elasticsearch/elasticsearch-sink.js';
 import { postgresError } from '../../source/postgres/connect.js';
 import { driftTotal, verifyIndex, type DriftList, type VerifyReport } from '../../verify/verify-index.js';
-import { createContext, findPlan, prepareEntries, type GlobalFlags } from '../context.js';
+import { createContext, findPlan, prepareEntries, stopOnSignals, type GlobalFlags } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 
 export interface VerifyFlags extends GlobalFlags {
@@ -24,10 +24,7 @@ export async function verifyCommand(flags: VerifyFlags, index: string, out: Node
   const { config, logger } = context;
   const prepared = await prepareEntries(context, 1);
   const deadLetters = new FileDeadLetterStore(config.deadLetterPath);
-  const abort = new AbortController();
-  const onSignal = () => abort.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const { abort, dispose } = stopOnSignals();
   let sink: ElasticsearchSink | undefined;
   try {
     if (prepared.warnings.length > 0) logger.warn(formatProblems(prepared.warnings));
@@ -62,8 +59,7 @@ export async function verifyCommand(flags: VerifyFlags, index: string, out: Node
     if (driftTotal(report) === 0) return EXIT_CODES.ok;
     return writer && rejected === 0 ? EXIT_CODES.ok : EXIT_CODES.drift;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    dispose();
     await sink?.close();
     await deadLetters.close();
     await prepared.close();
