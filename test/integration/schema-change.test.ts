@@ -34,56 +34,35 @@ let sluice: RunningSluice | undefined;
 const outputs: string[] = [];
 let failed = false;
 
+interface BookEntry {
+  database: string;
+  index: string;
+  nodes: { table: string; columns: string[]; transform?: object; children: object[] };
+}
+
 /** Version 1: books with their publisher. */
-function schemaV1(index: string): object[] {
-  return [
-    {
-      database: db.name,
-      index,
-      nodes: {
-        table: 'book',
-        columns: ['id', 'isbn', 'title', 'publisher_id'],
-        children: [
-          {
-            table: 'publisher',
-            label: 'publisher',
-            columns: ['id', 'name'],
-            relationship: { variant: 'object', type: 'one_to_one', foreign_key: { child: ['id'], parent: ['publisher_id'] } },
-          },
-        ],
-      },
-    },
-  ];
+function schemaV1(index: string): BookEntry[] {
+  const publisher = {
+    table: 'publisher',
+    label: 'publisher',
+    columns: ['id', 'name'],
+    relationship: { variant: 'object', type: 'one_to_one', foreign_key: { child: ['id'], parent: ['publisher_id'] } },
+  };
+  return [{ database: db.name, index, nodes: { table: 'book', columns: ['id', 'isbn', 'title', 'publisher_id'], children: [publisher] } }];
 }
 
 /** Version 2: a renamed column, an added child (authors through book_author) and a changed mapping. */
-function schemaV2(index: string): object[] {
-  return [
-    {
-      database: db.name,
-      index,
-      nodes: {
-        table: 'book',
-        columns: ['id', 'isbn', 'title', 'publisher_id'],
-        transform: { rename: { title: 'book_title' }, mapping: { isbn: { type: 'keyword' } } },
-        children: [
-          {
-            table: 'publisher',
-            label: 'publisher',
-            columns: ['id', 'name'],
-            relationship: { variant: 'object', type: 'one_to_one', foreign_key: { child: ['id'], parent: ['publisher_id'] } },
-          },
-          { table: 'author', label: 'authors', columns: ['id', 'name'], relationship: { type: 'one_to_many', variant: 'object', through_tables: ['book_author'] } },
-        ],
-      },
-    },
-  ];
+function schemaV2(index: string): BookEntry[] {
+  const [entry] = schemaV1(index);
+  entry!.nodes.transform = { rename: { title: 'book_title' }, mapping: { isbn: { type: 'keyword' } } };
+  entry!.nodes.children.push({ table: 'author', label: 'authors', columns: ['id', 'name'], relationship: { type: 'one_to_many', variant: 'object', through_tables: ['book_author'] } });
+  return [entry!];
 }
 
 /** Version 3: one more column. */
-function schemaV3(index: string): object[] {
-  const [entry] = schemaV2(index) as Array<{ nodes: { columns: string[] } }>;
-  entry!.nodes.columns = [...entry!.nodes.columns, 'publish_date'];
+function schemaV3(index: string): BookEntry[] {
+  const [entry] = schemaV2(index);
+  entry!.nodes.columns.push('publish_date');
   return [entry!];
 }
 
