@@ -11,7 +11,7 @@ import { buildDocumentQuery } from '../src/transform/document-query.js';
 import { compileAgainst } from '../test/helpers/fixtures.js';
 import { startPostgresCluster, type PostgresCluster } from '../test/helpers/postgres-cluster.js';
 import { trackPeakRss } from '../test/helpers/process-stats.js';
-import { startProcess } from './processes.js';
+import { engineNodeArgs, startProcess } from './processes.js';
 
 const SCHEMA = [
   {
@@ -29,8 +29,21 @@ export interface CdcResult {
   rows: Array<[string, string]>;
 }
 
-export async function runCdcBench(options: { items: number; backlogChanges: number; latencySeconds: number; largeTransaction?: number; log: (m: string) => void }): Promise<CdcResult> {
+export const CDC_PARTS = ['backlog', 'fanout', 'latency', 'large'] as const;
+export type CdcPart = (typeof CDC_PARTS)[number];
+
+export async function runCdcBench(options: {
+  items: number;
+  backlogChanges: number;
+  latencySeconds: number;
+  largeTransaction?: number;
+  /** The measurements to run (default all); the initial snapshot always runs. */
+  parts?: readonly CdcPart[];
+  log: (m: string) => void;
+}): Promise<CdcResult> {
   const { log } = options;
+  const parts = new Set(options.parts ?? CDC_PARTS);
+  const rows: Array<[string, string]> = [];
   const work = mkdtempSync(join(tmpdir(), 'sluice-bench-cdc-'));
   const cluster = await startPostgresCluster({ settings: { logical_decoding_work_mem: '256MB' } });
   const cleanups: Array<() => Promise<void> | void> = [() => cluster.stop(), () => rmSync(work, { recursive: true, force: true })];
@@ -48,7 +61,7 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
     );
     const schemaPath = join(work, 'schema.json');
     writeFileSync(schemaPath, JSON.stringify(SCHEMA));
-    const engine = await startProcess(process.execPath, ['--import', 'tsx', 'test/es-server/main.ts', '--flavor', 'es8', '--port', '0'], /listening on (\S+)/);
+    const engine = await startProcess(process.execPath, [...engineNodeArgs(), '--import', 'tsx', 'test/es-server/main.ts', '--flavor', 'es8', '--port', '0'], /listening on (\S+)/);
     cleanups.unshift(() => engine.stop());
     const env = { ...process.env, PG_HOST: cluster.host, PG_PORT: String(cluster.port), PG_USER: 'postgres', SLUICE_HTTP_PORT: '0', SLUICE_HTTP_HOST: '127.0.0.1', ELASTICSEARCH_URL: engine.match[1]!, CHECKPOINT_PATH: work, PGSYNC_LOG_LEVEL: 'info', PGSYNC_FLUSH_INTERVAL: '0.05' };
     await exec(process.execPath, ['bin/sluice.js', '-c', schemaPath, 'bootstrap'], env);
@@ -62,93 +75,101 @@ export async function runCdcBench(options: { items: number; backlogChanges: numb
     await indexed(engine.match[1]!, 'items', options.items);
     await caughtUp(client, slot);
     await sluice.stop();
-
-    log(`root-change backlog: ${options.backlogChanges.toLocaleString('en')} updates in 10-row transactions`);
-    await client.query(`SELECT pg_create_logical_replication_slot('ceiling', 'pgoutput')`);
-    await backlog(cluster, options.backlogChanges, options.items);
-    const end = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
-    const ceilingSeconds = await timed(() => exec(join(cluster.binDir, 'pg_recvlogical'), ['-d', url, '-S', 'ceiling', '--start', '-E', end, '-f', '/dev/null', '-o', 'proto_version=1', '-o', 'publication_names=sluice', '--no-loop'], env));
-    await client.query(`SELECT pg_drop_replication_slot('ceiling')`);
-    sluice = startSluice(schemaPath, env);
-    const peak = trackPeakRss(sluice.child.pid!, 100);
     const postmaster = Number(readFileSync(join(cluster.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    const cpuBefore = { sluice: cpuSeconds(sluice.child.pid!), engine: cpuSeconds(engine.child.pid!), postgres: new Map(childrenOf(postmaster).map((pid) => [pid, cpuSeconds(pid)])) };
-    const rootSeconds = await timed(() => caughtUp(client, slot, end));
-    const cpu = {
-      sluice: cpuSeconds(sluice.child.pid!) - cpuBefore.sluice,
-      engine: cpuSeconds(engine.child.pid!) - cpuBefore.engine,
-      postgres: childrenOf(postmaster).reduce((sum, pid) => sum + cpuSeconds(pid) - (cpuBefore.postgres.get(pid) ?? 0), 0),
-    };
-    const peakMb = peak.stop() / 1024;
-    const applied = appliedChanges(sluice.output());
-    await sluice.stop();
-    if (applied < options.backlogChanges) process.stderr.write(sluice.output());
-    if (applied < options.backlogChanges) throw new Error(`sluice applied ${applied} changes, expected ${options.backlogChanges}`);
 
-    log('document-query ceiling: the same roots, 1,000 per query, one query at a time');
-    const documentSeconds = await documentQueryCeiling(client, url, options.backlogChanges, options.items);
+    if (parts.has('backlog')) {
+      log(`root-change backlog: ${options.backlogChanges.toLocaleString('en')} updates in 10-row transactions`);
+      await client.query(`SELECT pg_create_logical_replication_slot('ceiling', 'pgoutput')`);
+      await backlog(cluster, options.backlogChanges, options.items);
+      const end = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+      const ceilingCpu = cpuMeter(postmaster);
+      const ceilingSeconds = await timed(() => exec(join(cluster.binDir, 'pg_recvlogical'), ['-d', url, '-S', 'ceiling', '--start', '-E', end, '-f', '/dev/null', '-o', 'proto_version=1', '-o', 'publication_names=sluice', '--no-loop'], env));
+      const ceilingWalsender = ceilingCpu.read().walsender;
+      await client.query(`SELECT pg_drop_replication_slot('ceiling')`);
+      sluice = startSluice(schemaPath, env);
+      const peak = trackPeakRss(sluice.child.pid!, 100);
+      const cpu = cpuMeter(postmaster, { sluice: sluice.child.pid!, engine: engine.child.pid! });
+      const rootSeconds = await timed(() => caughtUp(client, slot, end));
+      const used = cpu.read();
+      const peakMb = peak.stop() / 1024;
+      const applied = appliedChanges(sluice.output());
+      await sluice.stop();
+      if (applied < options.backlogChanges) process.stderr.write(sluice.output());
+      if (applied < options.backlogChanges) throw new Error(`sluice applied ${applied} changes, expected ${options.backlogChanges}`);
 
-    log(`fan-out: ${authors.toLocaleString('en')} author updates, 100 items each`);
-    await client.query(`UPDATE author SET name = name || '.'`);
-    const fanEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
-    if (process.env.BENCH_DEBUG) log(`fan-out end ${fanEnd}, slot ${JSON.stringify((await client.query(`SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1`, [slot])).rows)}`);
-    sluice = startSluice(schemaPath, env);
-    const fanSeconds = await timed(() => caughtUp(client, slot, fanEnd));
-
-    log(`latency: 1,000 tx/s for ${options.latencySeconds} s`);
-    const batchesFrom = sluice.output().length;
-    await steadyWriter(client, 1000, options.latencySeconds, options.items);
-    const latencyEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
-    await caughtUp(client, slot, latencyEnd);
-    const latencies = batchLatencies(sluice.output().slice(batchesFrom));
-    await sluice.stop();
-
-    const largeChanges = options.largeTransaction ?? 1_000_000;
-    const passes = Math.ceil(largeChanges / options.items);
-    log(`large transaction: ${(passes * options.items).toLocaleString('en')} updates (${passes} × every item) in one transaction`);
-    // PostgreSQL's default: a transaction over it spills to disk (protocol 1) or is streamed (protocol 2).
-    await client.query(`ALTER SYSTEM SET logical_decoding_work_mem = '64MB'`);
-    await client.query('SELECT pg_reload_conf()');
-    for (const name of ['ceiling_v1', 'ceiling_v2']) await client.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [name]);
-    await client.query(`BEGIN; ${'UPDATE item SET v = v + 1;'.repeat(passes)} COMMIT;`);
-    const largeEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
-    const recvlogical = (name: string, protocol: string[]) =>
-      timed(() => exec(join(cluster.binDir, 'pg_recvlogical'), ['-d', url, '-S', name, '--start', '-E', largeEnd, '-f', '/dev/null', ...protocol, '-o', 'publication_names=sluice', '--no-loop'], env));
-    const largeCeilingV1 = await recvlogical('ceiling_v1', ['-o', 'proto_version=1']);
-    const largeCeiling = await recvlogical('ceiling_v2', ['-o', 'proto_version=2', '-o', 'streaming=on']);
-    const streamedTxns = Number((await client.query<{ n: string }>(`SELECT stream_txns AS n FROM pg_stat_replication_slots WHERE slot_name = 'ceiling_v2'`)).rows[0]?.n ?? 0);
-    for (const name of ['ceiling_v1', 'ceiling_v2']) await client.query('SELECT pg_drop_replication_slot($1)', [name]);
-    sluice = startSluice(schemaPath, env);
-    const largePeak = trackPeakRss(sluice.child.pid!, 100);
-    const largeSeconds = await timed(() => caughtUp(client, slot, largeEnd));
-    const largePeakMb = largePeak.stop() / 1024;
-    const sluiceStreamed = Number((await client.query<{ n: string }>(`SELECT stream_txns AS n FROM pg_stat_replication_slots WHERE slot_name = $1`, [slot])).rows[0]?.n ?? 0);
-    await sluice.stop();
-    const largeTotal = passes * options.items;
-
-    const rootRate = options.backlogChanges / rootSeconds;
-    const ceilingRate = options.backlogChanges / ceilingSeconds;
-    return {
-      rows: [
+      log('document-query ceiling: the same roots, 1,000 per query, one query at a time');
+      const documentSeconds = await documentQueryCeiling(client, url, options.backlogChanges, options.items);
+      const rootRate = options.backlogChanges / rootSeconds;
+      const ceilingRate = options.backlogChanges / ceilingSeconds;
+      rows.push(
         ['root changes (backlog)', `${options.backlogChanges.toLocaleString('en')} in ${rootSeconds.toFixed(1)} s, ${Math.round(rootRate).toLocaleString('en')} changes/s`],
-        ['ceiling (pg_recvlogical, same WAL)', `${ceilingSeconds.toFixed(1)} s, ${Math.round(ceilingRate).toLocaleString('en')} changes/s`],
+        ['ceiling (pg_recvlogical, same WAL)', `${ceilingSeconds.toFixed(1)} s, ${Math.round(ceilingRate).toLocaleString('en')} changes/s; walsender CPU ${ceilingWalsender.toFixed(1)} s`],
         ['ratio to ceiling (target >= 0.7)', (rootRate / ceilingRate).toFixed(2)],
         ['document queries alone, same roots (second ceiling)', `${documentSeconds.toFixed(1)} s, ${Math.round(options.backlogChanges / documentSeconds).toLocaleString('en')} roots/s`],
         ['peak RSS draining the backlog (target <= 300 MB)', `${peakMb.toFixed(0)} MB`],
         [
           'CPU seconds while draining',
-          `sluice ${cpu.sluice.toFixed(1)}, test engine ${cpu.engine.toFixed(1)}, PostgreSQL ${cpu.postgres.toFixed(1)} (walsender, document queries); ${(cpus().length * rootSeconds).toFixed(1)} available`,
+          `sluice ${used.sluice!.toFixed(1)} (system ${used.sluiceSystem!.toFixed(1)}), test engine ${used.engine!.toFixed(1)} (system ${used.engineSystem!.toFixed(1)}), walsender ${used.walsender.toFixed(1)}, other PostgreSQL (document queries) ${used.postgres.toFixed(1)}; ${(cpus().length * rootSeconds).toFixed(1)} available`,
         ],
-        ['fan-out child changes', `${authors.toLocaleString('en')} authors → ${options.items.toLocaleString('en')} documents in ${fanSeconds.toFixed(1)} s, ${Math.round(options.items / fanSeconds).toLocaleString('en')} docs/s`],
-        ['commit-to-indexed at 1,000 tx/s (upper bound)', `p50 ${latencies.p50} ms, p99 ${latencies.p99} ms (target p99 <= 200 ms)`],
+      );
+    }
+
+    if (parts.has('fanout')) {
+      log(`fan-out: ${authors.toLocaleString('en')} author updates, 100 items each`);
+      await client.query(`UPDATE author SET name = name || '.'`);
+      const fanEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+      sluice = startSluice(schemaPath, env);
+      const fanSeconds = await timed(() => caughtUp(client, slot, fanEnd));
+      await sluice.stop();
+      rows.push(['fan-out child changes', `${authors.toLocaleString('en')} authors → ${options.items.toLocaleString('en')} documents in ${fanSeconds.toFixed(1)} s, ${Math.round(options.items / fanSeconds).toLocaleString('en')} docs/s`]);
+    }
+
+    if (parts.has('latency')) {
+      log(`latency: 1,000 tx/s for ${options.latencySeconds} s`);
+      sluice = startSluice(schemaPath, env);
+      await caughtUp(client, slot);
+      const batchesFrom = sluice.output().length;
+      await steadyWriter(client, 1000, options.latencySeconds, options.items);
+      const latencyEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+      await caughtUp(client, slot, latencyEnd);
+      const latencies = batchLatencies(sluice.output().slice(batchesFrom));
+      await sluice.stop();
+      rows.push(['commit-to-indexed at 1,000 tx/s (upper bound)', `p50 ${latencies.p50} ms, p99 ${latencies.p99} ms (target p99 <= 200 ms)`]);
+    }
+
+    if (parts.has('large')) {
+      const largeChanges = options.largeTransaction ?? 1_000_000;
+      const passes = Math.ceil(largeChanges / options.items);
+      log(`large transaction: ${(passes * options.items).toLocaleString('en')} updates (${passes} × every item) in one transaction`);
+      // PostgreSQL's default: a transaction over it spills to disk (protocol 1) or is streamed (protocol 2).
+      await client.query(`ALTER SYSTEM SET logical_decoding_work_mem = '64MB'`);
+      await client.query('SELECT pg_reload_conf()');
+      for (const name of ['ceiling_v1', 'ceiling_v2']) await client.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [name]);
+      await client.query(`BEGIN; ${'UPDATE item SET v = v + 1;'.repeat(passes)} COMMIT;`);
+      const largeEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+      const recvlogical = (name: string, protocol: string[]) =>
+        timed(() => exec(join(cluster.binDir, 'pg_recvlogical'), ['-d', url, '-S', name, '--start', '-E', largeEnd, '-f', '/dev/null', ...protocol, '-o', 'publication_names=sluice', '--no-loop'], env));
+      const largeCeilingV1 = await recvlogical('ceiling_v1', ['-o', 'proto_version=1']);
+      const largeCeiling = await recvlogical('ceiling_v2', ['-o', 'proto_version=2', '-o', 'streaming=on']);
+      const streamedTxns = Number((await client.query<{ n: string }>(`SELECT stream_txns AS n FROM pg_stat_replication_slots WHERE slot_name = 'ceiling_v2'`)).rows[0]?.n ?? 0);
+      for (const name of ['ceiling_v1', 'ceiling_v2']) await client.query('SELECT pg_drop_replication_slot($1)', [name]);
+      sluice = startSluice(schemaPath, env);
+      const largePeak = trackPeakRss(sluice.child.pid!, 100);
+      const largeSeconds = await timed(() => caughtUp(client, slot, largeEnd));
+      const largePeakMb = largePeak.stop() / 1024;
+      const sluiceStreamed = Number((await client.query<{ n: string }>(`SELECT stream_txns AS n FROM pg_stat_replication_slots WHERE slot_name = $1`, [slot])).rows[0]?.n ?? 0);
+      await sluice.stop();
+      const largeTotal = passes * options.items;
+      rows.push(
         [
           `one transaction of ${largeTotal.toLocaleString('en')} root changes (streamed, logical_decoding_work_mem 64MB)`,
           `${largeSeconds.toFixed(1)} s to drain (Sluice started after the commit), ${Math.round(largeTotal / largeSeconds).toLocaleString('en')} changes/s, peak RSS ${largePeakMb.toFixed(0)} MB, slot stream_txns ${sluiceStreamed}`,
         ],
         ['ceiling: pg_recvlogical proto_version 2, streaming on', `${largeCeiling.toFixed(1)} s, ${Math.round(largeTotal / largeCeiling).toLocaleString('en')} changes/s (stream_txns ${streamedTxns}); ratio ${(largeCeiling / largeSeconds).toFixed(2)}`],
         ['for comparison: pg_recvlogical proto_version 1 (spills to disk)', `${largeCeilingV1.toFixed(1)} s, ${Math.round(largeTotal / largeCeilingV1).toLocaleString('en')} changes/s`],
-      ],
-    };
+      );
+    }
+    return { rows };
   } finally {
     for (const cleanup of cleanups) await cleanup();
   }
@@ -257,14 +278,60 @@ function appliedChanges(log: string): number {
   return total;
 }
 
-/** User + system CPU seconds a process has used so far (Linux /proc, 100 ticks a second); 0 once it is gone. */
-function cpuSeconds(pid: number): number {
+/** User + system (or only system) CPU seconds a process has used so far (Linux /proc, 100 ticks a second); 0 once it is gone. */
+function cpuSeconds(pid: number, only?: 'system'): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return ((only === 'system' ? 0 : Number(fields[11])) + Number(fields[12])) / 100;
   } catch {
     return 0;
+  }
+}
+
+/**
+ * CPU seconds used from now on by the named processes (and as `<name>System` the part spent in the kernel), by
+ * PostgreSQL's walsenders and by the rest of PostgreSQL (the postmaster's other children: backends running the
+ * document queries, background workers). PostgreSQL's children are sampled every 50 ms, so one that starts and exits
+ * in between (pg_recvlogical's walsender) is counted up to its last sample.
+ */
+function cpuMeter(postmaster: number, named: Record<string, number> = {}): { read(): Record<string, number> & { walsender: number; postgres: number } } {
+  const before = new Map<number, number>();
+  const systemBefore = new Map<number, number>();
+  for (const pid of [...Object.values(named), ...childrenOf(postmaster)]) before.set(pid, cpuSeconds(pid));
+  for (const pid of Object.values(named)) systemBefore.set(pid, cpuSeconds(pid, 'system'));
+  const latest = new Map<number, { seconds: number; walsender: boolean }>();
+  const sample = () => {
+    for (const pid of childrenOf(postmaster)) {
+      const seconds = cpuSeconds(pid);
+      if (seconds > 0) latest.set(pid, { seconds, walsender: latest.get(pid)?.walsender ?? isWalsender(pid) });
+    }
+  };
+  const timer = setInterval(sample, 50);
+  return {
+    read() {
+      clearInterval(timer);
+      sample();
+      const used: Record<string, number> & { walsender: number; postgres: number } = { walsender: 0, postgres: 0 };
+      for (const [name, pid] of Object.entries(named)) {
+        used[name] = cpuSeconds(pid) - (before.get(pid) ?? 0);
+        used[`${name}System`] = cpuSeconds(pid, 'system') - (systemBefore.get(pid) ?? 0);
+      }
+      for (const [pid, { seconds, walsender }] of latest) {
+        if (walsender) used.walsender += seconds - (before.get(pid) ?? 0);
+        else used.postgres += seconds - (before.get(pid) ?? 0);
+      }
+      return used;
+    },
+  };
+}
+
+/** PostgreSQL titles a walsender's process "postgres: walsender <user> <client> ...". */
+function isWalsender(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('walsender');
+  } catch {
+    return false;
   }
 }
 

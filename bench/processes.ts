@@ -33,3 +33,8 @@ export function startProcess(command: string, args: string[], ready: RegExp): Pr
     child.once('exit', (code) => reject(new Error(`${command} ${args.join(' ')} exited with ${code} before it was ready`)));
   });
 }
+
+/** BENCH_ENGINE_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the test engine. */
+export function engineNodeArgs(): string[] {
+  return process.env.BENCH_ENGINE_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [];
+}

@@ -11,8 +11,8 @@ import { compileAgainst, fixtureSchema, fixtureSql } from '../test/helpers/fixtu
 import { startPostgresCluster } from '../test/helpers/postgres-cluster.js';
 import { buildDocumentQuery } from '../src/transform/document-query.js';
 import { trackPeakRss } from '../test/helpers/process-stats.js';
-import { runCdcBench } from './cdc.js';
-import { startProcess } from './processes.js';
+import { CDC_PARTS, runCdcBench, type CdcPart } from './cdc.js';
+import { engineNodeArgs, startProcess } from './processes.js';
 
 const { values } = parseArgs({
   options: {
@@ -21,6 +21,7 @@ const { values } = parseArgs({
     'cdc-items': { type: 'string', default: '200000' },
     'cdc-backlog': { type: 'string', default: '1000000' },
     'latency-seconds': { type: 'string', default: '20' },
+    'cdc-parts': { type: 'string', default: CDC_PARTS.join(',') },
   },
 });
 const positive = (name: string, text: string | undefined): number => {
@@ -30,6 +31,8 @@ const positive = (name: string, text: string | undefined): number => {
 };
 const scale = positive('scale', values.scale);
 if (values.only !== undefined && values.only !== 'full' && values.only !== 'cdc') throw new Error('--only must be "full" or "cdc"');
+const cdcParts = values['cdc-parts'].split(',').filter((p) => p !== '');
+for (const part of cdcParts) if (!(CDC_PARTS as readonly string[]).includes(part)) throw new Error(`--cdc-parts takes a comma-separated list of ${CDC_PARTS.join(', ')}; got "${part}"`);
 
 if (values.only !== 'cdc') await fullSyncBench();
 if (values.only !== 'full') {
@@ -37,6 +40,7 @@ if (values.only !== 'full') {
     items: positive('cdc-items', values['cdc-items']),
     backlogChanges: positive('cdc-backlog', values['cdc-backlog']),
     latencySeconds: positive('latency-seconds', values['latency-seconds']),
+    parts: cdcParts as CdcPart[],
     log,
   });
   printTable('Change capture (sluice run), items with an author object', [...cdc.rows, machineRow()]);
@@ -64,7 +68,7 @@ try {
   log('ceiling: COPY of the document query to /dev/null');
   const ceilingSeconds = await timeCommand(join(cluster.binDir, 'psql'), ['-X', '-q', '-d', url, '-c', `COPY (${query.text}) TO STDOUT`]);
 
-  const engine = await startProcess(process.execPath, ['--import', 'tsx', 'test/es-server/main.ts', '--flavor', 'es8', '--port', '0'], /listening on (\S+)/);
+  const engine = await startProcess(process.execPath, [...engineNodeArgs(), '--import', 'tsx', 'test/es-server/main.ts', '--flavor', 'es8', '--port', '0'], /listening on (\S+)/);
   cleanups.unshift(() => engine.stop());
   log('sluice sync --once');
   const started = process.hrtime.bigint();
