@@ -34,13 +34,13 @@ const RETRY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
 export async function sendBulk(client: EngineClient, actions: readonly EncodedAction[], options: ClassifyOptions = {}): Promise<BulkAttempt> {
   let res;
   try {
-    res = await client.request('POST', '/_bulk', { body: encodeBody(actions), contentType: 'application/x-ndjson' });
+    res = await client.request('POST', '/_bulk', { body: encodeBody(actions), contentType: 'application/x-ndjson', acceptGzip: false });
   } catch (err) {
     if (err instanceof EngineTransportError && err.retryable) return { kind: 'retry', throttled: false, reason: err.message };
     throw err;
   }
   if (res.status === 200) {
-    if (ALL_APPLIED.test(res.body.slice(0, 80))) return { kind: 'items', outcomes: actions.map(() => APPLIED) };
+    if (ALL_APPLIED.test(res.head(80))) return { kind: 'items', outcomes: actions.map(() => APPLIED) };
     const items = bulkItems(res.json());
     if (items === undefined || items.length !== actions.length) {
       throw new AppError(

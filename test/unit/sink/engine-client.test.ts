@@ -79,6 +79,17 @@ describe('EngineClient', () => {
     const res = await client.request('GET', '/');
     expect(server.requests[0]!.headers['accept-encoding']).toBe('gzip');
     expect(res.json()).toEqual({ took: 1, errors: false, items: [] });
+    expect(res.head(12)).toBe('{"took":1,"e');
+  });
+
+  it('does not ask for a gzipped answer when told not to (bulk answers), while still gzipping the request', async () => {
+    const { server, client } = await setup(() => ({ body: { took: 1, errors: false, items: [] } }), { compress: true });
+    const body = '{"index":{}}\n{"a":1}\n';
+    const res = await client.request('POST', '/_bulk', { body, contentType: 'application/x-ndjson', acceptGzip: false });
+    expect(server.requests[0]!.headers['accept-encoding']).toBeUndefined();
+    expect(server.requests[0]!.headers['content-encoding']).toBe('gzip');
+    expect(server.requests[0]!.body).toBe(body);
+    expect(res.head(1000)).toBe(res.body);
   });
 
   it('times out with a retryable EngineTransportError', async () => {
