@@ -19,6 +19,27 @@ function tokenName(v: unknown): string {
   return 'START_OBJECT';
 }
 
+/**
+ * The action line every client sends most: `{"index"|"delete"|"create":{"_index":…,"_id":…[,"routing":…]
+ * [,"version":N,"version_type":…]}}` with plain strings (no escapes or control characters). Read without JSON.parse,
+ * to the same object JSON.parse would give; anything else takes the general path.
+ */
+const PLAIN_ACTION =
+  /^\{"(index|delete|create)":\{"_index":"([^"\\\x00-\x1f]*)","_id":"([^"\\\x00-\x1f]*)"(?:,"routing":"([^"\\\x00-\x1f]*)")?(?:,"version":(\d{1,15}),"version_type":"(external_gte|external|internal)")?\}\}$/;
+
+function parseActionLine(line: string): unknown {
+  const plain = PLAIN_ACTION.exec(line);
+  if (plain === null) return JSON.parse(line);
+  const [, name, index, id, routing, version, versionType] = plain;
+  const meta: Record<string, unknown> = { _index: index, _id: id };
+  if (routing !== undefined) meta.routing = routing;
+  if (version !== undefined) {
+    meta.version = Number(version);
+    meta.version_type = versionType;
+  }
+  return { [name!]: meta };
+}
+
 const malformed = (line: number, detail: string) => illegalArgument(`Malformed action/metadata line [${line}], ${detail}`);
 
 interface Parsed {
@@ -72,7 +93,7 @@ function parseBulk(req: Req): Parsed {
     if (actionLine.trim() === '') throw malformed(lineNo, 'expected START_OBJECT but found [null]');
     let action: unknown;
     try {
-      action = JSON.parse(actionLine);
+      action = parseActionLine(actionLine);
     } catch (err) {
       const reason = jsonErrorReason(actionLine, err);
       throw fail(400, 'x_content_parse_exception', reason, undefined, cause('json_parse_exception', reason.replace(/^\[\d+:\d+\] /, '')));

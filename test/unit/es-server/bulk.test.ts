@@ -34,6 +34,34 @@ describe('_bulk', () => {
     expect(engine.store.indices()).not.toContain('a');
   });
 
+  it('answers the same whether an action line is compact (read without JSON.parse) or spaced', async () => {
+    const lines = (spaced: boolean, index: string) => {
+      const line = (value: unknown) => (spaced ? JSON.stringify(value, null, 1).replace(/\n/g, '') : JSON.stringify(value));
+      return [
+        line({ index: { _index: index, _id: 'a', version: 5, version_type: 'external_gte' } }),
+        '{"n":1}',
+        line({ index: { _index: index, _id: 'a', version: 4, version_type: 'external_gte' } }),
+        '{"n":2}',
+        line({ index: { _index: index, _id: 'b', routing: 'r1', version: 7, version_type: 'external' } }),
+        '{"n":3}',
+        line({ create: { _index: index, _id: 'b', routing: 'r1' } }),
+        '{"n":4}',
+        line({ delete: { _index: index, _id: 'a', version: 5, version_type: 'external_gte' } }),
+        line({ delete: { _index: index, _id: 'zz' } }),
+        line({ index: { _index: index, _id: 'd\u00e9' } }),
+        '{"n":5}',
+        '',
+      ].join('\n');
+    };
+    const compact = await bulk(engine.url, lines(false, 'plain-lines'));
+    const spaced = await bulk(engine.url, lines(true, 'spaced-lines'));
+    const normalise = (body: { items: unknown[] }) => JSON.parse(JSON.stringify(body.items).replace(/(plain|spaced)-lines/g, 'x'), (key, value: unknown) => (key === 'index_uuid' ? undefined : value));
+    expect(compact.status).toBe(spaced.status);
+    expect(compact.json.errors).toBe(true);
+    expect(normalise(compact.json)).toEqual(normalise(spaced.json));
+    expect(normalise(compact.json).map((item: Record<string, { status: number }>) => Object.values(item)[0]!.status)).toEqual([201, 409, 201, 409, 200, 404, 201]);
+  });
+
   it('handles index, create, update and delete with ES results, versions and seq_nos', async () => {
     const res = await bulk(
       engine.url,
