@@ -63,10 +63,11 @@ interface Dispatched {
  * checkpoint is stored, and only up to the last complete transaction. Returns when `signal` aborts (after
  * finishing the batches in hand).
  *
- * Batches overlap in three stages: reading and decoding (this loop), applying (root resolution, document
- * queries, handing actions to the writer: one batch at a time, in order) and committing (waiting for the
- * batch's writes, saving the checkpoint, acknowledging: one batch at a time, in order). So batch N+1 is read
- * and built while batch N's bulk requests are in flight. Per document, writes still reach the writer in LSN
+ * Batches overlap in four stages: reading and decoding (this loop), applying (root resolution, document
+ * queries, handing actions to the writer: one batch at a time, in order), committing (waiting for the batch's
+ * writes: one batch at a time, in order) and saving (the checkpoint, then the acknowledgement, of the newest
+ * committed position: one save at a time, each covering every batch committed while the previous one ran). So
+ * batch N+1 is read and built while batch N's bulk requests are in flight. Per document, writes still reach the writer in LSN
  * order (the apply stage is sequential) and the writer never has two requests for one document in flight.
  * Batch N+1's document queries may read rows before batch N's writes are in the engine; that is harmless because
  * documents are built from current rows and carry their batch's commit LSN as external version (`external_gte`):
@@ -146,16 +147,21 @@ export async function runStreamPhase(
     },
   };
 
-  const commit = async (batch: Dispatched, indexed: number, deleted: number) => {
+  // Saving the checkpoint (a file's fsyncs, a Redis or PostgreSQL round trip) takes as long as a batch's bulk: done
+  // once per batch and in line, it held every batch behind it. Positions are saved one save at a time, each save
+  // covering every position reported while the previous one ran; a batch is complete once its writes are durable.
+  const checkpoints = new LatestPositionSaver(async (lsn) => {
+    current = { ...current, lsn: formatLsn(lsn), updatedAt: new Date().toISOString() };
+    await store.save(options.name, current);
+    stream.acknowledge(lsn);
+    acknowledged = lsn;
+  }, fail);
+
+  const commit = (batch: Dispatched, indexed: number, deleted: number) => {
     if (batch.changes > 0) {
       options.onBatch?.({ changes: batch.changes, transactions: batch.transactions, indexed, deleted, lsn: batch.version, oldestCommitTime: batch.oldestCommitTime, newestCommitTime: batch.newestCommitTime });
     }
-    if (batch.ackLsn > acknowledged) {
-      current = { ...current, lsn: formatLsn(batch.ackLsn), updatedAt: new Date().toISOString() };
-      await store.save(options.name, current);
-      stream.acknowledge(batch.ackLsn);
-      acknowledged = batch.ackLsn;
-    }
+    if (batch.ackLsn > acknowledged) checkpoints.request(batch.ackLsn);
   };
 
   /** Hands the batch in hand to the pipeline and starts a new one. */
@@ -194,7 +200,7 @@ export async function runStreamPhase(
         const { indexed, deleted, written } = await applied;
         await written;
         if (failure) return;
-        await commit(batch, indexed, deleted);
+        commit(batch, indexed, deleted);
       } catch (error) {
         fail(error);
       } finally {
@@ -213,10 +219,11 @@ export async function runStreamPhase(
     if (failure) throw failure.error;
   };
 
-  /** Hands on the batch in hand and waits until every dispatched batch is committed. */
+  /** Hands on the batch in hand and waits until every dispatched batch is committed and its position saved. */
   const finish = async () => {
     dispatch();
     await committing;
+    await checkpoints.idle();
     if (failure) throw failure.error;
   };
 
@@ -357,7 +364,50 @@ export async function runStreamPhase(
   } finally {
     // On a failure, let the stages that are still running end before the caller closes the writer and the stream.
     await Promise.allSettled([applying, committing]);
+    await checkpoints.idle();
     await streamed.discardAll();
+  }
+}
+
+/**
+ * Saves positions one save at a time: a position requested while a save runs is saved next, together with (that
+ * is, superseded by) any later one requested meanwhile. Positions only grow. After a failed save (reported to
+ * `onError`) nothing more is saved.
+ */
+export class LatestPositionSaver {
+  private wanted = 0n;
+  private saved = 0n;
+  private running: Promise<void> | undefined;
+  private failed = false;
+
+  constructor(
+    private readonly save: (lsn: bigint) => Promise<void>,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  request(lsn: bigint): void {
+    if (lsn > this.wanted) this.wanted = lsn;
+    if (this.running === undefined && !this.failed && this.wanted > this.saved) this.running = this.run();
+  }
+
+  /** Resolves once no save is running or wanted (immediately after a failure). */
+  async idle(): Promise<void> {
+    while (this.running !== undefined) await this.running;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      while (this.wanted > this.saved) {
+        const lsn = this.wanted;
+        await this.save(lsn);
+        this.saved = lsn;
+      }
+    } catch (error) {
+      this.failed = true;
+      this.onError(error);
+    } finally {
+      this.running = undefined;
+    }
   }
 }
 
