@@ -4,7 +4,7 @@ import { AppError, toError } from '../errors/app-error.js';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import type { ChangeSource, CreatedSlot } from '../source/change-source.js';
 import { formatLsn } from '../source/postgres/lsn.js';
-import { compileChangeRoutes } from '../transform/change-routes.js';
+import { columnSelection, compileChangeRoutes } from '../transform/change-routes.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import type { ActionWriter } from './full-sync.js';
 import { deleteOrphans, type IndexScanner } from './change-applier.js';
@@ -159,13 +159,15 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
     await created?.release();
   }
   if (options.signal.aborted) return;
-  const stream = await source.stream({ slot: name, publication: deps.publication, startLsn: 0n });
+  const routes = compileChangeRoutes(plan);
+  // Only the values that lead to roots, and those compared to skip irrelevant updates, are decoded.
+  const stream = await source.stream({ slot: name, publication: deps.publication, startLsn: 0n, columns: columnSelection(routes) });
   let lastHeartbeat = Date.now();
   status.phase = 'streaming';
   const stopPolling = new AbortController();
   const polling = pollSlot(deps, status, Math.max(100, options.heartbeatIntervalMs / 2), stopPolling.signal);
   try {
-    await runStreamPhase(plan, compileChangeRoutes(plan), deps.pool, stream, writer, target, store, checkpoint, {
+    await runStreamPhase(plan, routes, deps.pool, stream, writer, target, store, checkpoint, {
       name,
       batchSize: options.batchSize,
       flushIntervalMs: options.flushIntervalMs,

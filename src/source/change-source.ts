@@ -51,11 +51,20 @@ export type StreamMessage =
   /** The server's position from a keepalive: everything up to `walEnd` has been sent. */
   | { type: 'keepalive'; walEnd: bigint; serverTime: Date };
 
+/**
+ * The columns a consumer reads, by `schema.table`. A row of a listed table carries only its `identifying` columns,
+ * plus its `compared` columns when the change also has the complete old row (REPLICA IDENTITY FULL), so that old and
+ * new can be compared; the other columns are not decoded. Rows of unlisted tables carry every column.
+ */
+export type ColumnSelection = ReadonlyMap<string, { identifying: ReadonlySet<string>; compared: ReadonlySet<string> }>;
+
 export interface ReplicationStreamOptions {
   slot: string;
   publication: string;
   /** Resume from here (exclusive of what was acknowledged); 0n = the slot's confirmed position. */
   startLsn: bigint;
+  /** Decode only these columns (default: every column). */
+  columns?: ColumnSelection;
 }
 
 /** A started replication stream. Reading pauses the socket when the consumer does not pull (backpressure). */

@@ -1,4 +1,5 @@
 import type { EntryPlan, PlanNode } from '../schema/sync-plan.js';
+import type { ColumnSelection } from '../source/change-source.js';
 import { qualified, quoteIdent } from './sql.js';
 
 /**
@@ -83,6 +84,19 @@ export function compileChangeRoutes(plan: EntryPlan): ChangeRoutes {
   };
   visit(root, [{ node: root, alias: rootAlias, joins: '' }]);
   return { routes, relevantColumns: relevant };
+}
+
+/**
+ * What the change applier reads of a changed row: the values its routes lead from (identifying), and when the old
+ * row is complete the columns some document uses (to skip an update that changed none of them).
+ */
+export function columnSelection(routes: ChangeRoutes): ColumnSelection {
+  const selection = new Map<string, { identifying: Set<string>; compared: ReadonlySet<string> }>();
+  for (const [table, tableRoutes] of routes.routes) {
+    const identifying = new Set(tableRoutes.flatMap((route) => route.valueColumns));
+    selection.set(table, { identifying, compared: routes.relevantColumns.get(table) ?? new Set() });
+  }
+  return selection;
 }
 
 /** Root keys reachable from rows of a parent (the last step of `path`) matched by `where`. */

@@ -1,4 +1,4 @@
-import type { RelationRef, RowValues, StreamMessage } from '../change-source.js';
+import type { ColumnSelection, RelationRef, RowValues, StreamMessage } from '../change-source.js';
 import { AppError } from '../../errors/app-error.js';
 
 /**
@@ -20,7 +20,13 @@ export interface Relation extends RelationRef {
   /** relreplident: d default, n nothing, f full, i index. */
   replicaIdentity: string;
   columns: RelationColumn[];
+  /** Per column: decoded always (ALWAYS), only in a change with a complete old row (COMPARED), or never (SKIPPED). */
+  decode: Uint8Array;
 }
+
+const SKIPPED = 0;
+const ALWAYS = 1;
+const COMPARED = 2;
 
 const PG_EPOCH_MS = 946_684_800_000; // 2000-01-01T00:00:00Z
 
@@ -91,6 +97,9 @@ export class PgoutputDecoder {
   private readonly relations = new Map<number, Relation>();
   /** Between Stream Start and Stream Stop. */
   private streaming = false;
+
+  /** `columns`: decode only these (see ColumnSelection); a backlog's cost is mostly making strings of values. */
+  constructor(private readonly columns?: ColumnSelection) {}
 
   /** The relation last described by an 'R' message with this id. */
   relation(id: number): Relation | undefined {
@@ -184,26 +193,28 @@ export class PgoutputDecoder {
       case 'I': {
         const rel = this.lookup(r.uint32());
         expectTag(r, 'N', 'insert');
-        return row(rel, 'insert', { new: this.readTuple(r, rel, false), oldIsKeyOnly: false });
+        return row(rel, 'insert', { new: this.readTuple(r, rel, false, false), oldIsKeyOnly: false });
       }
       case 'U': {
         const rel = this.lookup(r.uint32());
         let tupleTag = r.char();
         let old: RowValues | undefined;
         const oldIsKeyOnly = tupleTag === 'K';
+        // Only a complete old row ('O') can be compared with the new one.
+        const compared = tupleTag === 'O';
         if (tupleTag === 'K' || tupleTag === 'O') {
-          old = this.readTuple(r, rel, oldIsKeyOnly);
+          old = this.readTuple(r, rel, oldIsKeyOnly, compared);
           tupleTag = r.char();
         }
         if (tupleTag !== 'N') throw protocolError(`update of ${rel.schema}.${rel.table}: expected new tuple 'N', got '${tupleTag}'`);
-        const values = this.readTuple(r, rel, false);
+        const values = this.readTuple(r, rel, false, compared);
         return row(rel, 'update', old === undefined ? { new: values, oldIsKeyOnly } : { old, new: values, oldIsKeyOnly });
       }
       case 'D': {
         const rel = this.lookup(r.uint32());
         const tupleTag = r.char();
         if (tupleTag !== 'K' && tupleTag !== 'O') throw protocolError(`delete from ${rel.schema}.${rel.table}: expected old tuple 'K' or 'O', got '${tupleTag}'`);
-        return row(rel, 'delete', { old: this.readTuple(r, rel, tupleTag === 'K'), oldIsKeyOnly: tupleTag === 'K' });
+        return row(rel, 'delete', { old: this.readTuple(r, rel, tupleTag === 'K', false), oldIsKeyOnly: tupleTag === 'K' });
       }
       case 'T': {
         const count = r.int32();
@@ -234,7 +245,12 @@ export class PgoutputDecoder {
       const typeOid = r.uint32();
       columns.push({ name, isKey, typeOid, typeMod: r.int32() });
     }
-    this.relations.set(id, { id, schema, table, replicaIdentity, columns });
+    const selected = this.columns?.get(`${schema}.${table}`);
+    const decode = new Uint8Array(count).fill(ALWAYS);
+    if (selected !== undefined) {
+      columns.forEach((column, i) => (decode[i] = selected.identifying.has(column.name) ? ALWAYS : selected.compared.has(column.name) ? COMPARED : SKIPPED));
+    }
+    this.relations.set(id, { id, schema, table, replicaIdentity, columns, decode });
   }
 
   private lookup(id: number): Relation {
@@ -243,8 +259,11 @@ export class PgoutputDecoder {
     return rel;
   }
 
-  /** TupleData; with `keyOnly` ('K' old tuple) the non-key columns, sent as nulls, are left out. */
-  private readTuple(r: Reader, rel: Relation, keyOnly: boolean): RowValues {
+  /**
+   * TupleData; with `keyOnly` ('K' old tuple) the non-key columns, sent as nulls, are left out, and so are the columns
+   * not selected for decoding (the COMPARED ones unless `compared`).
+   */
+  private readTuple(r: Reader, rel: Relation, keyOnly: boolean, compared: boolean): RowValues {
     const count = r.int16();
     if (count !== rel.columns.length) {
       throw protocolError(`tuple of ${rel.schema}.${rel.table} has ${count} columns, its Relation message ${rel.columns.length}`);
@@ -253,15 +272,22 @@ export class PgoutputDecoder {
     // Runs for every column of every row of a backlog: bytes are compared and text decoded in place, without a
     // one-character string or a Buffer view per value.
     const buf = r.buf;
+    const decode = rel.decode;
     let pos = r.pos;
-    for (const column of rel.columns) {
+    for (let i = 0; i < rel.columns.length; i++) {
+      const column = rel.columns[i]!;
       if (pos >= buf.length) throw new RangeError('tuple ends early');
       const kind = buf[pos++]!;
+      const wanted = decode[i] === ALWAYS || (compared && decode[i] === COMPARED);
       let value: string | null | undefined;
       if (kind === TEXT) {
         const length = buf.readInt32BE(pos);
         pos += 4;
         if (length < 0 || pos + length > buf.length) throw new RangeError(`${length} bytes requested past the end`);
+        if (!wanted) {
+          pos += length;
+          continue;
+        }
         value = buf.toString('utf8', pos, pos + length);
         pos += length;
       } else if (kind === NULL) {
@@ -273,7 +299,7 @@ export class PgoutputDecoder {
       } else {
         throw protocolError(`unknown tuple value kind '${String.fromCharCode(kind)}' for ${rel.schema}.${rel.table}.${column.name}`);
       }
-      if (!keyOnly || column.isKey) values[column.name] = value;
+      if (wanted && (!keyOnly || column.isKey)) values[column.name] = value;
     }
     r.pos = pos;
     return values;

@@ -131,7 +131,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined>
 
 class PgReplicationStream implements PostgresReplicationStream {
   private readonly connection: WireConnection;
-  private readonly decoder = new PgoutputDecoder();
+  private readonly decoder: PgoutputDecoder;
   private readonly queue = new Fifo<StreamMessage>();
   private readonly pending = new Fifo<Buffer>();
   private readonly capacity: number;
@@ -154,6 +154,7 @@ class PgReplicationStream implements PostgresReplicationStream {
     private readonly streaming: boolean,
   ) {
     this.connection = client.connection as unknown as WireConnection;
+    this.decoder = new PgoutputDecoder(options.columns);
     this.capacity = Math.max(1, options.bufferSize ?? 1000);
   }
 

@@ -39,6 +39,7 @@ describe('PgoutputDecoder', () => {
         { name: 'name', isKey: false, typeOid: 25, typeMod: -1 },
         { name: 'body', isKey: false, typeOid: 25, typeMod: -1 },
       ],
+      decode: new Uint8Array([1, 1, 1]),
     });
     d.decode(relation(16384, '', 'items2', 'f', [{ name: 'x' }]));
     expect(d.relation(16384)).toMatchObject({ schema: 'pg_catalog', table: 'items2', replicaIdentity: 'f' });
@@ -92,6 +93,33 @@ describe('PgoutputDecoder', () => {
       type: 'change',
       change: { kind: 'delete', schema: 'public', table: 'items', old: { id: '7', name: 'x', body: null }, oldIsKeyOnly: false },
     });
+  });
+
+  it('decodes only the selected columns: identifying ones always, compared ones only beside a complete old row', () => {
+    const selection = new Map([['public.items', { identifying: new Set(['id']), compared: new Set(['id', 'name']) }]]);
+    const d = new PgoutputDecoder(selection);
+    d.decode(ITEMS);
+    d.decode(relation(16390, 'shop', 'orders', 'd', [{ name: 'id', key: true }, { name: 'note' }]));
+    const changeOf = (msg: Buffer) => {
+      const decoded = d.decode(msg);
+      if (decoded?.type !== 'change' || decoded.change.kind === 'truncate') throw new Error('row change expected');
+      return decoded.change;
+    };
+    const insert = changeOf(tuple(new Bytes().char('I').int32(16384).char('N'), ['1', 'Zoë', 'long text']).build());
+    expect(insert.new).toEqual({ id: '1' });
+    expect(Object.keys(insert.new ?? {})).toEqual(['id']);
+    const update = changeOf(tuple(new Bytes().char('U').int32(16384).char('N'), ['1', 'b', 'c']).build());
+    expect(update.new).toEqual({ id: '1' });
+    const full = changeOf(tuple(tuple(new Bytes().char('U').int32(16384).char('O'), ['1', 'old', 'x']).char('N'), ['1', 'new', 'UNCHANGED']).build());
+    expect(full).toMatchObject({ old: { id: '1', name: 'old' }, new: { id: '1', name: 'new' } });
+    expect(Object.keys(full.old ?? {})).toEqual(['id', 'name']);
+    expect(Object.keys(full.new ?? {})).toEqual(['id', 'name']);
+    const keyOnly = changeOf(tuple(tuple(new Bytes().char('U').int32(16384).char('K'), ['1', null, null]).char('N'), ['2', 'a', null]).build());
+    expect(keyOnly).toMatchObject({ old: { id: '1' }, new: { id: '2' }, oldIsKeyOnly: true });
+    const deleted = changeOf(tuple(new Bytes().char('D').int32(16384).char('O'), ['7', 'x', null]).build());
+    expect(deleted.old).toEqual({ id: '7' });
+    // A table the selection does not list keeps every column.
+    expect(changeOf(tuple(new Bytes().char('I').int32(16390).char('N'), ['3', 'n']).build()).new).toEqual({ id: '3', note: 'n' });
   });
 
   it('decodes Truncate with its flags', () => {
