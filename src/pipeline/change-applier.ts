@@ -222,6 +222,7 @@ async function existingKeys(plan: EntryPlan, pool: pg.Pool, keys: string[][]): P
 /** False for an update that changed no column any document uses (known only when the old row is complete). */
 export function isRelevant(change: RowChange, relevant: Set<string> | undefined): boolean {
   if (change.kind !== 'update' || !change.old || change.oldIsKeyOnly || !change.new || !relevant) return true;
+  if (change.comparedChanged !== undefined) return change.comparedChanged;
   for (const column of relevant) {
     const after = change.new[column];
     if (after !== undefined && after !== change.old[column]) return true;

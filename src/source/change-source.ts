@@ -19,6 +19,12 @@ export interface RowChange extends RelationRef {
   oldIsKeyOnly: boolean;
   /** New row (insert, update). */
   new?: RowValues;
+  /**
+   * Set when the stream decoded a column selection and the update has a complete old row: whether some compared
+   * column differs between old and new (an unchanged TOASTed value counts as unchanged). The compared columns
+   * themselves are then not decoded.
+   */
+  comparedChanged?: boolean;
 }
 
 export interface TruncateChange {
@@ -52,9 +58,10 @@ export type StreamMessage =
   | { type: 'keepalive'; walEnd: bigint; serverTime: Date };
 
 /**
- * The columns a consumer reads, by `schema.table`. A row of a listed table carries only its `identifying` columns,
- * plus its `compared` columns when the change also has the complete old row (REPLICA IDENTITY FULL), so that old and
- * new can be compared; the other columns are not decoded. Rows of unlisted tables carry every column.
+ * The columns a consumer reads, by `schema.table`. A row of a listed table carries only its `identifying` columns;
+ * the other columns are not decoded. For an update with the complete old row (REPLICA IDENTITY FULL) the `compared`
+ * columns of old and new are compared as they arrive (RowChange.comparedChanged). Rows of unlisted tables carry
+ * every column.
  */
 export type ColumnSelection = ReadonlyMap<string, { identifying: ReadonlySet<string>; compared: ReadonlySet<string> }>;
 

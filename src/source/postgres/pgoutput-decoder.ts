@@ -20,13 +20,15 @@ export interface Relation extends RelationRef {
   /** relreplident: d default, n nothing, f full, i index. */
   replicaIdentity: string;
   columns: RelationColumn[];
-  /** Per column: decoded always (ALWAYS), only in a change with a complete old row (COMPARED), or never (SKIPPED). */
+  /** Per column: decoded (DECODED) or not (SKIPPED); with a column selection, whether old and new are compared. */
   decode: Uint8Array;
+  compare: Uint8Array;
+  /** With a column selection. */
+  selective: boolean;
 }
 
 const SKIPPED = 0;
-const ALWAYS = 1;
-const COMPARED = 2;
+const DECODED = 1;
 
 const PG_EPOCH_MS = 946_684_800_000; // 2000-01-01T00:00:00Z
 
@@ -193,7 +195,7 @@ export class PgoutputDecoder {
       case 'I': {
         const rel = this.lookup(r.uint32());
         expectTag(r, 'N', 'insert');
-        return row(rel, 'insert', { new: this.readTuple(r, rel, false, false), oldIsKeyOnly: false });
+        return row(rel, 'insert', { new: this.readTuple(r, rel, false), oldIsKeyOnly: false });
       }
       case 'U': {
         const rel = this.lookup(r.uint32());
@@ -201,20 +203,21 @@ export class PgoutputDecoder {
         let old: RowValues | undefined;
         const oldIsKeyOnly = tupleTag === 'K';
         // Only a complete old row ('O') can be compared with the new one.
-        const compared = tupleTag === 'O';
+        const comparing = rel.selective && tupleTag === 'O';
         if (tupleTag === 'K' || tupleTag === 'O') {
-          old = this.readTuple(r, rel, oldIsKeyOnly, compared);
+          old = this.readTuple(r, rel, oldIsKeyOnly, comparing ? 'remember' : undefined);
           tupleTag = r.char();
         }
         if (tupleTag !== 'N') throw protocolError(`update of ${rel.schema}.${rel.table}: expected new tuple 'N', got '${tupleTag}'`);
-        const values = this.readTuple(r, rel, false, compared);
+        const values = this.readTuple(r, rel, false, comparing ? 'compare' : undefined);
+        if (comparing) return row(rel, 'update', { old, new: values, oldIsKeyOnly, comparedChanged: this.comparedChanged });
         return row(rel, 'update', old === undefined ? { new: values, oldIsKeyOnly } : { old, new: values, oldIsKeyOnly });
       }
       case 'D': {
         const rel = this.lookup(r.uint32());
         const tupleTag = r.char();
         if (tupleTag !== 'K' && tupleTag !== 'O') throw protocolError(`delete from ${rel.schema}.${rel.table}: expected old tuple 'K' or 'O', got '${tupleTag}'`);
-        return row(rel, 'delete', { old: this.readTuple(r, rel, tupleTag === 'K', false), oldIsKeyOnly: tupleTag === 'K' });
+        return row(rel, 'delete', { old: this.readTuple(r, rel, tupleTag === 'K'), oldIsKeyOnly: tupleTag === 'K' });
       }
       case 'T': {
         const count = r.int32();
@@ -246,12 +249,28 @@ export class PgoutputDecoder {
       columns.push({ name, isKey, typeOid, typeMod: r.int32() });
     }
     const selected = this.columns?.get(`${schema}.${table}`);
-    const decode = new Uint8Array(count).fill(ALWAYS);
+    const decode = new Uint8Array(count).fill(DECODED);
+    const compare = new Uint8Array(count);
     if (selected !== undefined) {
-      columns.forEach((column, i) => (decode[i] = selected.identifying.has(column.name) ? ALWAYS : selected.compared.has(column.name) ? COMPARED : SKIPPED));
+      columns.forEach((column, i) => {
+        decode[i] = selected.identifying.has(column.name) ? DECODED : SKIPPED;
+        compare[i] = selected.compared.has(column.name) ? 1 : 0;
+      });
     }
-    this.relations.set(id, { id, schema, table, replicaIdentity, columns, decode });
+    this.relations.set(id, { id, schema, table, replicaIdentity, columns, decode, compare, selective: selected !== undefined });
+    if (this.oldKinds.length < count) {
+      this.oldKinds = new Uint8Array(count);
+      this.oldStarts = new Int32Array(count);
+      this.oldEnds = new Int32Array(count);
+    }
   }
+
+  /** Where each value of the old tuple being compared lies in the message (kind byte, start, end). */
+  private oldKinds = new Uint8Array(0);
+  private oldStarts = new Int32Array(0);
+  private oldEnds = new Int32Array(0);
+  /** Set by readTuple(…, 'compare'): some compared column differs from the remembered old tuple. */
+  private comparedChanged = false;
 
   private lookup(id: number): Relation {
     const rel = this.relations.get(id);
@@ -261,9 +280,11 @@ export class PgoutputDecoder {
 
   /**
    * TupleData; with `keyOnly` ('K' old tuple) the non-key columns, sent as nulls, are left out, and so are the columns
-   * not selected for decoding (the COMPARED ones unless `compared`).
+   * not selected for decoding. `remember` notes where each value of this (old) tuple lies; `compare` then sets
+   * `comparedChanged` from the compared columns of this (new) tuple against those, byte for byte: values that are
+   * only compared are never made into strings.
    */
-  private readTuple(r: Reader, rel: Relation, keyOnly: boolean, compared: boolean): RowValues {
+  private readTuple(r: Reader, rel: Relation, keyOnly: boolean, comparison?: 'remember' | 'compare'): RowValues {
     const count = r.int16();
     if (count !== rel.columns.length) {
       throw protocolError(`tuple of ${rel.schema}.${rel.table} has ${count} columns, its Relation message ${rel.columns.length}`);
@@ -273,23 +294,34 @@ export class PgoutputDecoder {
     // one-character string or a Buffer view per value.
     const buf = r.buf;
     const decode = rel.decode;
+    const compare = rel.compare;
+    if (comparison === 'compare') this.comparedChanged = false;
     let pos = r.pos;
     for (let i = 0; i < rel.columns.length; i++) {
       const column = rel.columns[i]!;
       if (pos >= buf.length) throw new RangeError('tuple ends early');
       const kind = buf[pos++]!;
-      const wanted = decode[i] === ALWAYS || (compared && decode[i] === COMPARED);
-      let value: string | null | undefined;
+      const wanted = decode[i] === DECODED;
+      let start = pos;
       if (kind === TEXT) {
         const length = buf.readInt32BE(pos);
-        pos += 4;
-        if (length < 0 || pos + length > buf.length) throw new RangeError(`${length} bytes requested past the end`);
-        if (!wanted) {
-          pos += length;
-          continue;
-        }
-        value = buf.toString('utf8', pos, pos + length);
-        pos += length;
+        start = pos + 4;
+        pos = start + length;
+        if (length < 0 || pos > buf.length) throw new RangeError(`${length} bytes requested past the end`);
+      }
+      if (comparison === 'remember') {
+        this.oldKinds[i] = kind;
+        this.oldStarts[i] = start;
+        this.oldEnds[i] = pos;
+      } else if (comparison === 'compare' && compare[i] === 1 && kind !== UNCHANGED_TOAST && !this.comparedChanged) {
+        // As isRelevant on decoded values: an unchanged TOASTed new value is no change; else kind and text must match.
+        const oldStart = this.oldStarts[i]!;
+        this.comparedChanged = kind !== this.oldKinds[i] || (kind === TEXT && !sameBytes(buf, oldStart, this.oldEnds[i]!, start, pos));
+      }
+      let value: string | null | undefined;
+      if (kind === TEXT) {
+        if (!wanted) continue;
+        value = buf.toString('utf8', start, pos);
       } else if (kind === NULL) {
         value = null;
       } else if (kind === UNCHANGED_TOAST) {
@@ -319,7 +351,16 @@ const NULL = 0x6e; // 'n'
 const UNCHANGED_TOAST = 0x75; // 'u'
 const BINARY = 0x62; // 'b'
 
-function row(rel: Relation, kind: 'insert' | 'update' | 'delete', parts: { old?: RowValues; new?: RowValues; oldIsKeyOnly: boolean }): StreamMessage {
+/** Whether two ranges of `buf` hold the same bytes; a loop, because Buffer.compare's native call costs more for short values. */
+function sameBytes(buf: Buffer, aStart: number, aEnd: number, bStart: number, bEnd: number): boolean {
+  const length = aEnd - aStart;
+  if (length !== bEnd - bStart) return false;
+  if (length > 64) return buf.compare(buf, aStart, aEnd, bStart, bEnd) === 0;
+  for (let k = 0; k < length; k++) if (buf[aStart + k] !== buf[bStart + k]) return false;
+  return true;
+}
+
+function row(rel: Relation, kind: 'insert' | 'update' | 'delete', parts: { old?: RowValues; new?: RowValues; oldIsKeyOnly: boolean; comparedChanged?: boolean }): StreamMessage {
   return { type: 'change', change: { kind, schema: rel.schema, table: rel.table, ...parts } };
 }
 

@@ -40,6 +40,8 @@ describe('PgoutputDecoder', () => {
         { name: 'body', isKey: false, typeOid: 25, typeMod: -1 },
       ],
       decode: new Uint8Array([1, 1, 1]),
+      compare: new Uint8Array([0, 0, 0]),
+      selective: false,
     });
     d.decode(relation(16384, '', 'items2', 'f', [{ name: 'x' }]));
     expect(d.relation(16384)).toMatchObject({ schema: 'pg_catalog', table: 'items2', replicaIdentity: 'f' });
@@ -95,7 +97,7 @@ describe('PgoutputDecoder', () => {
     });
   });
 
-  it('decodes only the selected columns: identifying ones always, compared ones only beside a complete old row', () => {
+  it('decodes only the identifying columns of a selection and compares the compared ones without decoding them', () => {
     const selection = new Map([['public.items', { identifying: new Set(['id']), compared: new Set(['id', 'name']) }]]);
     const d = new PgoutputDecoder(selection);
     d.decode(ITEMS);
@@ -105,17 +107,29 @@ describe('PgoutputDecoder', () => {
       if (decoded?.type !== 'change' || decoded.change.kind === 'truncate') throw new Error('row change expected');
       return decoded.change;
     };
+    const update = (old: (string | null)[], values: (string | null)[]) => changeOf(tuple(tuple(new Bytes().char('U').int32(16384).char('O'), old).char('N'), values).build());
     const insert = changeOf(tuple(new Bytes().char('I').int32(16384).char('N'), ['1', 'Zoë', 'long text']).build());
     expect(insert.new).toEqual({ id: '1' });
     expect(Object.keys(insert.new ?? {})).toEqual(['id']);
-    const update = changeOf(tuple(new Bytes().char('U').int32(16384).char('N'), ['1', 'b', 'c']).build());
-    expect(update.new).toEqual({ id: '1' });
-    const full = changeOf(tuple(tuple(new Bytes().char('U').int32(16384).char('O'), ['1', 'old', 'x']).char('N'), ['1', 'new', 'UNCHANGED']).build());
-    expect(full).toMatchObject({ old: { id: '1', name: 'old' }, new: { id: '1', name: 'new' } });
-    expect(Object.keys(full.old ?? {})).toEqual(['id', 'name']);
-    expect(Object.keys(full.new ?? {})).toEqual(['id', 'name']);
+    expect('comparedChanged' in insert).toBe(false);
+    const noOld = changeOf(tuple(new Bytes().char('U').int32(16384).char('N'), ['1', 'b', 'c']).build());
+    expect(noOld.new).toEqual({ id: '1' });
+    expect('comparedChanged' in noOld).toBe(false);
+    // Only `body`, which no document uses, changed.
+    const unused = update(['1', 'Zoë', 'x'], ['1', 'Zoë', 'y']);
+    expect(unused).toMatchObject({ old: { id: '1' }, new: { id: '1' }, comparedChanged: false });
+    expect(Object.keys(unused.old ?? {})).toEqual(['id']);
+    expect(update(['1', 'Zoë', 'x'], ['1', 'Zoe', 'x']).comparedChanged).toBe(true);
+    expect(update(['1', 'abc', 'x'], ['1', 'abcd', 'x']).comparedChanged).toBe(true);
+    expect(update(['1', null, 'x'], ['1', '', 'x']).comparedChanged).toBe(true);
+    expect(update(['1', 'a', 'x'], ['1', null, 'x']).comparedChanged).toBe(true);
+    expect(update(['1', null, 'x'], ['1', null, 'y']).comparedChanged).toBe(false);
+    expect(update(['1', 'a', 'x'], ['2', 'a', 'x'])).toMatchObject({ old: { id: '1' }, new: { id: '2' }, comparedChanged: true });
+    // An unchanged TOASTed value is no change.
+    expect(update(['1', 'long', 'x'], ['1', 'UNCHANGED', 'x']).comparedChanged).toBe(false);
     const keyOnly = changeOf(tuple(tuple(new Bytes().char('U').int32(16384).char('K'), ['1', null, null]).char('N'), ['2', 'a', null]).build());
     expect(keyOnly).toMatchObject({ old: { id: '1' }, new: { id: '2' }, oldIsKeyOnly: true });
+    expect('comparedChanged' in keyOnly).toBe(false);
     const deleted = changeOf(tuple(new Bytes().char('D').int32(16384).char('O'), ['7', 'x', null]).build());
     expect(deleted.old).toEqual({ id: '7' });
     // A table the selection does not list keeps every column.
