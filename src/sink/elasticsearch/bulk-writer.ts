@@ -29,9 +29,10 @@ export interface BulkWriterOptions {
   onDeadLetters?: (letters: DeadLetter[]) => void;
 }
 
-/** An action in the writer, numbered in the order it was added. */
+/** An action in the writer, numbered in the order it was added, with its document's key (see keyOf). */
 interface Queued extends EncodedAction {
   seq: number;
+  key: string;
 }
 
 /** Actions of one request still to be settled, with their retry state. */
@@ -87,7 +88,7 @@ export class BulkWriter {
   async add(action: BulkAction): Promise<void> {
     this.assertUsable();
     const { text, bytes } = encodeAction(action);
-    this.pending.push({ action, text, bytes, seq: ++this.added });
+    this.pending.push({ action, text, bytes, seq: ++this.added, key: keyOf(action) });
     this.pendingBytes += bytes;
     this.pump();
     while (this.bufferFull()) {
@@ -185,7 +186,7 @@ export class BulkWriter {
     let bytes = 0;
     let full = false;
     for (const item of this.pending) {
-      const key = keyOf(item.action);
+      const key = item.key;
       if (full || held.has(key) || this.busyKeys.has(key)) {
         rest.push(item);
         held.add(key);
@@ -212,13 +213,13 @@ export class BulkWriter {
     // Taken in order from `pending`, so the first action has the batch's lowest number.
     const first = batch[0]!.seq;
     this.inFlightFirst.add(first);
-    for (const item of batch) this.busyKeys.add(keyOf(item.action));
+    for (const item of batch) this.busyKeys.add(item.key);
     const task = this.runBatch(batch)
       .catch((err: unknown) => this.fail(err))
       .finally(() => {
         this.inFlight--;
         this.inFlightFirst.delete(first);
-        for (const item of batch) this.busyKeys.delete(keyOf(item.action));
+        for (const item of batch) this.busyKeys.delete(item.key);
         this.tasks.delete(task);
         this.notify();
         this.pump();
