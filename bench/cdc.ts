@@ -11,7 +11,7 @@ import { buildDocumentQuery } from '../src/transform/document-query.js';
 import { compileAgainst } from '../test/helpers/fixtures.js';
 import { startPostgresCluster, type PostgresCluster } from '../test/helpers/postgres-cluster.js';
 import { trackPeakRss } from '../test/helpers/process-stats.js';
-import { engineNodeArgs, startProcess } from './processes.js';
+import { buildSluice, engineNodeArgs, startProcess } from './processes.js';
 
 const SCHEMA = [
   {
@@ -63,15 +63,16 @@ export async function runCdcBench(options: {
     writeFileSync(schemaPath, JSON.stringify(SCHEMA));
     const engine = await startProcess(process.execPath, [...engineNodeArgs(), '--import', 'tsx', 'test/es-server/main.ts', '--flavor', 'es8', '--port', '0'], /listening on (\S+)/);
     cleanups.unshift(() => engine.stop());
-    const env = { ...process.env, PG_HOST: cluster.host, PG_PORT: String(cluster.port), PG_USER: 'postgres', SLUICE_HTTP_PORT: '0', SLUICE_HTTP_HOST: '127.0.0.1', ELASTICSEARCH_URL: engine.match[1]!, CHECKPOINT_PATH: work, PGSYNC_LOG_LEVEL: 'info', PGSYNC_FLUSH_INTERVAL: '0.05' };
-    await exec(process.execPath, ['bin/sluice.js', '-c', schemaPath, 'bootstrap'], env);
+    const cli = buildSluice();
+    const env = { ...process.env, NODE_ENV: 'production', PG_HOST: cluster.host, PG_PORT: String(cluster.port), PG_USER: 'postgres', SLUICE_HTTP_PORT: '0', SLUICE_HTTP_HOST: '127.0.0.1', ELASTICSEARCH_URL: engine.match[1]!, CHECKPOINT_PATH: work, PGSYNC_LOG_LEVEL: 'info', PGSYNC_FLUSH_INTERVAL: '0.05' };
+    await exec(process.execPath, [cli, '-c', schemaPath, 'bootstrap'], env);
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     cleanups.unshift(() => client.end());
     const slot = 'cdc_items';
 
     log('initial snapshot');
-    let sluice = startSluice(schemaPath, env);
+    let sluice = startSluice(cli, schemaPath, env);
     await indexed(engine.match[1]!, 'items', options.items);
     await caughtUp(client, slot);
     await sluice.stop();
@@ -86,7 +87,7 @@ export async function runCdcBench(options: {
       const ceilingSeconds = await timed(() => exec(join(cluster.binDir, 'pg_recvlogical'), ['-d', url, '-S', 'ceiling', '--start', '-E', end, '-f', '/dev/null', '-o', 'proto_version=1', '-o', 'publication_names=sluice', '--no-loop'], env));
       const ceilingWalsender = ceilingCpu.read().walsender;
       await client.query(`SELECT pg_drop_replication_slot('ceiling')`);
-      sluice = startSluice(schemaPath, env);
+      sluice = startSluice(cli, schemaPath, env);
       const peak = trackPeakRss(sluice.child.pid!, 100);
       const cpu = cpuMeter(postmaster, { sluice: sluice.child.pid!, engine: engine.child.pid! });
       const rootSeconds = await timed(() => caughtUp(client, slot, end));
@@ -118,7 +119,7 @@ export async function runCdcBench(options: {
       log(`fan-out: ${authors.toLocaleString('en')} author updates, 100 items each`);
       await client.query(`UPDATE author SET name = name || '.'`);
       const fanEnd = (await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
-      sluice = startSluice(schemaPath, env);
+      sluice = startSluice(cli, schemaPath, env);
       const fanSeconds = await timed(() => caughtUp(client, slot, fanEnd));
       await sluice.stop();
       rows.push(['fan-out child changes', `${authors.toLocaleString('en')} authors → ${options.items.toLocaleString('en')} documents in ${fanSeconds.toFixed(1)} s, ${Math.round(options.items / fanSeconds).toLocaleString('en')} docs/s`]);
@@ -126,7 +127,7 @@ export async function runCdcBench(options: {
 
     if (parts.has('latency')) {
       log(`latency: 1,000 tx/s for ${options.latencySeconds} s`);
-      sluice = startSluice(schemaPath, env);
+      sluice = startSluice(cli, schemaPath, env);
       await caughtUp(client, slot);
       // A fresh process's first batches include compiling its code paths and opening connections: a running
       // service is measured, so two seconds of the same load come first.
@@ -157,7 +158,7 @@ export async function runCdcBench(options: {
       const largeCeiling = await recvlogical('ceiling_v2', ['-o', 'proto_version=2', '-o', 'streaming=on']);
       const streamedTxns = Number((await client.query<{ n: string }>(`SELECT stream_txns AS n FROM pg_stat_replication_slots WHERE slot_name = 'ceiling_v2'`)).rows[0]?.n ?? 0);
       for (const name of ['ceiling_v1', 'ceiling_v2']) await client.query('SELECT pg_drop_replication_slot($1)', [name]);
-      sluice = startSluice(schemaPath, env);
+      sluice = startSluice(cli, schemaPath, env);
       const largePeak = trackPeakRss(sluice.child.pid!, 100);
       const largeSeconds = await timed(() => caughtUp(client, slot, largeEnd));
       const largePeakMb = largePeak.stop() / 1024;
@@ -179,10 +180,10 @@ export async function runCdcBench(options: {
   }
 }
 
-function startSluice(schemaPath: string, env: NodeJS.ProcessEnv) {
+function startSluice(cli: string, schemaPath: string, env: NodeJS.ProcessEnv) {
   // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the Sluice processes.
   const nodeArgs = process.env.BENCH_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, 'bin/sluice.js', '-c', schemaPath, 'run'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, cli, '-c', schemaPath, 'run'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
   // BENCH_LOG_DIR keeps each Sluice process's log, named by its pid.

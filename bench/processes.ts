@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 
 export interface StartedProcess {
   child: ChildProcess;
@@ -37,4 +38,16 @@ export function startProcess(command: string, args: string[], ready: RegExp): Pr
 /** BENCH_ENGINE_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the test engine. */
 export function engineNodeArgs(): string[] {
   return process.env.BENCH_ENGINE_NODE_ARGS?.split(' ').filter((a) => a !== '') ?? [];
+}
+
+/**
+ * Compiles Sluice as the Docker image runs it (tsc, then node on the output, no TypeScript loader) into
+ * .tmp/bench-build, inside the project so that node_modules resolves, and returns the CLI's path. Not dist/:
+ * bin/sluice.js would then run that build in tests too. Measuring through the loader would count its worker
+ * thread and transpiled sources in Sluice's memory and CPU.
+ */
+export function buildSluice(): string {
+  const outDir = join('.tmp', 'bench-build');
+  execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json', '--outDir', outDir], { stdio: 'inherit' });
+  return join(outDir, 'cli.js');
 }

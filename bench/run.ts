@@ -12,7 +12,7 @@ import { startPostgresCluster } from '../test/helpers/postgres-cluster.js';
 import { buildDocumentQuery } from '../src/transform/document-query.js';
 import { trackPeakRss } from '../test/helpers/process-stats.js';
 import { CDC_PARTS, runCdcBench, type CdcPart } from './cdc.js';
-import { engineNodeArgs, startProcess } from './processes.js';
+import { buildSluice, engineNodeArgs, startProcess } from './processes.js';
 
 const { values } = parseArgs({
   options: {
@@ -72,8 +72,9 @@ try {
   cleanups.unshift(() => engine.stop());
   log('sluice sync --once');
   const started = process.hrtime.bigint();
-  const sync = spawn(process.execPath, ['bin/sluice.js', '-c', schemaPath, 'sync', '--once'], {
-    env: { ...process.env, PG_HOST: cluster.host, PG_PORT: String(cluster.port), PG_USER: 'postgres', SLUICE_HTTP_PORT: '0', SLUICE_HTTP_HOST: '127.0.0.1', ELASTICSEARCH_URL: engine.match[1], CHECKPOINT_PATH: work, PGSYNC_LOG_LEVEL: 'warning' },
+  const cli = buildSluice();
+  const sync = spawn(process.execPath, [cli, '-c', schemaPath, 'sync', '--once'], {
+    env: { ...process.env, NODE_ENV: 'production', PG_HOST: cluster.host, PG_PORT: String(cluster.port), PG_USER: 'postgres', SLUICE_HTTP_PORT: '0', SLUICE_HTTP_HOST: '127.0.0.1', ELASTICSEARCH_URL: engine.match[1], CHECKPOINT_PATH: work, PGSYNC_LOG_LEVEL: 'warning' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const peak = trackPeakRss(sync.pid!);
