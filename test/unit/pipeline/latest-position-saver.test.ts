@@ -69,4 +69,39 @@ describe('LatestPositionSaver', () => {
     expect(errors).toHaveLength(1);
     expect(String(errors[0])).toMatch(/disk full/);
   });
+
+  it('starts saves at least the interval apart', async () => {
+    const starts: number[] = [];
+    const saver = new LatestPositionSaver(async () => {
+      starts.push(Date.now());
+    }, (e) => {
+      throw e;
+    }, 200);
+    saver.request(1n);
+    await turn();
+    saver.request(2n);
+    saver.request(3n);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(starts).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(starts).toHaveLength(2);
+    expect(starts[1]! - starts[0]!).toBeGreaterThanOrEqual(195);
+  });
+
+  it('idle() saves what is wanted at once instead of waiting out the interval', async () => {
+    const saved: bigint[] = [];
+    // An hour: were the interval waited out, the test would time out.
+    const saver = new LatestPositionSaver(async (lsn) => {
+      saved.push(lsn);
+    }, (e) => {
+      throw e;
+    }, 3_600_000);
+    saver.request(1n);
+    await turn();
+    saver.request(2n);
+    await turn();
+    expect(saved).toEqual([1n]);
+    await saver.idle();
+    expect(saved).toEqual([1n, 2n]);
+  });
 });
