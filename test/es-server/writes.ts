@@ -48,7 +48,8 @@ const isExternal = (op: WriteOp): boolean => op.versionType === 'external' || op
  */
 function nextVersion(op: WriteOp, index: IndexState, shard: ShardState, id: string): WriteOutcome | bigint {
   const existing = shard.docs.get(id);
-  const tomb = shard.tombstones.get(id);
+  // Most shards never saw a delete: skip the second lookup (every write of a backlog passes here).
+  const tomb = existing === undefined && shard.tombstones.size > 0 ? shard.tombstones.get(id) : undefined;
   if (op.ifSeqNo !== undefined) {
     const term = op.ifPrimaryTerm ?? 1;
     if (!existing) return conflict(index, shard, id, `required seqNo [${op.ifSeqNo}], primary term [${term}]. but no document was found`);
@@ -99,7 +100,7 @@ function store(engine: EngineState, index: IndexState, shard: ShardState, op: Wr
   const seqNo = shard.takeSeqNo();
   const { buf, start, end } = body;
   shard.docs.set(id, op.routing === undefined ? { id, buf, start, end, version, seqNo } : { id, buf, start, end, version, seqNo, routing: op.routing });
-  shard.tombstones.delete(id);
+  if (shard.tombstones.size > 0) shard.tombstones.delete(id);
   if (existed) index.deletedDocs++;
   index.markDirty(shard);
   return { ok: true, index, id, version, result: existed ? 'updated' : 'created', seqNo, status: existed ? 200 : 201 };
@@ -208,11 +209,22 @@ export function outcomeBody(engine: EngineState, out: WriteOutcome, forcedRefres
   return body;
 }
 
+let lastName = '';
+let lastNameJson = '""';
+/** An index name as a JSON string; a bulk answers thousands of items for the same index. */
+function jsonName(name: string): string {
+  if (name !== lastName) {
+    lastName = name;
+    lastNameJson = JSON.stringify(name);
+  }
+  return lastNameJson;
+}
+
 /** outcomeBody as JSON text; successful items are written directly since _bulk answers thousands of them. */
 export function outcomeJson(engine: EngineState, out: WriteOutcome, forcedRefresh: boolean): string {
   if (!out.ok) return toJson(outcomeBody(engine, out, forcedRefresh));
   const type = engine.flavor.docType ? '"_type":"_doc",' : '';
   const forced = forcedRefresh && out.result !== 'noop' ? '"forced_refresh":true,' : '';
   const shards = out.result === 'noop' ? '{"total":0,"successful":0,"failed":0}' : `{"total":${out.index.replicas + 1},"successful":1,"failed":0}`;
-  return `{"_index":${JSON.stringify(out.index.name)},${type}"_id":${JSON.stringify(out.id)},"_version":${out.version},"result":"${out.result}",${forced}"_shards":${shards},"_seq_no":${out.seqNo},"_primary_term":1,"status":${out.status}}`;
+  return `{"_index":${jsonName(out.index.name)},${type}"_id":${JSON.stringify(out.id)},"_version":${out.version},"result":"${out.result}",${forced}"_shards":${shards},"_seq_no":${out.seqNo},"_primary_term":1,"status":${out.status}}`;
 }
