@@ -6,6 +6,7 @@ import { buildDocumentQuery } from '../transform/document-query.js';
 import { qualified, quoteIdent } from '../transform/sql.js';
 import type { StoredCopy } from '../sink/elasticsearch/document-scan.js';
 import type { ActionWriter } from './full-sync.js';
+import type { BulkAction } from '../sink/document-sink.js';
 
 export interface RoutingLookup {
   /** Every routing under which each id is stored: more than one when a copy was left on another shard. */
@@ -141,7 +142,10 @@ export async function rebuildRoots(
       for (const oldRouting of current.get(id) ?? []) {
         if (oldRouting !== newRouting) await writer.add({ op: 'delete', index: plan.index, id, version, position, routing: oldRouting });
       }
-      await writer.add({ op: 'index', index: plan.index, id, source, version, position, ...(newRouting !== null ? { routing: newRouting } : {}), ...(plan.pipeline ? { pipeline: plan.pipeline } : {}) });
+      const action: BulkAction = { op: 'index', index: plan.index, id, source, version, position };
+      if (newRouting !== null) action.routing = newRouting;
+      if (plan.pipeline) action.pipeline = plan.pipeline;
+      await writer.add(action);
       result.indexed += 1;
     }
     for (const id of gone) {

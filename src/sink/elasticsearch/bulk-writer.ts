@@ -85,12 +85,21 @@ export class BulkWriter {
    * Buffers one action. Resolves once it is buffered; while the buffer is full and `bulkConcurrency`
    * requests are in flight it waits (backpressure). Rejects once the writer has failed.
    */
-  async add(action: BulkAction): Promise<void> {
-    this.assertUsable();
+  add(action: BulkAction): Promise<void> {
+    try {
+      this.assertUsable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const { text, bytes } = encodeAction(action);
     this.pending.push({ action, text, bytes, seq: ++this.added, key: keyOf(action) });
     this.pendingBytes += bytes;
     this.pump();
+    // Not an async function: a backlog adds an action per change, and most need no wait.
+    return this.bufferFull() ? this.waitForRoom() : BUFFERED;
+  }
+
+  private async waitForRoom(): Promise<void> {
     while (this.bufferFull()) {
       await this.changed();
       this.assertUsable();
@@ -341,6 +350,8 @@ export class BulkWriter {
     for (const wake of waiters) wake();
   }
 }
+
+const BUFFERED: Promise<void> = Promise.resolve();
 
 function keyOf(action: BulkAction): string {
   return `${action.index}\u0000${action.id}`;

@@ -1,4 +1,4 @@
-import type { ColumnSelection, RelationRef, RowValues, StreamMessage } from '../change-source.js';
+import type { ColumnSelection, RelationRef, RowChange, RowValues, StreamMessage } from '../change-source.js';
 import { AppError } from '../../errors/app-error.js';
 
 /**
@@ -361,7 +361,11 @@ function sameBytes(buf: Buffer, aStart: number, aEnd: number, bStart: number, bE
 }
 
 function row(rel: Relation, kind: 'insert' | 'update' | 'delete', parts: { old?: RowValues; new?: RowValues; oldIsKeyOnly: boolean; comparedChanged?: boolean }): StreamMessage {
-  return { type: 'change', change: { kind, schema: rel.schema, table: rel.table, ...parts } };
+  const change: RowChange = { kind, schema: rel.schema, table: rel.table, oldIsKeyOnly: parts.oldIsKeyOnly };
+  if (parts.old !== undefined) change.old = parts.old;
+  if (parts.new !== undefined) change.new = parts.new;
+  if (parts.comparedChanged !== undefined) change.comparedChanged = parts.comparedChanged;
+  return { type: 'change', change };
 }
 
 function expectTag(r: Reader, expected: string, what: string): void {
