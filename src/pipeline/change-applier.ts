@@ -58,7 +58,7 @@ export async function applyRowChanges(
   const lookups = new Map<TableRoute, Map<string, string[]>>();
   const addTuple = (route: TableRoute, tuple: string[]) => {
     if (route.isRoot) {
-      const id = tuple.join('|');
+      const id = tuple.length === 1 ? tuple[0]! : tuple.join('|');
       roots.set(id, tuple);
       rootRows.add(id);
     } else {
@@ -67,8 +67,16 @@ export async function applyRowChanges(
       pending.set(JSON.stringify(tuple), tuple);
     }
   };
+  // A backlog is mostly runs of changes to one table: its key is made once per run.
+  let lastSchema: string | undefined;
+  let lastTable: string | undefined;
+  let key = '';
   for (const change of changes) {
-    const key = tableKey(change.schema, change.table);
+    if (change.schema !== lastSchema || change.table !== lastTable) {
+      lastSchema = change.schema;
+      lastTable = change.table;
+      key = tableKey(change.schema, change.table);
+    }
     const tableRoutes = routes.routes.get(key);
     if (!tableRoutes) continue;
     if (!isRelevant(change, routes.relevantColumns.get(key))) {
@@ -131,8 +139,13 @@ export async function rebuildRoots(
     const batch = keys.slice(i, i + ROOTS_PER_QUERY);
     const query = buildDocumentQuery(plan, { kind: 'keys', keys: batch });
     const rows = await pool.query<[string, string | null, string]>({ text: query.text, values: query.values, rowMode: 'array' });
-    const built = new Set(rows.rows.map(([id]) => id));
-    const gone = batch.map((key) => key.join('|')).filter((id) => !built.has(id));
+    const built = new Set<string>();
+    for (const row of rows.rows) built.add(row[0]);
+    const gone: string[] = [];
+    for (const key of batch) {
+      const id = key.length === 1 ? key[0]! : key.join('|');
+      if (!built.has(id)) gone.push(id);
+    }
     // With routing, a document lives on the shard its routing picks: one whose routing value may have changed, or
     // one being deleted, must be removed where it is now, which only the engine knows (the old row may lack the
     // field). Asking costs a refresh and a search, so only for those documents.

@@ -17,13 +17,35 @@ export interface EncodedAction {
  * and with an external version `version` (integer literal) plus `version_type: external_gte`.
  */
 export function encodeAction(action: BulkAction): EncodedAction {
-  let meta = `{"_index":${JSON.stringify(action.index)},"_id":${JSON.stringify(action.id)}`;
+  let meta = `{"_index":${indexJson(action.index)},"_id":${JSON.stringify(action.id)}`;
   if (action.routing !== undefined) meta += `,"routing":${JSON.stringify(action.routing)}`;
   if (action.op === 'index' && action.pipeline !== undefined) meta += `,"pipeline":${JSON.stringify(action.pipeline)}`;
-  if (action.version !== undefined) meta += `,"version":${action.version.toString()},"version_type":"external_gte"`;
+  if (action.version !== undefined) meta += `,"version":${versionText(action.version)},"version_type":"external_gte"`;
   meta += '}}\n';
   const text = action.op === 'index' ? `{"index":${meta}${singleLine(action.source)}\n` : `{"delete":${meta}`;
   return { action, text, bytes: Buffer.byteLength(text, 'utf8') };
+}
+
+// A batch's actions share their index and version: encode each once, not once per action.
+let lastIndex = '';
+let lastIndexJson = '""';
+let lastVersion = -1n;
+let lastVersionText = '-1';
+
+function indexJson(index: string): string {
+  if (index !== lastIndex) {
+    lastIndex = index;
+    lastIndexJson = JSON.stringify(index);
+  }
+  return lastIndexJson;
+}
+
+function versionText(version: bigint): string {
+  if (version !== lastVersion) {
+    lastVersion = version;
+    lastVersionText = version.toString();
+  }
+  return lastVersionText;
 }
 
 /** The request body for a list of encoded actions. */
