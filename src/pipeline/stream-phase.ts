@@ -10,8 +10,9 @@ import { StreamedTransactions, type CommittedTransaction, type StreamedTransacti
 
 /**
  * Least time between two checkpoint saves (and acknowledgements) while batches keep coming. A backlog applies a
- * batch every 10-15 ms, and saving each one took about as much of the event loop as decoding its changes (the file
- * store: open, write, fsync, rename, fsync of the directory). After a crash, at most this much more is applied again, which is harmless.
+ * batch every 10-15 ms, and saving each one took about as much of the event loop as decoding its changes (the
+ * file store: open, write, fsync, rename, fsync of the directory). After a crash, at most this much more is
+ * applied again, which external versions make harmless.
  */
 const CHECKPOINT_INTERVAL_MS = 100;
 
@@ -73,9 +74,10 @@ interface Dispatched {
  * Batches overlap in four stages: reading and decoding (this loop), applying (root resolution, document
  * queries, handing actions to the writer: one batch at a time, in order), committing (waiting for the batch's
  * writes: one batch at a time, in order) and saving (the checkpoint, then the acknowledgement, of the newest
- * committed position: one save at a time, each covering every batch committed while the previous one ran). So
- * batch N+1 is read and built while batch N's bulk requests are in flight. Per document, writes still reach the writer in LSN
- * order (the apply stage is sequential) and the writer never has two requests for one document in flight.
+ * committed position: one save at a time, at most every CHECKPOINT_INTERVAL_MS, each covering every batch
+ * committed since the previous one). So batch N+1 is read and built while batch N's bulk requests are in flight.
+ * Per document, writes still reach the writer in LSN order (the apply stage is sequential) and the writer never
+ * has two requests for one document in flight.
  * Batch N+1's document queries may read rows before batch N's writes are in the engine; that is harmless because
  * documents are built from current rows and carry their batch's commit LSN as external version (`external_gte`):
  * the write with the highest version, built from rows at least that new, is the one that stays.
@@ -154,10 +156,10 @@ export async function runStreamPhase(
     },
   };
 
-  // Saving the checkpoint (a file's fsyncs, a Redis or PostgreSQL round trip) takes as long as a batch's bulk: done
-  // once per batch and in line, it held every batch behind it. Positions are saved one save at a time, at most
-  // every CHECKPOINT_INTERVAL_MS, each save covering every position reported since the previous one; a batch is
-  // complete once its writes are durable.
+  // Saving the checkpoint (a file's fsyncs, a Redis or PostgreSQL round trip) takes milliseconds: done once per
+  // batch and in line, it held every batch behind it. A batch is complete once its writes are durable; positions
+  // are then saved one save at a time, at most every CHECKPOINT_INTERVAL_MS, each save covering every position
+  // reported since the previous one.
   const checkpoints = new LatestPositionSaver(
     async (lsn) => {
       current = { ...current, lsn: formatLsn(lsn), updatedAt: new Date().toISOString() };

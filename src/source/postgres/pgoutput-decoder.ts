@@ -20,10 +20,11 @@ export interface Relation extends RelationRef {
   /** relreplident: d default, n nothing, f full, i index. */
   replicaIdentity: string;
   columns: RelationColumn[];
-  /** Per column: decoded (DECODED) or not (SKIPPED); with a column selection, whether old and new are compared. */
+  /** Per column: made into a string (DECODED) or skipped (SKIPPED). */
   decode: Uint8Array;
+  /** Per column: 1 when a complete old value is compared with the new one (a selection's compared columns). */
   compare: Uint8Array;
-  /** With a column selection. */
+  /** The stream decodes a column selection for this table. */
   selective: boolean;
 }
 
