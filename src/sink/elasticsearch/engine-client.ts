@@ -199,18 +199,18 @@ export function headerValue(headers: EngineResponse['headers'], name: string): s
 
 function makeResponse(status: number, headers: EngineResponse['headers'], raw: Buffer, target: string): EngineResponse {
   let text: string | undefined;
+  const bodyText = (): string => (text ??= raw.toString('utf8'));
   return {
     status,
     headers,
     get body(): string {
-      text ??= raw.toString('utf8');
-      return text;
+      return bodyText();
     },
     head(bytes: number): string {
       return raw.toString('utf8', 0, Math.min(bytes, raw.length));
     },
     json(): unknown {
-      const body = this.body;
+      const body = bodyText();
       try {
         return JSON.parse(body);
       } catch (err) {
