@@ -10,7 +10,7 @@ export interface GenerationFields {
 
 /**
  * The checkpoint store as the entry's sync sees it: every save of the entry's checkpoint carries the
- * lifecycle's current fields, so the sync (which rewrites its checkpoint after every batch) and the lifecycle
+ * lifecycle's current fields, so the sync (which rewrites its checkpoint as batches complete) and the lifecycle
  * (which changes generations) never overwrite each other's part. The newest save always holds both newest parts.
  */
 export class EntryCheckpointStore implements CheckpointStore {
