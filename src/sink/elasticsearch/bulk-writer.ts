@@ -91,8 +91,8 @@ export class BulkWriter {
     } catch (error) {
       return Promise.reject(error);
     }
-    const { text, bytes } = encodeAction(action);
-    this.pending.push({ action, text, bytes, seq: ++this.added, key: keyOf(action) });
+    const { head, source, bytes } = encodeAction(action);
+    this.pending.push({ action, head, source, bytes, seq: ++this.added, key: keyOf(action) });
     this.pendingBytes += bytes;
     this.pump();
     // Not an async function: a backlog adds an action per change, and most need no wait.
@@ -187,28 +187,27 @@ export class BulkWriter {
     }
   }
 
-  /** Takes the next request's actions in order, skipping documents already in flight (they wait their turn). */
+  /**
+   * Takes the next request's actions in order, skipping documents already in flight (they wait their turn), and
+   * marks the taken documents busy. A request carries one action per document at most.
+   */
   private takeBatch(): Queued[] {
     const batch: Queued[] = [];
     const rest: Queued[] = [];
+    /** Documents with an action left in `pending`: their later actions stay behind it. */
     const held = new Set<string>();
     let bytes = 0;
     let full = false;
     for (const item of this.pending) {
       const key = item.key;
-      if (full || held.has(key) || this.busyKeys.has(key)) {
-        rest.push(item);
-        held.add(key);
-        continue;
-      }
-      if (batch.length > 0 && bytes + item.bytes > this.config.bulkMaxBytes) {
-        full = true;
+      if (!full && batch.length > 0 && bytes + item.bytes > this.config.bulkMaxBytes) full = true;
+      if (full || this.busyKeys.has(key) || (held.size > 0 && held.has(key))) {
         rest.push(item);
         held.add(key);
         continue;
       }
       batch.push(item);
-      held.add(key);
+      this.busyKeys.add(key);
       bytes += item.bytes;
       full = batch.length >= this.maxActions || bytes >= this.config.bulkMaxBytes;
     }
@@ -222,7 +221,6 @@ export class BulkWriter {
     // Taken in order from `pending`, so the first action has the batch's lowest number.
     const first = batch[0]!.seq;
     this.inFlightFirst.add(first);
-    for (const item of batch) this.busyKeys.add(item.key);
     const task = this.runBatch(batch)
       .catch((err: unknown) => this.fail(err))
       .finally(() => {
