@@ -1,7 +1,7 @@
 import { boolParam, isObject, type Reply, type Req } from './context.js';
 import { cause, fail, illegalArgument, jsonErrorReason, validationFailed } from './errors.js';
 import { selectsItem, type BulkItemsFault } from './faults.js';
-import { executeWrite, outcomeJson, type WriteOp, type WriteOutcome } from './writes.js';
+import { executeWrite, ItemsJson, type WriteOp, type WriteOutcome } from './writes.js';
 
 const ACTIONS = new Set(['index', 'create', 'update', 'delete']);
 const META_KEYS = new Set([
@@ -27,24 +27,15 @@ function tokenName(v: unknown): string {
 const PLAIN_ACTION =
   /^\{"(index|delete|create)":\{"_index":"([^"\\\x00-\x1f]*)","_id":"([^"\\\x00-\x1f]*)"(?:,"routing":"([^"\\\x00-\x1f]*)")?(?:,"version":(\d{1,15}),"version_type":"(external_gte|external|internal)")?\}\}$/;
 
-function parseActionLine(line: string): unknown {
-  const plain = PLAIN_ACTION.exec(line);
-  if (plain === null) return JSON.parse(line);
-  const [, name, index, id, routing, version, versionType] = plain;
-  const meta: Record<string, unknown> = { _index: index, _id: id };
-  if (routing !== undefined) meta.routing = routing;
-  if (version !== undefined) {
-    meta.version = Number(version);
-    meta.version_type = versionType;
-  }
-  return { [name!]: meta };
-}
-
 const malformed = (line: number, detail: string) => illegalArgument(`Malformed action/metadata line [${line}], ${detail}`);
 
 interface Parsed {
-  ops: { action: string; op: WriteOp; requireAlias: boolean }[];
+  /** The action of each op is `op.op`. */
+  ops: WriteOp[];
+  requireAlias: boolean[];
   problems: string[];
+  /** The whole body as text when it is ASCII (character offsets are byte offsets), else undefined. */
+  ascii: string | undefined;
 }
 
 /** Versions are read from the raw text: external versions (LSNs) may exceed 2^53. */
@@ -62,77 +53,119 @@ function readVersion(actionLine: string, value: unknown): bigint | undefined {
   }
 }
 
+interface Defaults {
+  index: string | undefined;
+  routing: string | undefined;
+  pipeline: string | undefined;
+  requireAlias: boolean;
+}
+
+/** An action line in any JSON form, checked like ES's BulkRequestParser. */
+function generalAction(actionLine: string, lineNo: number, flavor: Req['engine']['flavor'], defaults: Defaults): { op: WriteOp; requireAlias: boolean } {
+  let action: unknown;
+  try {
+    action = JSON.parse(actionLine);
+  } catch (err) {
+    const reason = jsonErrorReason(actionLine, err);
+    throw fail(400, 'x_content_parse_exception', reason, undefined, cause('json_parse_exception', reason.replace(/^\[\d+:\d+\] /, '')));
+  }
+  if (!isObject(action)) throw malformed(lineNo, `expected START_OBJECT but found [${tokenName(action)}]`);
+  const keys = Object.keys(action);
+  if (keys.length === 0) throw malformed(lineNo, 'expected FIELD_NAME but found [END_OBJECT]');
+  const name = keys[0] as string;
+  if (!ACTIONS.has(name)) throw malformed(lineNo, `expected field [create], [delete], [index] or [update] but found [${name}]`);
+  const meta = action[name];
+  if (!isObject(meta)) throw malformed(lineNo, `expected START_OBJECT but found [${tokenName(meta)}]`);
+  if (keys.length > 1) throw malformed(lineNo, 'expected END_OBJECT but found [FIELD_NAME]');
+  for (const k in meta) {
+    const v = meta[k];
+    const known = META_KEYS.has(k) || (flavor.major === 7 && (k === '_type' || k === '_routing'));
+    if (!known) throw illegalArgument(`Action/metadata line [${lineNo}] contains an unknown parameter [${k}]`);
+    if ((isObject(v) || Array.isArray(v)) && k !== '_source' && k !== 'dynamic_templates') {
+      throw malformed(lineNo, `expected a simple value for field [${k}] but found [${tokenName(v)}]`);
+    }
+  }
+  const versionType = meta.version_type === undefined ? undefined : String(meta.version_type);
+  if (versionType !== undefined && !VERSION_TYPES.has(versionType)) throw illegalArgument(`No version type match [${versionType}]`);
+  const op: WriteOp = {
+    op: name as WriteOp['op'],
+    index: meta._index === undefined ? (defaults.index as string) : String(meta._index),
+    id: undefined,
+    routing: meta.routing !== undefined ? String(meta.routing) : meta._routing !== undefined ? String(meta._routing) : defaults.routing,
+    pipeline: meta.pipeline !== undefined ? String(meta.pipeline) : defaults.pipeline,
+    version: readVersion(actionLine, meta.version),
+    versionType,
+    ifSeqNo: meta.if_seq_no === undefined ? undefined : Number(meta.if_seq_no),
+    ifPrimaryTerm: meta.if_primary_term === undefined ? undefined : Number(meta.if_primary_term),
+  };
+  if (meta._id !== undefined && meta._id !== null) op.id = String(meta._id);
+  return { op, requireAlias: meta.require_alias === true || defaults.requireAlias };
+}
+
 function parseBulk(req: Req): Parsed {
   const flavor = req.engine.flavor;
   const buf = req.body;
-  const defaultIndex = req.params.index;
-  const defaultRouting = req.query.get('routing') ?? undefined;
-  const defaultPipeline = req.query.get('pipeline') ?? undefined;
-  const defaultRequireAlias = boolParam(req.query, 'require_alias');
-  const parsed: Parsed = { ops: [], problems: [] };
-  let pos = 0;
-  let line = 0;
+  const defaults: Defaults = {
+    index: req.params.index,
+    routing: req.query.get('routing') ?? undefined,
+    pipeline: req.query.get('pipeline') ?? undefined,
+    requireAlias: boolParam(req.query, 'require_alias'),
+  };
   // Lines are cut on the buffer (0x0A never occurs inside a UTF-8 sequence) so documents keep their byte ranges.
   // An ASCII body (the usual case) is decoded once: its character offsets are its byte offsets.
   const whole = req.text();
   const ascii = whole.length === buf.length;
-  const nextLine = (): { start: number; end: number; text: string } | undefined => {
-    if (pos >= buf.length) return undefined;
+  const parsed: Parsed = { ops: [], requireAlias: [], problems: [], ascii: ascii ? whole : undefined };
+  // Every action of a bulk usually names the same index: reusing one string keeps its hash for the lookups.
+  let lastIndex = '';
+  let pos = 0;
+  let line = 0;
+  // The current line: [start, end) without its `\r\n` or `\n`.
+  let start = 0;
+  let end = 0;
+  const nextLine = (): boolean => {
+    if (pos >= buf.length) return false;
     const nl = ascii ? whole.indexOf('\n', pos) : buf.indexOf(10, pos);
     const stop = nl < 0 ? buf.length : nl;
-    const end = stop > pos && buf[stop - 1] === 13 ? stop - 1 : stop;
-    const start = pos;
+    end = stop > pos && buf[stop - 1] === 13 ? stop - 1 : stop;
+    start = pos;
     pos = stop + 1;
     line++;
-    return { start, end, text: ascii ? whole.slice(start, end) : buf.toString('utf8', start, end) };
+    return true;
   };
-  for (;;) {
-    const actionLine = nextLine()?.text;
-    if (actionLine === undefined) break;
+  const lineText = (): string => (ascii ? whole.slice(start, end) : buf.toString('utf8', start, end));
+  while (nextLine()) {
+    const actionLine = lineText();
     const lineNo = line;
     if (actionLine.trim() === '') throw malformed(lineNo, 'expected START_OBJECT but found [null]');
-    let action: unknown;
-    try {
-      action = parseActionLine(actionLine);
-    } catch (err) {
-      const reason = jsonErrorReason(actionLine, err);
-      throw fail(400, 'x_content_parse_exception', reason, undefined, cause('json_parse_exception', reason.replace(/^\[\d+:\d+\] /, '')));
+    let op: WriteOp;
+    let requireAlias: boolean;
+    const plain = PLAIN_ACTION.exec(actionLine);
+    if (plain !== null) {
+      // What generalAction makes of this line, without JSON.parse and the checks the pattern already made.
+      const index = plain[2] as string;
+      if (index !== lastIndex) lastIndex = index;
+      const version = plain[5];
+      op = {
+        op: plain[1] as WriteOp['op'],
+        index: lastIndex,
+        id: plain[3],
+        routing: plain[4] ?? defaults.routing,
+        pipeline: defaults.pipeline,
+        version: version === undefined ? undefined : BigInt(Number(version)),
+        versionType: plain[6],
+        ifSeqNo: undefined,
+        ifPrimaryTerm: undefined,
+      };
+      requireAlias = defaults.requireAlias;
+    } else {
+      ({ op, requireAlias } = generalAction(actionLine, lineNo, flavor, defaults));
     }
-    if (!isObject(action)) throw malformed(lineNo, `expected START_OBJECT but found [${tokenName(action)}]`);
-    const keys = Object.keys(action);
-    if (keys.length === 0) throw malformed(lineNo, 'expected FIELD_NAME but found [END_OBJECT]');
-    const name = keys[0] as string;
-    if (!ACTIONS.has(name)) throw malformed(lineNo, `expected field [create], [delete], [index] or [update] but found [${name}]`);
-    const meta = action[name];
-    if (!isObject(meta)) throw malformed(lineNo, `expected START_OBJECT but found [${tokenName(meta)}]`);
-    if (keys.length > 1) throw malformed(lineNo, 'expected END_OBJECT but found [FIELD_NAME]');
-    for (const k in meta) {
-      const v = meta[k];
-      const known = META_KEYS.has(k) || (flavor.major === 7 && (k === '_type' || k === '_routing'));
-      if (!known) throw illegalArgument(`Action/metadata line [${lineNo}] contains an unknown parameter [${k}]`);
-      if ((isObject(v) || Array.isArray(v)) && k !== '_source' && k !== 'dynamic_templates') {
-        throw malformed(lineNo, `expected a simple value for field [${k}] but found [${tokenName(v)}]`);
-      }
-    }
-    const versionType = meta.version_type === undefined ? undefined : String(meta.version_type);
-    if (versionType !== undefined && !VERSION_TYPES.has(versionType)) throw illegalArgument(`No version type match [${versionType}]`);
-    const op: WriteOp = {
-      op: name as WriteOp['op'],
-      index: meta._index === undefined ? (defaultIndex as string) : String(meta._index),
-      routing: meta.routing !== undefined ? String(meta.routing) : meta._routing !== undefined ? String(meta._routing) : defaultRouting,
-      pipeline: meta.pipeline !== undefined ? String(meta.pipeline) : defaultPipeline,
-      version: readVersion(actionLine, meta.version),
-      versionType,
-      ifSeqNo: meta.if_seq_no === undefined ? undefined : Number(meta.if_seq_no),
-      ifPrimaryTerm: meta.if_primary_term === undefined ? undefined : Number(meta.if_primary_term),
-    };
-    if (meta._id !== undefined && meta._id !== null) op.id = String(meta._id);
     validateWriteOp(op, parsed.problems);
-    if (name !== 'delete') {
-      const doc = nextLine();
-      if (doc === undefined) break;
-      const docLine = doc.text;
-      if (name === 'update') {
+    if (op.op !== 'delete') {
+      if (!nextLine()) break;
+      if (op.op === 'update') {
+        const docLine = lineText();
         let body: unknown;
         try {
           body = JSON.parse(docLine);
@@ -144,17 +177,25 @@ function parseBulk(req: Req): Parsed {
         op.update = { doc: body.doc, docAsUpsert: body.doc_as_upsert === true, upsert: body.upsert, detectNoop: body.detect_noop !== false };
         if (body.doc === undefined && body.upsert === undefined) parsed.problems.push('script or doc is missing');
       } else {
-        op.body = { buf, start: doc.start, end: doc.end };
-        try {
-          op.source = JSON.parse(docLine);
-        } catch (err) {
-          op.parseError = err;
-        }
+        // Parsed when the op runs (parseDocLine): a parse failure is the item's error, never the request's.
+        op.body = { buf, start, end };
       }
     }
-    parsed.ops.push({ action: name, op, requireAlias: meta.require_alias === true || defaultRequireAlias });
+    parsed.ops.push(op);
+    parsed.requireAlias.push(requireAlias);
   }
   return parsed;
+}
+
+/** An index/create op's document, parsed just before it is written so the parse is garbage right after. */
+function parseDocLine(op: WriteOp, ascii: string | undefined): void {
+  const body = op.body;
+  if (body === undefined || op.source !== undefined || op.parseError !== undefined) return;
+  try {
+    op.source = JSON.parse(ascii !== undefined ? ascii.slice(body.start, body.end) : body.buf.toString('utf8', body.start, body.end));
+  } catch (err) {
+    op.parseError = err;
+  }
 }
 
 export function validateWriteOp(op: WriteOp, problems: string[]): void {
@@ -209,7 +250,7 @@ export function handleBulk(req: Req): Reply {
   const started = Date.now();
   if (req.body.length === 0) throw validationFailed(['no requests added']);
   if (req.body[req.body.length - 1] !== 10) throw illegalArgument('The bulk request must be terminated by a newline [\\n]');
-  const { ops, problems } = parseBulk(req);
+  const { ops, requireAlias, problems, ascii } = parseBulk(req);
   if (problems.length) throw validationFailed(problems);
   if (!ops.length) throw validationFailed(['no requests added']);
 
@@ -218,13 +259,13 @@ export function handleBulk(req: Req): Reply {
   const refresh = req.query.get('refresh');
   const forced = refresh === '' || refresh === 'true';
   const touched = new Set<string>();
+  const items = new ItemsJson(engine, forced);
   let errors = false;
-  const items: string[] = new Array(ops.length);
   for (let i = 0; i < ops.length; i++) {
-    const { action, op, requireAlias } = ops[i] as Parsed['ops'][number];
+    const op = ops[i] as WriteOp;
     let out: WriteOutcome;
     if (fault && selectsItem(fault, i)) out = injectedOutcome(req, op, fault);
-    else if (requireAlias && !engine.store.aliases.has(op.index)) {
+    else if (requireAlias[i] && !engine.store.aliases.has(op.index)) {
       out = {
         ok: false,
         indexName: op.index,
@@ -232,13 +273,16 @@ export function handleBulk(req: Req): Reply {
         status: 404,
         error: cause('index_not_found_exception', `no such index [${op.index}] and [require_alias] request flag is [true] and [${op.index}] is not an alias`, { 'resource.type': 'index_expression', 'resource.id': op.index, index_uuid: '_na_', index: op.index }),
       };
-    } else out = executeWrite(engine, op);
+    } else {
+      parseDocLine(op, ascii);
+      out = executeWrite(engine, op);
+    }
     if (!out.ok) errors = true;
     else touched.add(out.index.name);
-    items[i] = `{"${action}":${outcomeJson(engine, out, forced)}}`;
+    items.add(op.op, out);
   }
   if (forced || refresh === 'wait_for') {
     for (const name of touched) engine.store.indices.get(name)?.refresh();
   }
-  return { status: 200, raw: `{"took":${Math.max(1, Date.now() - started)},"errors":${errors},"items":[${items.join(',')}]}` };
+  return { status: 200, raw: `{"took":${Math.max(1, Date.now() - started)},"errors":${errors},"items":[${items.text()}]}` };
 }

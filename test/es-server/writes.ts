@@ -4,7 +4,7 @@ import { toJson } from './json.js';
 import type { EngineState } from './context.js';
 import { countFields, mergeMapping } from './mapping-defs.js';
 import { DocError, parseDocument } from './mapping-docs.js';
-import { bytesOf, parseSource, type IndexState, type ShardState, type SourceBytes } from './store.js';
+import { bytesOf, parseSource, type Doc, type IndexState, type ShardState, type SourceBytes } from './store.js';
 
 export interface WriteOp {
   op: 'index' | 'create' | 'update' | 'delete';
@@ -46,8 +46,7 @@ const isExternal = (op: WriteOp): boolean => op.versionType === 'external' || op
  * version. Like ES, against the copy on the shard the write goes to only: a copy under another routing is
  * another document.
  */
-function nextVersion(op: WriteOp, index: IndexState, shard: ShardState, id: string): WriteOutcome | bigint {
-  const existing = shard.docs.get(id);
+function nextVersion(op: WriteOp, index: IndexState, shard: ShardState, id: string, existing: Doc | undefined): WriteOutcome | bigint {
   // Most shards never saw a delete: skip the second lookup (every write of a backlog passes here).
   const tomb = existing === undefined && shard.tombstones.size > 0 ? shard.tombstones.get(id) : undefined;
   if (op.ifSeqNo !== undefined) {
@@ -76,7 +75,8 @@ function docFailureOutcome(index: IndexState, id: string, err: unknown): WriteOu
   throw err;
 }
 
-function store(engine: EngineState, index: IndexState, shard: ShardState, op: WriteOp, id: string, body: SourceBytes, source: unknown, version: bigint): WriteOutcome {
+/** `existed`: the shard holds a copy of `id` (the caller looked it up already). */
+function store(engine: EngineState, index: IndexState, shard: ShardState, op: WriteOp, id: string, existed: boolean, body: SourceBytes, source: unknown, version: bigint): WriteOutcome {
   let additions;
   try {
     additions = parseDocument(
@@ -96,7 +96,6 @@ function store(engine: EngineState, index: IndexState, shard: ShardState, op: Wr
   } catch (err) {
     return docFailureOutcome(index, id, err);
   }
-  const existed = shard.docs.has(id);
   const seqNo = shard.takeSeqNo();
   const { buf, start, end } = body;
   shard.docs.set(id, op.routing === undefined ? { id, buf, start, end, version, seqNo } : { id, buf, start, end, version, seqNo, routing: op.routing });
@@ -135,7 +134,7 @@ export function executeWrite(engine: EngineState, op: WriteOp): WriteOutcome {
   }
 
   if (op.op === 'delete') {
-    const version = nextVersion(op, index, shard, id);
+    const version = nextVersion(op, index, shard, id, shard.docs.get(id));
     if (typeof version !== 'bigint') return version;
     const existed = shard.docs.delete(id);
     shard.tombstones.set(id, version);
@@ -154,22 +153,22 @@ export function executeWrite(engine: EngineState, op: WriteOp): WriteOutcome {
       if (upsert === undefined) {
         return failure(index.name, id, 404, cause('document_missing_exception', `[${id}]: document missing`, { index_uuid: index.uuid, shard: String(shard.number), index: index.name }));
       }
-      const version = nextVersion(op, index, shard, id);
+      const version = nextVersion(op, index, shard, id, existing);
       if (typeof version !== 'bigint') return version;
-      return store(engine, index, shard, op, id, bytesOf(JSON.stringify(upsert)), upsert, version);
+      return store(engine, index, shard, op, id, false, bytesOf(JSON.stringify(upsert)), upsert, version);
     }
     const current = parseSource(existing);
     const merged = deepMerge(current, upd.doc ?? {});
     if (upd.detectNoop !== false && JSON.stringify(merged) === JSON.stringify(current)) {
       if (op.ifSeqNo !== undefined) {
-        const check = nextVersion(op, index, shard, id);
+        const check = nextVersion(op, index, shard, id, existing);
         if (typeof check !== 'bigint') return check;
       }
       return { ok: true, index, id, version: existing.version, result: 'noop', seqNo: existing.seqNo, status: 200 };
     }
-    const version = nextVersion({ ...op, versionType: 'internal' }, index, shard, id);
+    const version = nextVersion({ ...op, versionType: 'internal' }, index, shard, id, existing);
     if (typeof version !== 'bigint') return version;
-    return store(engine, index, shard, { ...op, routing: op.routing ?? existing.routing }, id, bytesOf(JSON.stringify(merged)), merged, version);
+    return store(engine, index, shard, { ...op, routing: op.routing ?? existing.routing }, id, true, bytesOf(JSON.stringify(merged)), merged, version);
   }
 
   if (op.parseError !== undefined) {
@@ -178,12 +177,14 @@ export function executeWrite(engine: EngineState, op: WriteOp): WriteOutcome {
     const inner = cause(engine.flavor.major >= 8 ? 'x_content_parse_exception' : 'json_parse_exception', detail);
     return failure(index.name, id, 400, cause(engine.flavor.docParsingType, reason, undefined, inner));
   }
-  if (op.op === 'create' && shard.docs.has(id)) {
-    return conflict(index, shard, id, `document already exists (current version [${shard.docs.get(id)?.version}])`);
+  // One lookup of the id serves the create check, the version check and the result.
+  const existing = shard.docs.get(id);
+  if (op.op === 'create' && existing !== undefined) {
+    return conflict(index, shard, id, `document already exists (current version [${existing.version}])`);
   }
-  const version = nextVersion(op, index, shard, id);
+  const version = nextVersion(op, index, shard, id, existing);
   if (typeof version !== 'bigint') return version;
-  return store(engine, index, shard, op, id, op.body ?? bytesOf(JSON.stringify(op.source)), op.source, version);
+  return store(engine, index, shard, op, id, existing !== undefined, op.body ?? bytesOf(JSON.stringify(op.source)), op.source, version);
 }
 
 /** The per-item response body ES returns for a write (bulk item or single-document API). */
@@ -209,22 +210,65 @@ export function outcomeBody(engine: EngineState, out: WriteOutcome, forcedRefres
   return body;
 }
 
-let lastName = '';
-let lastNameJson = '""';
-/** An index name as a JSON string; a bulk answers thousands of items for the same index. */
-function jsonName(name: string): string {
-  if (name !== lastName) {
-    lastName = name;
-    lastNameJson = JSON.stringify(name);
+/** JSON.stringify(id), without its cost for the usual ids: those with no character JSON escapes. */
+function idJson(id: string): string {
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(id);
   }
-  return lastNameJson;
+  return `"${id}"`;
 }
 
-/** outcomeBody as JSON text; successful items are written directly since _bulk answers thousands of them. */
-export function outcomeJson(engine: EngineState, out: WriteOutcome, forcedRefresh: boolean): string {
-  if (!out.ok) return toJson(outcomeBody(engine, out, forcedRefresh));
-  const type = engine.flavor.docType ? '"_type":"_doc",' : '';
-  const forced = forcedRefresh && out.result !== 'noop' ? '"forced_refresh":true,' : '';
-  const shards = out.result === 'noop' ? '{"total":0,"successful":0,"failed":0}' : `{"total":${out.index.replicas + 1},"successful":1,"failed":0}`;
-  return `{"_index":${jsonName(out.index.name)},${type}"_id":${JSON.stringify(out.id)},"_version":${out.version},"result":"${out.result}",${forced}"_shards":${shards},"_seq_no":${out.seqNo},"_primary_term":1,"status":${out.status}}`;
+/**
+ * The `items` of a _bulk answer as JSON text. Successful items are written directly, from pieces that repeat
+ * across a bulk made once, into one string: a bulk answers thousands of them.
+ */
+export class ItemsJson {
+  private json = '';
+  private count = 0;
+  private readonly type: string;
+  /** The index and action of the last successful item, and the text that depends only on them. */
+  private index: IndexState | undefined;
+  private action = '';
+  private head = '';
+  /** By result: `"result":…,"_shards":…,"_seq_no":` for the last index. */
+  private middles = new Map<string, string>();
+
+  constructor(
+    private readonly engine: EngineState,
+    private readonly forcedRefresh: boolean,
+  ) {
+    this.type = engine.flavor.docType ? '"_type":"_doc",' : '';
+  }
+
+  add(action: string, out: WriteOutcome): void {
+    if (this.count++ > 0) this.json += ',';
+    if (!out.ok) {
+      this.json += `{"${action}":${toJson(outcomeBody(this.engine, out, this.forcedRefresh))}}`;
+      return;
+    }
+    if (out.index !== this.index) {
+      this.index = out.index;
+      this.action = '';
+      this.middles.clear();
+    }
+    if (action !== this.action) {
+      this.action = action;
+      this.head = `{"${action}":{"_index":${JSON.stringify(out.index.name)},${this.type}"_id":`;
+    }
+    let middle = this.middles.get(out.result);
+    if (middle === undefined) {
+      const noop = out.result === 'noop';
+      const forced = this.forcedRefresh && !noop ? '"forced_refresh":true,' : '';
+      const shards = noop ? '{"total":0,"successful":0,"failed":0}' : `{"total":${out.index.replicas + 1},"successful":1,"failed":0}`;
+      middle = `,"result":"${out.result}",${forced}"_shards":${shards},"_seq_no":`;
+      this.middles.set(out.result, middle);
+    }
+    this.json += this.head + idJson(out.id) + ',"_version":' + out.version + middle + out.seqNo + ',"_primary_term":1,"status":' + out.status + '}}';
+  }
+
+  /** The items, comma-separated. */
+  text(): string {
+    return this.json;
+  }
 }
