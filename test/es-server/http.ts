@@ -67,7 +67,10 @@ async function decode(body: Body, encoding: string | undefined, limit: number): 
       body.buffer.length <= 256 * 1024
         ? (enc === 'deflate' ? inflateSync : gunzipSync)(body.buffer, options)
         : await (enc === 'deflate' ? inflateAsync : gunzipAsync)(body.buffer, options);
-    return buffer.length > limit ? { ...body, buffer: Buffer.alloc(0), tooLarge: true } : { ...body, buffer: ownBuffer([buffer], buffer.length) };
+    if (buffer.length > limit) return { ...body, buffer: Buffer.alloc(0), tooLarge: true };
+    // zlib joins a large output into a buffer of its own already; smaller ones are slices of a pool or a chunk.
+    const own = buffer.byteOffset === 0 && buffer.buffer.byteLength === buffer.length;
+    return { ...body, buffer: own ? buffer : ownBuffer([buffer], buffer.length) };
   } catch (err) {
     if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return { ...body, buffer: Buffer.alloc(0), tooLarge: true };
     throw simpleError(400, `request body could not be decoded with content-encoding [${encoding}]`);
