@@ -100,6 +100,39 @@ describe('_bulk', () => {
     expect(engine.store.document('ops', '1')).toEqual({ a: 1, nested: { x: 1, y: 2 } });
   });
 
+  it('answers items as exact JSON text: escaped ids, _shards from replicas, forced refresh, noops and failures', async () => {
+    await call(engine.url, 'PUT', '/items-text', { settings: { index: { number_of_replicas: 2 } }, mappings: { properties: { n: { type: 'long' } } } });
+    const res = await bulk(
+      engine.url,
+      [
+        '{"index":{"_index":"items-text","_id":"1","version":7,"version_type":"external_gte"}}',
+        '{"n":1}',
+        '{"index":{"_index":"items-text","_id":"q\\"\\u0001\\ud800"}}',
+        '{"n":2}',
+        '{"update":{"_index":"items-text","_id":"1"}}',
+        '{"doc":{"n":1}}',
+        '{"index":{"_index":"items-text","_id":"2"}}',
+        '{"n":"x"}',
+        '{"create":{"_index":"items-text","_id":"1"}}',
+        '{"n":3}',
+        '{"delete":{"_index":"items-text","_id":"9"}}',
+        '',
+      ].join('\n'),
+      '?refresh=true',
+    );
+    const items = res.text.slice(res.text.indexOf('"items":')).replace(/"index_uuid":"[\w-]+"/, '"index_uuid":"U"');
+    const shards = '"_shards":{"total":3,"successful":1,"failed":0}';
+    expect(items).toBe(
+      '"items":[' +
+        `{"index":{"_index":"items-text","_id":"1","_version":7,"result":"created","forced_refresh":true,${shards},"_seq_no":0,"_primary_term":1,"status":201}},` +
+        `{"index":{"_index":"items-text","_id":"q\\"\\u0001\\ud800","_version":1,"result":"created","forced_refresh":true,${shards},"_seq_no":1,"_primary_term":1,"status":201}},` +
+        '{"update":{"_index":"items-text","_id":"1","_version":7,"result":"noop","_shards":{"total":0,"successful":0,"failed":0},"_seq_no":0,"_primary_term":1,"status":200}},' +
+        `{"index":{"_index":"items-text","_id":"2","status":400,"error":{"type":"document_parsing_exception","reason":"[1:9] failed to parse field [n] of type [long] in document with id '2'. Preview of field's value: 'x'","caused_by":{"type":"illegal_argument_exception","reason":"For input string: \\"x\\""}}}},` +
+        `{"create":{"_index":"items-text","_id":"1","status":409,"error":{"type":"version_conflict_engine_exception","reason":"[1]: version conflict, document already exists (current version [7])","index_uuid":"U","shard":"0","index":"items-text"}}},` +
+        `{"delete":{"_index":"items-text","_id":"9","_version":1,"result":"not_found","forced_refresh":true,${shards},"_seq_no":2,"_primary_term":1,"status":404}}]}`,
+    );
+  });
+
   it('does not count a delete of a missing document as an error', async () => {
     const res = await bulk(engine.url, ndjson({ delete: { _index: 'ops', _id: 'ghost' } }));
     expect(res.json.errors).toBe(false);
