@@ -148,6 +148,75 @@ describe('relationship kinds', () => {
   });
 });
 
+describe('one_to_one children joined on their primary key', () => {
+  beforeAll(async () => {
+    await db.query(`
+      CREATE TABLE j_country (code text PRIMARY KEY, name text NOT NULL);
+      CREATE TABLE j_author (id int PRIMARY KEY, name text NOT NULL, born date, country_code text REFERENCES j_country (code));
+      CREATE TABLE j_award (id int PRIMARY KEY, author_id int NOT NULL REFERENCES j_author (id), name text NOT NULL);
+      CREATE TABLE j_shop (id int PRIMARY KEY, name text NOT NULL);
+      CREATE TABLE j_item (id int PRIMARY KEY, shop_id int REFERENCES j_shop (id), author_id int REFERENCES j_author (id), title text);
+      INSERT INTO j_country VALUES ('FR', 'France');
+      INSERT INTO j_author VALUES (1, 'Alice', '1970-03-01', 'FR'), (2, 'Bob', NULL, NULL);
+      INSERT INTO j_award VALUES (2, 1, 'Nebula'), (1, 1, 'Hugo');
+      INSERT INTO j_shop VALUES (1, 'Main'), (2, 'Empty');
+      INSERT INTO j_item VALUES (1, 1, 1, 'One'), (2, 1, 2, 'Two'), (3, 1, NULL, 'Three'), (4, NULL, 1, 'Four');`);
+  });
+
+  const authorNode = {
+    table: 'j_author',
+    label: 'author',
+    columns: ['id', 'name'],
+    relationship: { type: 'one_to_one', variant: 'object' },
+    children: [
+      { table: 'j_country', label: 'country', columns: ['name'], relationship: { type: 'one_to_one', variant: 'object' } },
+      { table: 'j_award', label: 'awards', columns: ['name'], relationship: { type: 'one_to_many', variant: 'scalar' } },
+    ],
+  };
+
+  it('gives the child when present, null when missing, null for a NULL scalar column, and nested grandchildren', async () => {
+    const p = await plan(entry({
+      table: 'j_item',
+      columns: ['id', 'title'],
+      children: [authorNode, { table: 'j_author', label: 'born', columns: ['born'], relationship: { type: 'one_to_one', variant: 'scalar' } }],
+    }));
+    const docs = await buildDocuments(db.url, p);
+    expect(docs.map((d) => d.source)).toEqual([
+      { id: 1, title: 'One', author: { id: 1, name: 'Alice', country: { name: 'France' }, awards: ['Hugo', 'Nebula'] }, born: '1970-03-01' },
+      { id: 2, title: 'Two', author: { id: 2, name: 'Bob', country: null, awards: null }, born: null },
+      { id: 3, title: 'Three', author: null, born: null },
+      { id: 4, title: 'Four', author: { id: 1, name: 'Alice', country: { name: 'France' }, awards: ['Hugo', 'Nebula'] }, born: '1970-03-01' },
+    ]);
+    expect((await buildDocuments(db.url, p, { kind: 'keys', keys: [['3'], ['2']] })).map((d) => d.source.author)).toEqual([{ id: 2, name: 'Bob', country: null, awards: null }, null]);
+  });
+
+  it('gives a one_to_one under a one_to_many in each array element', async () => {
+    const p = await plan(entry({
+      table: 'j_shop',
+      columns: ['id', 'name'],
+      children: [{ table: 'j_item', label: 'items', columns: ['id', 'title'], relationship: { type: 'one_to_many', variant: 'object' }, children: [authorNode] }],
+    }));
+    const docs = await buildDocuments(db.url, p);
+    expect(docs.map((d) => d.source)).toEqual([
+      {
+        id: 1,
+        name: 'Main',
+        items: [
+          { id: 1, title: 'One', author: { id: 1, name: 'Alice', country: { name: 'France' }, awards: ['Hugo', 'Nebula'] } },
+          { id: 2, title: 'Two', author: { id: 2, name: 'Bob', country: null, awards: null } },
+          { id: 3, title: 'Three', author: null },
+        ],
+      },
+      { id: 2, name: 'Empty', items: null },
+    ]);
+  });
+
+  it('takes the first row by key when the join is not on the primary key', async () => {
+    const p = await plan(entry({ table: 'j_author', columns: ['id'], children: [{ table: 'j_award', label: 'first_award', columns: ['id', 'name'], relationship: { type: 'one_to_one', variant: 'object' } }] }));
+    expect((await buildDocuments(db.url, p)).map((d) => d.source)).toEqual([{ id: 1, first_award: { id: 1, name: 'Hugo' } }, { id: 2, first_award: null }]);
+  });
+});
+
 describe('transforms', () => {
   it('replace on text arrays and JSON strings, concat keeps 0/false and skips NULL, relative move', async () => {
     await db.query(`CREATE TABLE gadget (id int PRIMARY KEY, code text, codes text[], meta jsonb, qty int, flag boolean, note text)`);
