@@ -36,21 +36,29 @@ export interface ApplyResult {
   missingOldValues: number;
 }
 
+type DocumentRow = [id: string, routing: string | null, source: string];
+
+/** A batch's affected roots, the documents of the first of them already read from PostgreSQL. */
+export interface BuiltChanges {
+  /** Counts so far (skipped and unresolvable changes); `indexed` and `deleted` are counted when written. */
+  result: ApplyResult;
+  /** Every affected root's key. */
+  keys: string[][];
+  /**
+   * The documents of the first ROOTS_PER_QUERY roots. Only those are read ahead: a change fanning out to a million
+   * roots reads the rest while writing, one query at a time, so memory stays bounded by the writer's buffer.
+   */
+  firstRows: DocumentRow[];
+  /** Ids whose routing value may have changed; undefined = any of them. */
+  routingMayChange?: Set<string>;
+}
+
 /**
- * Turns a batch of row changes into document writes: resolve the affected roots (old and new values of every
- * change), de-duplicate them, rebuild them from current rows with one query per batch of roots, and delete
- * the documents whose root row is gone. Writes carry `version`, so a late write never replaces newer content.
+ * Turning a batch of row changes into document writes, first half: resolve the affected roots (old and new values
+ * of every change), de-duplicate them, and read the documents of the first of them from current rows. Reads only,
+ * so the stream runs it for the next batch while the previous one is still being handed to the writer.
  */
-export async function applyRowChanges(
-  plan: EntryPlan,
-  routes: ChangeRoutes,
-  pool: pg.Pool,
-  writer: ActionWriter,
-  changes: RowChange[],
-  version: bigint,
-  position: string,
-  routing: RoutingLookup,
-): Promise<ApplyResult> {
+export async function buildChanges(plan: EntryPlan, routes: ChangeRoutes, pool: pg.Pool, changes: RowChange[]): Promise<BuiltChanges> {
   const result: ApplyResult = { indexed: 0, deleted: 0, skippedIrrelevant: 0, missingOldValues: 0 };
   const roots = new Map<string, string[]>();
   /** Roots whose own row changed: only their routing value can have changed (see routingFollowsRootRow). */
@@ -104,9 +112,14 @@ export async function applyRowChanges(
       for (const key of found.rows) roots.set(key.join('|'), key);
     }
   }
-  const routingMayChange = routingFollowsRootRow(plan) ? rootRows : undefined;
-  await rebuildRoots(plan, pool, writer, [...roots.values()], version, position, result, routing, routingMayChange);
-  return result;
+  const keys = [...roots.values()];
+  const firstRows = keys.length === 0 ? [] : await readDocuments(plan, pool, keys.slice(0, ROOTS_PER_QUERY));
+  return { result, keys, firstRows, routingMayChange: routingFollowsRootRow(plan) ? rootRows : undefined };
+}
+
+async function readDocuments(plan: EntryPlan, pool: pg.Pool, keys: string[][]): Promise<DocumentRow[]> {
+  const query = buildDocumentQuery(plan, { kind: 'keys', keys });
+  return (await pool.query<DocumentRow>({ text: query.text, values: query.values, rowMode: 'array' })).rows;
 }
 
 /**
@@ -122,36 +135,39 @@ function routingFollowsRootRow(plan: EntryPlan): boolean {
   return concat !== undefined && concat.columns.every((name) => !childKeys.has(name));
 }
 
-/** Rebuilds the given roots; a requested root that no longer exists has its document deleted. */
-export async function rebuildRoots(
+/**
+ * Second half: hand the documents to the writer (reading those of the remaining roots, one query per
+ * ROOTS_PER_QUERY), and delete the documents whose root row is gone. Writes carry `version`, so a late write never
+ * replaces newer content; batches are written in order.
+ */
+export async function writeBuiltChanges(
   plan: EntryPlan,
   pool: pg.Pool,
   writer: ActionWriter,
-  keys: string[][],
+  built: BuiltChanges,
   version: bigint,
   position: string,
-  result: Pick<ApplyResult, 'indexed' | 'deleted'>,
   routing: RoutingLookup,
-  /** Ids whose routing value may have changed; undefined = any of them. */
-  routingMayChange?: Set<string>,
-): Promise<void> {
-  for (let i = 0; i < keys.length; i += ROOTS_PER_QUERY) {
-    const batch = keys.slice(i, i + ROOTS_PER_QUERY);
-    const query = buildDocumentQuery(plan, { kind: 'keys', keys: batch });
-    const rows = await pool.query<[string, string | null, string]>({ text: query.text, values: query.values, rowMode: 'array' });
-    const built = new Set<string>();
-    for (const row of rows.rows) built.add(row[0]);
+): Promise<ApplyResult> {
+  const result = built.result;
+  for (let i = 0; i < built.keys.length; i += ROOTS_PER_QUERY) {
+    const keys = built.keys.slice(i, i + ROOTS_PER_QUERY);
+    const rows = i === 0 ? built.firstRows : await readDocuments(plan, pool, keys);
+    const ids = new Set<string>();
+    for (const row of rows) ids.add(row[0]);
     const gone: string[] = [];
-    for (const key of batch) {
+    for (const key of keys) {
       const id = key.length === 1 ? key[0]! : key.join('|');
-      if (!built.has(id)) gone.push(id);
+      if (!ids.has(id)) gone.push(id);
     }
     // With routing, a document lives on the shard its routing picks: one whose routing value may have changed, or
     // one being deleted, must be removed where it is now, which only the engine knows (the old row may lack the
-    // field). Asking costs a refresh and a search, so only for those documents.
-    const ask = plan.routing === undefined ? [] : [...gone, ...[...built].filter((id) => routingMayChange === undefined || routingMayChange.has(id))];
+    // field). Asking costs a refresh and a search, so only for those documents. Asked here, not when building: the
+    // answer is only current once the earlier batches' writes are in.
+    const mayChange = built.routingMayChange;
+    const ask = plan.routing === undefined ? [] : [...gone, ...[...ids].filter((id) => mayChange === undefined || mayChange.has(id))];
     const current = ask.length > 0 ? await routing.routingsOf(plan.index, ask) : new Map<string, string[]>();
-    for (const [id, newRouting, source] of rows.rows) {
+    for (const [id, newRouting, source] of rows) {
       for (const oldRouting of current.get(id) ?? []) {
         if (oldRouting !== newRouting) await writer.add({ op: 'delete', index: plan.index, id, version, position, routing: oldRouting });
       }
@@ -172,6 +188,7 @@ export async function rebuildRoots(
       if (current.has(id)) result.deleted += 1;
     }
   }
+  return result;
 }
 
 /**

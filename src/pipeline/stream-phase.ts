@@ -4,7 +4,7 @@ import type { EntryPlan } from '../schema/sync-plan.js';
 import type { ReplicationStream, RowChange, StreamMessage, TruncateChange } from '../source/change-source.js';
 import { formatLsn } from '../source/postgres/lsn.js';
 import { tableKey, type ChangeRoutes } from '../transform/change-routes.js';
-import { applyRowChanges, type IndexScanner, type RoutingLookup } from './change-applier.js';
+import { buildChanges, writeBuiltChanges, type IndexScanner, type RoutingLookup } from './change-applier.js';
 import { runFullSync, type ActionWriter } from './full-sync.js';
 import { StreamedTransactions, type CommittedTransaction, type StreamedTransactionsOptions } from './streamed-transactions.js';
 
@@ -71,16 +71,18 @@ interface Dispatched {
  * checkpoint is stored, and only up to the last complete transaction. Returns when `signal` aborts (after
  * finishing the batches in hand).
  *
- * Batches overlap in four stages: reading and decoding (this loop), applying (root resolution, document
- * queries, handing actions to the writer: one batch at a time, in order), committing (waiting for the batch's
- * writes: one batch at a time, in order) and saving (the checkpoint, then the acknowledgement, of the newest
- * committed position: one save at a time, at most every CHECKPOINT_INTERVAL_MS, each covering every batch
- * committed since the previous one). So batch N+1 is read and built while batch N's bulk requests are in flight.
+ * Batches overlap in five stages: reading and decoding (this loop), building (root resolution and the first
+ * document query, started as the batch is handed on), applying (handing actions to the writer: one batch at a time,
+ * in order), committing (waiting for the batch's writes: one batch at a time, in order) and saving (the checkpoint,
+ * then the acknowledgement, of the newest committed position: one save at a time, at most every
+ * CHECKPOINT_INTERVAL_MS, each covering every batch committed since the previous one). So batch N+1 is read and
+ * built while batch N is handed to the writer and its bulk requests are in flight.
  * Per document, writes still reach the writer in LSN order (the apply stage is sequential) and the writer never
  * has two requests for one document in flight.
- * Batch N+1's document queries may read rows before batch N's writes are in the engine; that is harmless because
- * documents are built from current rows and carry their batch's commit LSN as external version (`external_gte`):
- * the write with the highest version, built from rows at least that new, is the one that stays.
+ * Batch N+1's document queries may read rows before batch N's, and before batch N's writes are in the engine; that
+ * is harmless because every query runs after its batch's commit, documents are built from current rows, and they
+ * carry their batch's commit LSN as external version (`external_gte`): the write with the highest version, built
+ * from rows at least that new, is the one that stays.
  *
  * A transaction streamed before its commit (pgoutput v2) is buffered, reduced to what root resolution needs, and
  * applied at its Stream Commit, in commit order, as batches with the commit LSN as version; an aborted one (or
@@ -194,11 +196,16 @@ export async function runStreamPhase(
     transactions = 0;
     if (ackLsn > dispatchedLsn) dispatchedLsn = ackLsn;
     if (rows.length > 0) inFlight += 1;
+    // The batch's roots are resolved and their documents read at once, while earlier batches are still being handed
+    // to the writer: PostgreSQL builds documents while this process encodes and sends.
+    const built = failure || rows.length === 0 ? undefined : buildChanges(plan, routes, pool, rows);
+    // Awaited by the apply stage, possibly after an earlier batch failed: keep that from being an unhandled rejection.
+    built?.catch(() => undefined);
     // The apply stage hands this batch's actions to the writer after the previous batch's, then asks the writer
     // for a promise of exactly these actions (and earlier ones) being durable, without waiting for it.
     const applied = applying.then(async () => {
-      if (failure || rows.length === 0) return { indexed: 0, deleted: 0, written: Promise.resolve() };
-      const result = await applyRowChanges(plan, routes, pool, writer, rows, batch.version, `lsn:${formatLsn(batch.version)}`, routing);
+      if (failure || built === undefined) return { indexed: 0, deleted: 0, written: Promise.resolve() };
+      const result = await writeBuiltChanges(plan, pool, writer, await built, batch.version, `lsn:${formatLsn(batch.version)}`, routing);
       const written = durable();
       // Awaited by the commit stage, possibly after it has rejected: keep that from being an unhandled rejection.
       written.catch(() => undefined);
