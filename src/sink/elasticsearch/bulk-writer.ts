@@ -200,8 +200,13 @@ export class BulkWriter {
     let full = false;
     for (const item of this.pending) {
       const key = item.key;
-      if (!full && batch.length > 0 && bytes + item.bytes > this.config.bulkMaxBytes) full = true;
       if (full || this.busyKeys.has(key) || (held.size > 0 && held.has(key))) {
+        rest.push(item);
+        held.add(key);
+        continue;
+      }
+      if (batch.length > 0 && bytes + item.bytes > this.config.bulkMaxBytes) {
+        full = true;
         rest.push(item);
         held.add(key);
         continue;
