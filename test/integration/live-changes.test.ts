@@ -76,6 +76,13 @@ describe('changes on every level of the book tree reach the index', () => {
     await change(`UPDATE book_language SET book_isbn = '003' WHERE id = 2`);
   });
 
+  it('a child shared by more roots than one document query reads rebuilds all of them', async () => {
+    // A batch reads its first 1,000 roots' documents ahead and the rest while writing: 2,500 roots take both paths.
+    await change(`INSERT INTO book (id, isbn, title, publisher_id) SELECT 1000 + i, 'fan-' || i, 'Fan ' || i, 1 FROM generate_series(1, 2500) i`);
+    await change(`UPDATE publisher SET name = 'Penguin Fan' WHERE id = 1`);
+    await change(`DELETE FROM book WHERE id > 1000`);
+  });
+
   it('scalar children through join tables: languages and subjects', async () => {
     await change(`UPDATE language SET code = 'es-ES' WHERE id = 2`);
     await change(`INSERT INTO book_subject (id, book_isbn, subject_id) VALUES (10, '003', 1)`);
