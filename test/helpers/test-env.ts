@@ -69,7 +69,13 @@ export async function createTestDatabase(prefix: string): Promise<TestDatabase> 
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- same default as pg's own query()
     query<R extends pg.QueryResultRow = any>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
       if (dropped) return Promise.reject(new Error(`test database ${name} was dropped`));
-      pool ??= new pg.Pool({ connectionString: url, max: 4 });
+      if (pool === undefined) {
+        pool = new pg.Pool({ connectionString: url, max: 4 });
+        // pg-pool re-emits an idle client's error on the pool, which throws without a listener: tests that terminate
+        // backends (slot drops, restarts, drop() itself while the pool closes) would crash the run with an uncaught
+        // 57P01. The next query on that client's replacement reports any real problem.
+        pool.on('error', () => undefined);
+      }
       return pool.query<R>(sql, params);
     },
     async drop(): Promise<void> {
