@@ -45,6 +45,14 @@ export interface RetiredGeneration {
   dropAfter: string;
 }
 
+/** Who holds an index's ownership lease after a claim, and for how long yet. */
+export interface LeaseState {
+  /** The holder named in the store: the claimant when its claim succeeded (or was renewed). */
+  owner: string;
+  /** Milliseconds the owner's lease has left, by the store's clock. */
+  remainingMs: number;
+}
+
 export interface CheckpointStore {
   /** The checkpoint of `name` (`<database>_<index>`, the slot name), or undefined when none: a fresh start. */
   load(name: string): Promise<Checkpoint | undefined>;
@@ -52,6 +60,14 @@ export interface CheckpointStore {
   save(name: string, checkpoint: Checkpoint): Promise<void>;
   /** Forgets `name`: the next start re-syncs that index. */
   remove(name: string): Promise<void>;
+  /**
+   * Claims the ownership lease of `name` for `holder` for `ttlMs`, or renews it when `holder` has it already. A lease
+   * held by another holder is taken only once it has expired. One process owns an index at a time (design §9): the
+   * others stand by and claim it again when the owner stops renewing.
+   */
+  claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseState>;
+  /** Ends `holder`'s lease of `name` at once, so a standby takes over without waiting; nothing when another holds it. */
+  releaseLease(name: string, holder: string): Promise<void>;
   /** Warnings found at open (e.g. Redis maxmemory-policy that evicts keys). */
   warnings(): string[];
   close(): Promise<void>;

@@ -3,17 +3,23 @@
  * `<dir>/.<name>` (an integer) is never written; when it is the only file, `load` returns undefined and
  * records a warning. Every write is atomic and durable: temp file, fsync, rename over the old file,
  * fsync of the directory. A crash leaves either the old or the new checkpoint, never a torn one.
+ *
+ * Ownership leases (for processes sharing the directory on one machine): `<dir>/.<name>.sluice.lease`, created
+ * exclusively, holding the holder and its time to live; the owner renews it by touching it, so it expires at its
+ * modification time plus that time. An expired lease is taken by renaming it away first: of several standbys only
+ * one rename succeeds.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, open, readFile, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { access, link, open, readFile, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { AppError } from '../errors/app-error.js';
 import { checkName, decodeCheckpoint, encodeCheckpoint, KeyedQueue, pgsyncCheckpointWarning } from './checkpoint-codec.js';
-import type { Checkpoint, CheckpointStore } from './checkpoint-store.js';
+import type { Checkpoint, CheckpointStore, LeaseState } from './checkpoint-store.js';
 
 const SUFFIX = '.sluice.json';
+const LEASE_SUFFIX = '.sluice.lease';
 /** Temp files: `.<name>.sluice.json.<pid>.<random>.tmp`. */
 const TEMP = /^\..+\.sluice\.json\.\d+\.[0-9a-f]+\.tmp$/;
 const STALE_TEMP_MS = 60_000;
@@ -117,6 +123,45 @@ export class FileCheckpointStore implements CheckpointStore {
     });
   }
 
+  async claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseState> {
+    checkFileName(name);
+    const path = join(this.dir, `.${name}${LEASE_SUFFIX}`);
+    return this.run(`${name}${LEASE_SUFFIX}`, async () => {
+      try {
+        for (;;) {
+          const created = await createLease(path, holder, ttlMs);
+          if (created) return { owner: holder, remainingMs: ttlMs };
+          const found = await readLease(path);
+          if (found === undefined) continue; // released or taken away meanwhile: try to create it again
+          const remainingMs = found.expiresAt - Date.now();
+          if (found.holder === holder && remainingMs > 0) {
+            const now = new Date();
+            await utimes(path, now, now);
+            return { owner: holder, remainingMs: found.ttlMs };
+          }
+          if (remainingMs > 0) return { owner: found.holder, remainingMs };
+          await takeExpired(path, found);
+        }
+      } catch (error) {
+        throw this.ioError(`cannot claim lease ${path}`, error);
+      }
+    });
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    checkFileName(name);
+    const path = join(this.dir, `.${name}${LEASE_SUFFIX}`);
+    return this.run(`${name}${LEASE_SUFFIX}`, async () => {
+      try {
+        const found = await readLease(path);
+        if (found?.holder === holder) await unlink(path);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw this.ioError(`cannot release lease ${path}`, error);
+      }
+    });
+  }
+
   /** Warnings from loads that found only PGSync's checkpoint file. */
   warnings(): string[] {
     return [...this.found];
@@ -164,6 +209,73 @@ function checkFileName(name: string): void {
   if (!SAFE_NAME.test(name)) {
     throw new TypeError(`checkpoint name ${JSON.stringify(name)} cannot be a file name: use letters, digits, "_", "-" and "."`);
   }
+}
+
+interface FileLease {
+  holder: string;
+  ttlMs: number;
+  /** Modification time plus time to live, in Date.now() milliseconds. */
+  expiresAt: number;
+  mtimeMs: number;
+}
+
+/** Creates the lease file unless it exists; false when it does. */
+async function createLease(path: string, holder: string, ttlMs: number): Promise<boolean> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'wx');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+  try {
+    await handle.writeFile(`${JSON.stringify({ holder, ttlMs })}\n`, 'utf8');
+  } finally {
+    await handle.close();
+  }
+  return true;
+}
+
+/** The lease at `path`, or undefined when there is none. A file being written (empty, torn) counts as held now. */
+async function readLease(path: string): Promise<FileLease | undefined> {
+  try {
+    const [text, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    let parsed: { holder?: unknown; ttlMs?: unknown } = {};
+    try {
+      parsed = JSON.parse(text) as typeof parsed;
+    } catch {
+      // just created by another process, not written yet
+    }
+    const holder = typeof parsed.holder === 'string' ? parsed.holder : '(being written)';
+    const ttlMs = typeof parsed.ttlMs === 'number' ? parsed.ttlMs : STALE_TEMP_MS;
+    return { holder, ttlMs, expiresAt: info.mtimeMs + ttlMs, mtimeMs: info.mtimeMs };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Moves the expired lease `seen` out of the way. Another standby may have taken it in between and created its own:
+ * what was moved is then checked, and put back when it is not the expired lease that was seen.
+ */
+async function takeExpired(path: string, seen: FileLease): Promise<void> {
+  const aside = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.expired`;
+  try {
+    await rename(path, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  const moved = await readLease(aside);
+  if (moved !== undefined && (moved.holder !== seen.holder || moved.mtimeMs !== seen.mtimeMs)) {
+    try {
+      await link(aside, path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+  await rm(aside, { force: true });
 }
 
 /** fsync of a directory makes a rename or unlink in it durable. */

@@ -5,11 +5,14 @@
  * and otherwise only needs USAGE on the schema and SELECT, INSERT, UPDATE, DELETE on the table, so a DBA can
  * create them once and keep the sync role unprivileged. A save is one autocommitted upsert: durable when
  * the server's `synchronous_commit` is on (the default; `open` warns otherwise).
+ *
+ * Ownership leases are rows of the same table named `lease:<name>` (checkpoint names never hold a colon), so no
+ * further grant is needed: the body names the holder and the expiry, both by the database server's clock.
  */
 import type pg from 'pg';
 import { AppError } from '../errors/app-error.js';
 import { checkName, decodeCheckpoint, encodeCheckpoint, KeyedQueue } from './checkpoint-codec.js';
-import type { Checkpoint, CheckpointStore } from './checkpoint-store.js';
+import type { Checkpoint, CheckpointStore, LeaseState } from './checkpoint-store.js';
 
 export interface PostgresCheckpointStoreOptions {
   /** End the pool on `close()` (when the store created it). Default false: the caller's pool stays open. */
@@ -134,6 +137,41 @@ export class PostgresCheckpointStore implements CheckpointStore {
     checkName(name);
     return this.run(name, 'delete', async () => {
       await this.pool.query(`DELETE FROM ${this.table} WHERE name = $1`, [name]);
+    });
+  }
+
+  async claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseState> {
+    checkName(name);
+    const row = `lease:${name}`;
+    return this.run(row, 'lease claim', async () => {
+      for (;;) {
+        // Taken when free, expired or already the claimant's; otherwise the row stays and nothing is returned.
+        const claimed = await this.pool.query<{ remaining: number }>(
+          `INSERT INTO ${this.table} AS l (name, body, updated_at)
+             VALUES ($1, jsonb_build_object('holder', $2::text, 'expiresAt', clock_timestamp() + $3::int * interval '1 millisecond'), now())
+           ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at
+             WHERE l.body->>'holder' = $2 OR (l.body->>'expiresAt')::timestamptz <= clock_timestamp()
+           RETURNING $3::int AS remaining`,
+          [row, holder, Math.ceil(ttlMs)],
+        );
+        if (claimed.rows.length > 0) return { owner: holder, remainingMs: Number(claimed.rows[0]!.remaining) };
+        const held = await this.pool.query<{ holder: string; remaining: number }>(
+          `SELECT body->>'holder' AS holder,
+                  greatest(0, extract(epoch FROM (body->>'expiresAt')::timestamptz - clock_timestamp()) * 1000)::float8 AS remaining
+             FROM ${this.table} WHERE name = $1`,
+          [row],
+        );
+        // Released between the two statements: claim again.
+        if (held.rows.length > 0) return { owner: held.rows[0]!.holder, remainingMs: Number(held.rows[0]!.remaining) };
+      }
+    });
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    checkName(name);
+    const row = `lease:${name}`;
+    return this.run(row, 'lease release', async () => {
+      await this.pool.query(`DELETE FROM ${this.table} WHERE name = $1 AND body->>'holder' = $2`, [row, holder]);
     });
   }
 

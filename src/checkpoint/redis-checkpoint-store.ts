@@ -15,6 +15,10 @@
  * replication slot stays the source of truth for the stream, so a lost or older checkpoint costs repeated
  * work (snapshot chunks done again, or a full re-sync when the key is gone), never lost changes.
  * `open` checks the server settings and reports the trade-off through `warnings()`.
+ *
+ * Ownership leases live beside, in `sluice:<name>:lease` (outside PGSync's `queue:` keys): the holder as value,
+ * expiring by Redis' own clock (PX). Claim and release are Lua scripts, so checking the holder and writing are one
+ * step for the server.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { ConnectionOptions } from 'node:tls';
@@ -22,7 +26,20 @@ import type { RedisConfig } from '../config/config-types.js';
 import { redact, redactUrl } from '../config/redact.js';
 import { AppError } from '../errors/app-error.js';
 import { checkName, decodeCheckpoint, encodeCheckpoint, pgsyncCheckpointWarning } from './checkpoint-codec.js';
-import type { Checkpoint, CheckpointStore } from './checkpoint-store.js';
+import type { Checkpoint, CheckpointStore, LeaseState } from './checkpoint-store.js';
+
+/** Sets the lease when free or already the claimant's; answers the holder and its milliseconds left. */
+const CLAIM_SCRIPT = `
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return {ARGV[1], tonumber(ARGV[2])}
+end
+return {holder, redis.call('PTTL', KEYS[1])}`;
+/** Deletes the lease only when the caller holds it. */
+const RELEASE_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
 
 /** Field holding Sluice's Checkpoint JSON in the meta hash. */
 export const SLUICE_FIELD = 'sluice';
@@ -55,6 +72,11 @@ export class RedisCheckpointStore implements CheckpointStore {
   /** The meta hash of `name`, as PGSync names it. */
   static key(name: string): string {
     return `queue:${name}:meta`;
+  }
+
+  /** The ownership lease of `name`. */
+  static leaseKey(name: string): string {
+    return `sluice:${name}:lease`;
   }
 
   /**
@@ -158,6 +180,27 @@ export class RedisCheckpointStore implements CheckpointStore {
       await this.client.del(key);
     } catch (error) {
       throw unavailable(this.where, `delete of ${key}`, error, this.secrets);
+    }
+  }
+
+  async claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseState> {
+    checkName(name);
+    const key = RedisCheckpointStore.leaseKey(name);
+    try {
+      const [owner, remaining] = (await this.client.eval(CLAIM_SCRIPT, 1, key, holder, String(Math.ceil(ttlMs)))) as [string, number];
+      return { owner, remainingMs: Math.max(0, Number(remaining)) };
+    } catch (error) {
+      throw unavailable(this.where, `lease claim of ${key}`, error, this.secrets);
+    }
+  }
+
+  async releaseLease(name: string, holder: string): Promise<void> {
+    checkName(name);
+    const key = RedisCheckpointStore.leaseKey(name);
+    try {
+      await this.client.eval(RELEASE_SCRIPT, 1, key, holder);
+    } catch (error) {
+      throw unavailable(this.where, `lease release of ${key}`, error, this.secrets);
     }
   }
 

@@ -1,4 +1,5 @@
 import type { Checkpoint, CheckpointStore, RebuildProgress, RetiredGeneration } from '../checkpoint/checkpoint-store.js';
+import { DelegatingCheckpointStore } from '../checkpoint/delegating-checkpoint-store.js';
 
 /** What the lifecycle keeps in an entry's checkpoint, beside the sync's own progress. */
 export interface GenerationFields {
@@ -13,27 +14,29 @@ export interface GenerationFields {
  * lifecycle's current fields, so the sync (which rewrites its checkpoint as batches complete) and the lifecycle
  * (which changes generations) never overwrite each other's part. The newest save always holds both newest parts.
  */
-export class EntryCheckpointStore implements CheckpointStore {
+export class EntryCheckpointStore extends DelegatingCheckpointStore {
   readonly fields: GenerationFields = { retired: [] };
   /** The sync's part of the newest checkpoint loaded or saved. */
   private last: Checkpoint | undefined;
 
   constructor(
-    private readonly inner: CheckpointStore,
+    inner: CheckpointStore,
     private readonly name: string,
-  ) {}
+  ) {
+    super(inner);
+  }
 
   latest(): Checkpoint | undefined {
     return this.last === undefined ? undefined : { ...this.last, ...this.fields };
   }
 
-  async load(name: string): Promise<Checkpoint | undefined> {
+  override async load(name: string): Promise<Checkpoint | undefined> {
     const checkpoint = await this.inner.load(name);
     if (name === this.name) this.last = checkpoint;
     return checkpoint;
   }
 
-  save(name: string, checkpoint: Checkpoint): Promise<void> {
+  override save(name: string, checkpoint: Checkpoint): Promise<void> {
     if (name !== this.name) return this.inner.save(name, checkpoint);
     this.last = checkpoint;
     return this.inner.save(name, { ...checkpoint, ...this.fields });
@@ -48,18 +51,11 @@ export class EntryCheckpointStore implements CheckpointStore {
    * Forgets the sync's progress. What the lifecycle must still clean up (a rebuild's index, retired generations)
    * stays in a record without progress, which makes the next start begin the entry over and clean them up.
    */
-  async remove(name: string): Promise<void> {
+  override async remove(name: string): Promise<void> {
     if (name !== this.name) return this.inner.remove(name);
     this.last = undefined;
     const { rebuild, retired } = this.fields;
     if (rebuild === undefined && retired.length === 0) return this.inner.remove(name);
     await this.inner.save(name, { slot: name, updatedAt: new Date().toISOString(), ...(rebuild ? { rebuild } : {}), retired });
   }
-
-  warnings(): string[] {
-    return this.inner.warnings();
-  }
-
-  /** The shared store is closed by its owner. */
-  async close(): Promise<void> {}
 }

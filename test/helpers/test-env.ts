@@ -54,6 +54,17 @@ async function withAdminClient<T>(fn: (client: pg.Client) => Promise<T>): Promis
   }
 }
 
+/**
+ * A pool for a test database. pg-pool re-emits an idle client's error on the pool, which throws without a listener:
+ * tests that terminate backends (slot drops, restarts, a database dropped while the pool closes) would crash the run
+ * with an uncaught 57P01. The next query on that client's replacement reports any real problem.
+ */
+export function testPool(url: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max });
+  pool.on('error', () => undefined);
+  return pool;
+}
+
 /** Creates a fresh database `<prefix>_<random>` on the shared cluster. Call `drop()` in afterAll. */
 export async function createTestDatabase(prefix: string): Promise<TestDatabase> {
   const cleanPrefix = prefix.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 40) || 'test';
@@ -69,13 +80,7 @@ export async function createTestDatabase(prefix: string): Promise<TestDatabase> 
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- same default as pg's own query()
     query<R extends pg.QueryResultRow = any>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
       if (dropped) return Promise.reject(new Error(`test database ${name} was dropped`));
-      if (pool === undefined) {
-        pool = new pg.Pool({ connectionString: url, max: 4 });
-        // pg-pool re-emits an idle client's error on the pool, which throws without a listener: tests that terminate
-        // backends (slot drops, restarts, drop() itself while the pool closes) would crash the run with an uncaught
-        // 57P01. The next query on that client's replacement reports any real problem.
-        pool.on('error', () => undefined);
-      }
+      pool ??= testPool(url, 4);
       return pool.query<R>(sql, params);
     },
     async drop(): Promise<void> {

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +19,7 @@ import type { RedisConfig, SluiceConfig } from '../../src/config/config-types.js
 import { AppError } from '../../src/errors/app-error.js';
 import { findFreePort } from '../helpers/postgres-cluster.js';
 import { startRedisServer, type RedisTestServer } from '../helpers/redis-server.js';
-import { createTestDatabase, testPostgresUrl, testRedisUrl, type TestDatabase } from '../helpers/test-env.js';
+import { createTestDatabase, testPool, testPostgresUrl, testRedisUrl, type TestDatabase } from '../helpers/test-env.js';
 
 const unique = (label: string): string => `ckp_${label}_${randomBytes(4).toString('hex')}`;
 
@@ -67,7 +68,7 @@ const beds: { kind: string; setup: () => Promise<Bed> }[] = [
     kind: 'postgres',
     setup: async () => {
       const db = await createTestDatabase('ckp_suite');
-      const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+      const pool = testPool(db.url, 4);
       return { open: () => PostgresCheckpointStore.open(pool), cleanup: async () => (await pool.end(), await db.drop()) };
     },
   },
@@ -133,6 +134,42 @@ describe.each(beds)('$kind checkpoint store', ({ setup }) => {
     await Promise.all(names.map((name, i) => store.save(name, sample(name, `0/${i.toString(16)}`))));
     const loaded = await Promise.all(names.map((name) => store.load(name)));
     expect(loaded.map((c) => c?.lsn)).toEqual(names.map((_, i) => `0/${i.toString(16)}`));
+  });
+
+  it('gives an ownership lease to one holder at a time, renews it for that holder, and ends it on release', async () => {
+    const name = unique('lease');
+    expect(await store.claimLease(name, 'host-a:1', 60_000)).toEqual({ owner: 'host-a:1', remainingMs: 60_000 });
+    const refused = await store.claimLease(name, 'host-b:2', 60_000);
+    expect(refused.owner).toBe('host-a:1');
+    expect(refused.remainingMs).toBeGreaterThan(0);
+    expect(refused.remainingMs).toBeLessThanOrEqual(60_000);
+    expect((await store.claimLease(name, 'host-a:1', 60_000)).owner).toBe('host-a:1');
+    // Another holder's release, or a release of another name, leaves the lease alone.
+    await store.releaseLease(name, 'host-b:2');
+    await store.releaseLease(unique('other'), 'host-a:1');
+    expect((await store.claimLease(name, 'host-b:2', 60_000)).owner).toBe('host-a:1');
+    // A second store instance (another process) sees the same lease.
+    const other = await bed.open();
+    try {
+      expect((await other.claimLease(name, 'host-c:3', 60_000)).owner).toBe('host-a:1');
+      await store.releaseLease(name, 'host-a:1');
+      expect(await other.claimLease(name, 'host-c:3', 60_000)).toEqual({ owner: 'host-c:3', remainingMs: 60_000 });
+      expect((await store.claimLease(name, 'host-a:1', 60_000)).owner).toBe('host-c:3');
+    } finally {
+      await other.close();
+    }
+    // Leases are not checkpoints: the checkpoint of the same name is untouched by them.
+    expect(await store.load(name)).toBeUndefined();
+  });
+
+  it('lets another holder take a lease once it has expired, and only one of several at once', async () => {
+    const name = unique('expiry');
+    expect((await store.claimLease(name, 'dead-owner', 300)).owner).toBe('dead-owner');
+    await sleep(450);
+    const claims = await Promise.all(['s1', 's2', 's3', 's4'].map(async (holder) => ({ holder, state: await store.claimLease(name, holder, 60_000) })));
+    const winners = claims.filter((c) => c.state.owner === c.holder);
+    expect(winners).toHaveLength(1);
+    for (const claim of claims) expect(claim.state.owner).toBe(winners[0]!.holder);
   });
 });
 
@@ -353,7 +390,7 @@ describe('PostgreSQL checkpoint store', () => {
   const poolFor = (user?: string): pg.Pool => {
     const url = new URL(db.url);
     if (user !== undefined) url.username = user;
-    const pool = new pg.Pool({ connectionString: url.toString(), max: 2 });
+    const pool = testPool(url.toString(), 2);
     pools.push(pool);
     return pool;
   };

@@ -5,8 +5,15 @@ import { EntryCheckpointStore } from '../../../src/lifecycle/entry-checkpoint-st
 /** The store port in memory: what was saved last under each name. */
 function memoryStore(): CheckpointStore & { records: Map<string, Checkpoint> } {
   const records = new Map<string, Checkpoint>();
+  const leases = new Map<string, string>();
   return {
     records,
+    claimLease: async (name, holder, ttlMs) => {
+      const owner = leases.get(name) ?? holder;
+      leases.set(name, owner);
+      return { owner, remainingMs: ttlMs };
+    },
+    releaseLease: async (name, holder) => void (leases.get(name) === holder && leases.delete(name)),
     load: async (name) => records.get(name),
     save: async (name, checkpoint) => void records.set(name, checkpoint),
     remove: async (name) => void records.delete(name),
