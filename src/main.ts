@@ -22,7 +22,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
 
   program
     .command('run')
-    .description('Keep every index in sync: snapshot on first start, then stream changes until SIGTERM')
+    .description('Keep every index in sync: snapshot on first start, then stream changes until SIGTERM; processes sharing the checkpoint store take turns on each index (the others stand by)')
     .action(async () => setExitCode(await runCommand(globals())));
 
   program

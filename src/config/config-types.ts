@@ -93,6 +93,11 @@ export interface SluiceConfig {
   flushIntervalMs: number;
   /** SLUICE_REINDEX_GRACE_SECONDS (default 600): how long a generation the alias left is kept before deletion. */
   reindexGraceSeconds: number;
+  /**
+   * SLUICE_LEASE_TTL_SECONDS (default 10): lifetime of an index's ownership lease. A standby takes over a crashed
+   * owner's index within about this long; the owner renews every third of it.
+   */
+  leaseTtlSeconds: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   /** SLUICE_LOG_FORMAT: `auto` (default) writes human-readable lines to a terminal and JSON lines otherwise. */
   logFormat?: 'auto' | 'json' | 'pretty';

@@ -54,6 +54,7 @@ export const GENERAL_DEFAULTS = {
   httpHost: '0.0.0.0',
   readyMaxLagSeconds: 30,
   reindexGraceSeconds: 600,
+  leaseTtlSeconds: 10,
 } as const;
 
 /**
@@ -85,6 +86,7 @@ export function parseEnvironment(
     snapshotConcurrency: r.int('SLUICE_SNAPSHOT_CONCURRENCY', { min: 1, max: 64 }) ?? GENERAL_DEFAULTS.snapshotConcurrency,
     flushIntervalMs: r.secondsAsMs('PGSYNC_FLUSH_INTERVAL', { min: 1, max: 3_600_000 }) ?? GENERAL_DEFAULTS.flushIntervalMs,
     reindexGraceSeconds: r.int('SLUICE_REINDEX_GRACE_SECONDS', { min: 0, max: 30 * 86_400 }) ?? GENERAL_DEFAULTS.reindexGraceSeconds,
+    leaseTtlSeconds: r.int('SLUICE_LEASE_TTL_SECONDS', { min: 2, max: 600 }) ?? GENERAL_DEFAULTS.leaseTtlSeconds,
     logLevel: parseLogLevel(r),
     logFormat: r.oneOf('SLUICE_LOG_FORMAT', ['auto', 'json', 'pretty'] as const) ?? GENERAL_DEFAULTS.logFormat,
     http: {

@@ -4,13 +4,17 @@ import type { IndexSyncLogger } from '../pipeline/index-sync.js';
 import { dropSlot } from '../source/postgres/replication-slot.js';
 import { rebuildSlotName, reindexRequestName } from './generation-names.js';
 
+/** Long enough for dropping two slots, including waiting for a lingering walsender. */
+const REMOVAL_LEASE_MS = 60_000;
+
 /**
  * Slots of schema entries that are gone from schema.json: each would hold back WAL forever. A slot is taken
  * for Sluice's only when the checkpoint store holds a Sluice checkpoint with a generation under its name (other
  * tools' slots in the same database are never touched). Its slot, rebuild slot and records are dropped; its
- * index is left in place, since searches may still use it.
+ * index is left in place, since searches may still use it. An entry whose ownership lease another process holds (one
+ * still running the schema.json that has it) is left to that process.
  */
-export async function dropRemovedEntries(pool: pg.Pool, store: CheckpointStore, currentSlots: Set<string>, logger: IndexSyncLogger): Promise<string[]> {
+export async function dropRemovedEntries(pool: pg.Pool, store: CheckpointStore, currentSlots: Set<string>, logger: IndexSyncLogger, holder: string): Promise<string[]> {
   const { rows } = await pool.query<{ slot_name: string }>(
     // An active slot is streamed by some process right now (another Sluice with its own schema.json): not ours to drop.
     `SELECT slot_name::text FROM pg_replication_slots WHERE database = current_database() AND plugin = 'pgoutput' AND slot_type = 'logical' AND NOT active`,
@@ -20,8 +24,17 @@ export async function dropRemovedEntries(pool: pg.Pool, store: CheckpointStore, 
     if (currentSlots.has(slot) || [...currentSlots].some((current) => rebuildSlotName(current) === slot)) continue;
     const checkpoint = await store.load(slot);
     if (checkpoint?.generation === undefined || checkpoint.slot !== slot) continue;
-    for (const name of [slot, rebuildSlotName(slot)]) await dropSlot(pool, name);
-    for (const name of [slot, rebuildSlotName(slot), reindexRequestName(slot)]) await store.remove(name);
+    const lease = await store.claimLease(slot, holder, REMOVAL_LEASE_MS);
+    if (lease.owner !== holder) {
+      logger.info({ slot, owner: lease.owner }, 'schema entry removed from schema.json but still owned by another process: left to it');
+      continue;
+    }
+    try {
+      for (const name of [slot, rebuildSlotName(slot)]) await dropSlot(pool, name);
+      for (const name of [slot, rebuildSlotName(slot), reindexRequestName(slot)]) await store.remove(name);
+    } finally {
+      await store.releaseLease(slot, holder);
+    }
     logger.warn(
       { slot, generation: checkpoint.generation, rebuild: checkpoint.rebuild?.generation },
       'schema entry removed from schema.json: dropped its replication slot and checkpoint; its index is left in place (delete it when nothing searches it any more)',

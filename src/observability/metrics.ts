@@ -207,7 +207,7 @@ export interface RenderMetricsExtra {
   metrics?: SluiceMetrics;
 }
 
-const PHASES: readonly IndexStatus['phase'][] = ['starting', 'snapshot', 'streaming', 'waiting', 'stopped'];
+const PHASES: readonly IndexStatus['phase'][] = ['starting', 'standby', 'snapshot', 'streaming', 'waiting', 'stopped'];
 
 /**
  * The whole exposition: `sluice_up`, the per-index series derived from the status snapshots (one per index; a

@@ -1,7 +1,9 @@
 /** What an index sync reports about itself, for logs now and the status surfaces (/status, /metrics). */
 export interface IndexStatus {
   index: string;
-  phase: 'starting' | 'snapshot' | 'streaming' | 'waiting' | 'stopped';
+  phase: 'starting' | 'standby' | 'snapshot' | 'streaming' | 'waiting' | 'stopped';
+  /** While standing by: the process owning the index (its lease holder name). */
+  owner?: string;
   /** Documents written by the snapshot so far. */
   snapshotDocuments: number;
   /** Root rows the current snapshot is expected to read: PostgreSQL's statistics, or a bounded count without them. */

@@ -32,10 +32,15 @@ export interface NotReadyIndex {
 const JSON_TYPE = 'application/json; charset=utf-8';
 const ALLOWED = 'GET, HEAD';
 
-/** Indexes that keep the process from being ready, each with the reason. */
+/**
+ * Indexes that keep the process from being ready, each with the reason. An index another process owns (standby) does
+ * not: the standby is doing its job, and an orchestrator that waits for a new process to be ready before stopping
+ * the old one (a rolling update) would otherwise wait forever.
+ */
 export function notReadyIndexes(statuses: readonly IndexStatus[], readyLagSeconds: number): NotReadyIndex[] {
   const out: NotReadyIndex[] = [];
   for (const s of statuses) {
+    if (s.phase === 'standby') continue;
     if (s.phase !== 'streaming') {
       out.push({ index: s.index, phase: s.phase, reason: `phase is ${s.phase}, not streaming` });
     } else if (s.lagSeconds !== undefined && !(s.lagSeconds <= readyLagSeconds)) {

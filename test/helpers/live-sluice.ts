@@ -11,8 +11,8 @@ const BIN = fileURLToPath(new URL('../../bin/sluice.js', import.meta.url));
 export interface RunningSluice {
   child: ChildProcess;
   output(): string;
-  /** SIGTERM, then the exit code. */
-  stop(): Promise<number | null>;
+  /** SIGTERM, then the exit code; a process still running after `timeoutMs` is SIGKILLed and the call fails. */
+  stop(timeoutMs?: number): Promise<number | null>;
   /** SIGKILL: a crash at whatever instant it is in. */
   kill(): Promise<void>;
 }
@@ -29,15 +29,42 @@ export function startSluice(args: string[], env: Record<string, string>): Runnin
   return {
     child,
     output: () => output,
-    stop: async () => {
+    stop: async (timeoutMs = 60_000) => {
       if (child.exitCode === null) child.kill('SIGTERM');
-      return exited;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), timeoutMs)));
+      const outcome = await Promise.race([exited, late]);
+      clearTimeout(timer);
+      if (outcome !== 'late') return outcome;
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`sluice run did not exit within ${timeoutMs} ms of SIGTERM; its output:\n${output.slice(-4000)}`);
     },
     kill: async () => {
       if (child.exitCode === null) child.kill('SIGKILL');
       await exited;
     },
   };
+}
+
+/** A JSON log line of a Sluice process. */
+export interface LogLine {
+  msg?: string;
+  [key: string]: unknown;
+}
+
+/** The JSON log lines of a process's output; a line cut short by SIGKILL is skipped. */
+export function logLines(output: string): LogLine[] {
+  const lines: LogLine[] = [];
+  for (const line of output.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      lines.push(JSON.parse(line) as LogLine);
+    } catch {
+      // a line cut by SIGKILL
+    }
+  }
+  return lines;
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {

@@ -38,6 +38,8 @@ export function sluiceEnv(pgUrl: string, engineUrl: string, extra: Record<string
     // Several Sluice processes run at once in tests: each HTTP server on a free loopback port.
     SLUICE_HTTP_PORT: '0',
     SLUICE_HTTP_HOST: '127.0.0.1',
+    // A process restarted after a SIGKILL stands by until its predecessor's ownership lease expires: kept short.
+    SLUICE_LEASE_TTL_SECONDS: '3',
     ...extra,
   };
 }

@@ -19,7 +19,7 @@ import { slotNameFor } from '../../src/source/postgres/replication-slot.js';
 import { bookScaleSql } from '../fixtures/book-scale.js';
 import { engineForTest, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
 import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
-import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
+import { expectConverged, logLines, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
 import { backgroundWorkload, Random, testSeed } from '../helpers/random-workload.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
@@ -42,24 +42,6 @@ let failed = false;
 /** Kill timing: random, but from the seed too. */
 const timing = new Random(SEED ^ 0x5a5a5a5a);
 let kills = 0;
-
-interface LogLine {
-  msg?: string;
-  [key: string]: unknown;
-}
-
-function logLines(output: string): LogLine[] {
-  const lines: LogLine[] = [];
-  for (const line of output.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      lines.push(JSON.parse(line) as LogLine);
-    } catch {
-      // a line cut by SIGKILL
-    }
-  }
-  return lines;
-}
 
 function start(): RunningSluice {
   sluice = startSluice(['-c', schemaPath], env);

@@ -3,13 +3,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { estimateRootRows, ROW_COUNT_LIMIT } from '../../src/pipeline/snapshot-phase.js';
 import { deleteIndex, engineForTest, type EngineUnderTest } from '../helpers/engine.js';
 import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
+import { createTestDatabase, testPool, type TestDatabase } from '../helpers/test-env.js';
 
 const CONTROL = /[\x1b\r]/;
 
@@ -78,7 +77,7 @@ describe('estimateRootRows', () => {
     ]);
     expect(problems.filter((p) => p.severity === 'error')).toEqual([]);
     const [big, small] = plans as [NonNullable<(typeof plans)[0]>, NonNullable<(typeof plans)[0]>];
-    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    const pool = testPool(db.url, 2);
     try {
       expect(await estimateRootRows(small, pool)).toBe(7);
       // Past the counting limit the planner's estimate takes over; it is at least what was counted.

@@ -2,7 +2,9 @@ import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
 import { AppError } from '../../errors/app-error.js';
 import { dropSlot, slotInfo, slotNameFor } from '../../source/postgres/replication-slot.js';
 import { buildDocumentQuery } from '../../transform/document-query.js';
+import { EntryCheckpointStore } from '../../lifecycle/entry-checkpoint-store.js';
 import { rebuildSlotName, reindexRequestName } from '../../lifecycle/generation-names.js';
+import { leaseHolderName } from '../../lifecycle/ownership-lease.js';
 import { createContext, findPlan, prepareEntries, type GlobalFlags } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 
@@ -35,6 +37,9 @@ export async function previewCommand(flags: GlobalFlags & { sql?: boolean }, ind
   }
 }
 
+/** How long `reset` holds the index's lease: dropping two slots, waiting for a lingering walsender, fits well within. */
+const RESET_LEASE_MS = 60_000;
+
 /** `sluice reset <index>`: forgets the index's checkpoint and slot, so the next `sluice run` syncs it again from a snapshot. */
 export async function resetCommand(flags: GlobalFlags, index: string, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const context = createContext(flags);
@@ -48,15 +53,34 @@ export async function resetCommand(flags: GlobalFlags, index: string, out: NodeJ
       throw new AppError('SRC_QUERY', `slot ${name} is in use (pid ${slot.activePid}): stop the running Sluice first, then reset`);
     }
     const store = await openCheckpointStore(context.config, pool);
+    const holder = `reset:${leaseHolderName()}`;
+    let cleanup: string[] = [];
     try {
-      // A rebuild under way goes too: the next run starts the entry over from one snapshot.
-      for (const record of [name, rebuildSlotName(name), reindexRequestName(name)]) await store.remove(record);
+      // Between two runs the lease is free; a standby or a run on another machine would own it (and hold no slot).
+      const lease = await store.claimLease(name, holder, RESET_LEASE_MS);
+      if (lease.owner !== holder) {
+        throw new AppError('CKP_NOT_OWNER', `index ${index} is owned by ${lease.owner} (a running \`sluice run\`): stop it first, then reset`);
+      }
+      try {
+        // Progress goes, and a rebuild under way with it: the next run starts the entry over from one snapshot. What is
+        // left to delete in the engine (the rebuild's index, retired generations) stays on record for that run.
+        const entry = new EntryCheckpointStore(store, name);
+        const current = await entry.load(name);
+        entry.fields.rebuild = current?.rebuild;
+        entry.fields.retired = current?.retired ?? [];
+        cleanup = [...(current?.rebuild ? [current.rebuild.generation] : []), ...entry.fields.retired.map((r) => r.index)];
+        await entry.remove(name);
+        for (const record of [rebuildSlotName(name), reindexRequestName(name)]) await store.remove(record);
+        if (slot.exists) await dropSlot(pool, name);
+        await dropSlot(pool, rebuildSlotName(name));
+      } finally {
+        await store.releaseLease(name, holder);
+      }
     } finally {
       await store.close();
     }
-    if (slot.exists) await dropSlot(pool, name);
-    await dropSlot(pool, rebuildSlotName(name));
-    out.write(`${index}: checkpoint forgotten${slot.exists ? ` and slot ${name} dropped` : ''}; the next \`sluice run\` syncs it again from a snapshot\n`);
+    const left = cleanup.length > 0 ? ` (it deletes ${cleanup.join(', ')} when due)` : '';
+    out.write(`${index}: checkpoint forgotten${slot.exists ? ` and slot ${name} dropped` : ''}; the next \`sluice run\` syncs it again from a snapshot${left}\n`);
     return EXIT_CODES.ok;
   } finally {
     await prepared.close();

@@ -5,6 +5,7 @@ import { newIndexStatus } from '../../pipeline/index-status.js';
 import { runIndexLifecycle, type GenerationTarget } from '../../lifecycle/index-lifecycle.js';
 import { dropRemovedEntries } from '../../lifecycle/removed-entries.js';
 import { rebuildSlotName } from '../../lifecycle/generation-names.js';
+import { leaseHolderName, OwnedCheckpointStore, runWhileOwner } from '../../lifecycle/ownership-lease.js';
 import { SluiceMetrics } from '../../observability/metrics.js';
 import { PROGRESS_SUMMARY_INTERVAL_MS, startProgressReporter, type ProgressReporter } from '../../observability/progress-reporter.js';
 import { startHttpServer, type HttpServer } from '../../server/http-server.js';
@@ -45,6 +46,8 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     reporter = startProgressReporter({ statuses: () => statuses, logger, intervalMs: PROGRESS_SUMMARY_INTERVAL_MS, tty: process.stderr });
     if (prepared.warnings.length > 0) logger.warn(formatProblems(prepared.warnings));
     for (const warning of store.warnings()) logger.warn({ store: config.checkpointStore }, warning);
+    const holder = leaseHolderName();
+    logger.info({ holder, leaseTtlSeconds: config.leaseTtlSeconds }, 'claiming the ownership lease of each index (processes sharing the checkpoint store take turns)');
     const currentSlots = new Set(prepared.plans.map((plan) => slotNameFor(plan.database, plan.index)));
     for (const slot of currentSlots) {
       if (currentSlots.has(rebuildSlotName(slot))) {
@@ -53,7 +56,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     }
     for (const database of new Set(prepared.plans.map((p) => p.database))) {
       await checkPublication(prepared.pool(database), prepared.plans.filter((p) => p.database === database));
-      await dropRemovedEntries(prepared.pool(database), store, currentSlots, logger);
+      await dropRemovedEntries(prepared.pool(database), store, currentSlots, logger, holder);
     }
     sink = await connectWithRetry(context, deadLetters, abort.signal);
     if (!sink) return EXIT_CODES.ok;
@@ -61,33 +64,48 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     const results = await Promise.allSettled(
       prepared.plans.map(async (plan, i) => {
         const pool = prepared.pool(plan.database);
+        const name = slotNameFor(plan.database, plan.index);
+        const status = statuses[i]!;
+        const indexLogger = logger.child({ index: plan.index });
+        const ownership = {
+          store,
+          name,
+          holder,
+          ttlMs: config.leaseTtlSeconds * 1000,
+          signal: abort.signal,
+          logger: indexLogger,
+          index: plan.index,
+          onStandby: (owner: string) => Object.assign(status, { phase: 'standby', owner }),
+        };
+        const options = {
+          batchSize: config.engine.bulkMaxActions,
+          flushIntervalMs: config.flushIntervalMs,
+          chunkSize: config.snapshotChunkSize,
+          concurrency: config.snapshotConcurrency,
+          heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+          retryInitialMs: config.engine.retryInitialMs,
+          retryMaxMs: config.engine.retryMaxMs,
+          graceMs: config.reindexGraceSeconds * 1000,
+          catchUpLagSeconds: CATCH_UP_LAG_SECONDS,
+        };
         try {
-          await runIndexLifecycle(
-            {
+          await runWhileOwner(ownership, async (signal, lease) => {
+            delete status.owner;
+            const deps = {
               plan,
-              name: slotNameFor(plan.database, plan.index),
+              name,
               publication: PUBLICATION,
               pool,
               source: new PostgresChangeSource(config.postgres, plan.database, pool),
               target,
-              store,
-              logger: logger.child({ index: plan.index }),
-              status: statuses[i]!,
-              onError: (code) => metrics.recordError(plan.index, code),
-            },
-            {
-              batchSize: config.engine.bulkMaxActions,
-              flushIntervalMs: config.flushIntervalMs,
-              chunkSize: config.snapshotChunkSize,
-              concurrency: config.snapshotConcurrency,
-              heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
-              retryInitialMs: config.engine.retryInitialMs,
-              retryMaxMs: config.engine.retryMaxMs,
-              graceMs: config.reindexGraceSeconds * 1000,
-              catchUpLagSeconds: CATCH_UP_LAG_SECONDS,
-              signal: abort.signal,
-            },
-          );
+              // A process that lost the lease must not overwrite the checkpoint its successor keeps.
+              store: new OwnedCheckpointStore(store, lease, plan.index),
+              logger: indexLogger,
+              status,
+              onError: (code: string) => metrics.recordError(plan.index, code),
+            };
+            await runIndexLifecycle(deps, { ...options, signal });
+          });
         } catch (error) {
           // One index failing for good stops the others cleanly (checkpoint stored, acknowledged) before exiting.
           abort.abort();

@@ -36,6 +36,7 @@ describe('parseEnvironment: defaults and the seed deployment', () => {
       snapshotConcurrency: 2,
       flushIntervalMs: 1000,
       reindexGraceSeconds: 600,
+      leaseTtlSeconds: 10,
       logLevel: 'info',
       logFormat: 'auto',
       http: { port: 8080, host: '0.0.0.0', readyMaxLagSeconds: 30 },
@@ -66,6 +67,8 @@ describe('parseEnvironment: defaults and the seed deployment', () => {
   it('reads fractional flush intervals and every PGSync log level name', () => {
     expect(parse({ PG_USER: 'a', PGSYNC_FLUSH_INTERVAL: '0.25' }).config?.flushIntervalMs).toBe(250);
     expect(parse({ PG_USER: 'a', SLUICE_REINDEX_GRACE_SECONDS: '0' }).config?.reindexGraceSeconds).toBe(0);
+    expect(parse({ PG_USER: 'a', SLUICE_LEASE_TTL_SECONDS: '3' }).config?.leaseTtlSeconds).toBe(3);
+    expect(errors({ PG_USER: 'a', SLUICE_LEASE_TTL_SECONDS: '1' }).map((p) => p.location)).toEqual(['SLUICE_LEASE_TTL_SECONDS']);
     expect(parse({ PG_USER: 'a', SLUICE_REINDEX_GRACE_SECONDS: 'soon' }).problems.map((p) => p.location)).toContain('SLUICE_REINDEX_GRACE_SECONDS');
     const levels: Record<string, string> = {
       INFO: 'info', debug: 'debug', Warning: 'warn', WARN: 'warn', ERROR: 'error', CRITICAL: 'fatal', trace: 'trace',

@@ -205,4 +205,11 @@ describe('route', () => {
       notReadyIndexes([status('a', { phase: 'streaming', lagSeconds: Number.NaN }), status('b', { phase: 'starting' })], 1).map((n) => n.index),
     ).toEqual(['a', 'b']);
   });
+
+  it('counts an index another process owns (standby) as ready, so a rolling update can hand it over', () => {
+    expect(notReadyIndexes([status('a', { phase: 'standby', owner: 'host:1:abc' })], 1)).toEqual([]);
+    const both = ctx([status('a', { phase: 'standby', owner: 'host:1:abc' }), status('b', { phase: 'snapshot' })]);
+    expect(route('GET', '/readyz', both).status).toBe(503);
+    expect(route('GET', '/readyz', ctx([status('a', { phase: 'standby', owner: 'host:1:abc' })])).status).toBe(200);
+  });
 });
