@@ -124,9 +124,14 @@ class Epoch {
     }
     deps.status.generation = live;
 
+    const unlink: (() => void)[] = [];
     const linked = (): AbortController => {
       const controller = new AbortController();
-      options.signal.addEventListener('abort', () => controller.abort(), { once: true });
+      // A stop that came during the set-up above has already fired: a listener added now would never run.
+      if (options.signal.aborted) controller.abort();
+      const onStop = () => controller.abort();
+      options.signal.addEventListener('abort', onStop, { once: true });
+      unlink.push(() => options.signal.removeEventListener('abort', onStop));
       return controller;
     };
     const liveAbort = linked();
@@ -168,6 +173,8 @@ class Epoch {
       superviseAbort.abort();
       liveAbort.abort();
       rebuildAbort.abort();
+      // The process-wide signal outlives every epoch (one per reindex or hand-over).
+      for (const remove of unlink) remove();
       await Promise.allSettled([liveSync, rebuildSync]);
       deps.status.rebuild = undefined;
     }

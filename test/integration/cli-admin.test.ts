@@ -115,6 +115,19 @@ describe('sluice status and reset', () => {
       expect(reset.stdout).toContain(`(it deletes ${retired} when due)`);
       expect(await store.load(name)).toEqual({ slot: name, updatedAt: expect.any(String), retired: [{ index: retired, dropAfter: expect.any(String) }] });
 
+      if (engine.server) {
+        // SIGTERM while the start-up still deletes the retired generation: the process stops there, before it
+        // creates a slot or snapshots anything (a stop that came before the syncs started used to go unseen).
+        engine.server.faults.inject({ kind: 'delay', ms: 3000, method: 'DELETE', path: `^/${retired}$` });
+        const early = startSluice(['-c', schemaPath], { ...env, PGSYNC_LOG_LEVEL: 'info' });
+        try {
+          await waitFor('the retired generation\'s delete to be in flight', async () => (engine.server!.faults.pending() === 0 ? true : undefined));
+        } finally {
+          expect(await early.stop(30_000)).toBe(0);
+        }
+        expect(early.output()).toContain('stopping: finishing the batch in hand');
+        expect(early.output()).not.toContain('snapshot started');
+      }
       const sluice = startSluice(['-c', schemaPath], env);
       try {
         // Synced again from a snapshot: the index already held the same documents, so convergence alone proves nothing.
