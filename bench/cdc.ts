@@ -117,6 +117,10 @@ export async function runCdcBench(options: {
           'ratio bound on this machine (every core busy)',
           `${ratioBound.toFixed(2)}: the drain used ${drainCpu.toFixed(1)} CPU-s in all, ${((100 * drainCpu) / (cpus().length * rootSeconds)).toFixed(0)}% of the cores while it ran`,
         ],
+        [
+          'ratio bound for Sluice alone (a core of its own)',
+          `${(ceilingSeconds / used.sluice!).toFixed(2)}: ceiling seconds / Sluice CPU-s, what Sluice's own work allows when the engine and PostgreSQL run elsewhere`,
+        ],
         ['document queries alone, same roots (second ceiling)', `${documentSeconds.toFixed(1)} s, ${Math.round(options.backlogChanges / documentSeconds).toLocaleString('en')} roots/s`],
         ['peak RSS draining the backlog (target <= 300 MB)', `${peakMb.toFixed(0)} MB`],
         [
