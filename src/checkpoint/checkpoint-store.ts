@@ -68,6 +68,8 @@ export interface CheckpointStore {
   claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseState>;
   /** Ends `holder`'s lease of `name` at once, so a standby takes over without waiting; nothing when another holds it. */
   releaseLease(name: string, holder: string): Promise<void>;
+  /** Who holds the lease of `name` now, without claiming it (for `sluice status`); undefined when free or expired. */
+  leaseOf(name: string): Promise<LeaseState | undefined>;
   /** Warnings found at open (e.g. Redis maxmemory-policy that evicts keys). */
   warnings(): string[];
   close(): Promise<void>;

@@ -27,6 +27,10 @@ export class DelegatingCheckpointStore implements CheckpointStore {
     return this.inner.releaseLease(name, holder);
   }
 
+  leaseOf(name: string): Promise<LeaseState | undefined> {
+    return this.inner.leaseOf(name);
+  }
+
   warnings(): string[] {
     return this.inner.warnings();
   }

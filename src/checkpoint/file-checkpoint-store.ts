@@ -162,6 +162,18 @@ export class FileCheckpointStore implements CheckpointStore {
     });
   }
 
+  async leaseOf(name: string): Promise<LeaseState | undefined> {
+    checkFileName(name);
+    const path = join(this.dir, `.${name}${LEASE_SUFFIX}`);
+    try {
+      const found = await readLease(path);
+      const remainingMs = found === undefined ? 0 : found.expiresAt - Date.now();
+      return found !== undefined && remainingMs > 0 ? { owner: found.holder, remainingMs } : undefined;
+    } catch (error) {
+      throw this.ioError(`cannot read lease ${path}`, error);
+    }
+  }
+
   /** Warnings from loads that found only PGSync's checkpoint file. */
   warnings(): string[] {
     return [...this.found];

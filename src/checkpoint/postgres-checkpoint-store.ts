@@ -175,6 +175,21 @@ export class PostgresCheckpointStore implements CheckpointStore {
     });
   }
 
+  async leaseOf(name: string): Promise<LeaseState | undefined> {
+    checkName(name);
+    const row = `lease:${name}`;
+    return this.run(row, 'lease lookup', async () => {
+      const held = await this.pool.query<{ holder: string; remaining: number }>(
+        `SELECT body->>'holder' AS holder,
+                extract(epoch FROM (body->>'expiresAt')::timestamptz - clock_timestamp()) * 1000 AS remaining
+           FROM ${this.table} WHERE name = $1 AND (body->>'expiresAt')::timestamptz > clock_timestamp()`,
+        [row],
+      );
+      const found = held.rows[0];
+      return found === undefined ? undefined : { owner: found.holder, remainingMs: Number(found.remaining) };
+    });
+  }
+
   warnings(): string[] {
     return [...this.found];
   }

@@ -36,6 +36,11 @@ if holder == false or holder == ARGV[1] then
   return {ARGV[1], tonumber(ARGV[2])}
 end
 return {holder, redis.call('PTTL', KEYS[1])}`;
+/** The holder and its time left, read together; nothing when the key is gone. */
+const LEASE_OF_SCRIPT = `
+local holder = redis.call('GET', KEYS[1])
+if holder == false then return false end
+return {holder, redis.call('PTTL', KEYS[1])}`;
 /** Deletes the lease only when the caller holds it. */
 const RELEASE_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -201,6 +206,17 @@ export class RedisCheckpointStore implements CheckpointStore {
       await this.client.eval(RELEASE_SCRIPT, 1, key, holder);
     } catch (error) {
       throw unavailable(this.where, `lease release of ${key}`, error, this.secrets);
+    }
+  }
+
+  async leaseOf(name: string): Promise<LeaseState | undefined> {
+    checkName(name);
+    const key = RedisCheckpointStore.leaseKey(name);
+    try {
+      const found = (await this.client.eval(LEASE_OF_SCRIPT, 1, key)) as [string, number] | null;
+      return found === null ? undefined : { owner: found[0], remainingMs: Math.max(0, Number(found[1])) };
+    } catch (error) {
+      throw unavailable(this.where, `lease lookup of ${key}`, error, this.secrets);
     }
   }
 

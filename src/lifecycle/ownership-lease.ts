@@ -33,6 +33,8 @@ export interface OwnershipOptions {
   index: string;
   /** Called when another process is found owning the index (again with each new owner). */
   onStandby?(owner: string): void;
+  /** Called when this process loses the lease (its work is being stopped), with the reason. */
+  onLost?(reason: string): void;
   /** Monotonic milliseconds; injectable for tests. */
   now?: () => number;
 }
@@ -148,6 +150,7 @@ async function keepLease(lease: OwnershipLease, options: OwnershipOptions, lost:
   const lose = (reason: string) => {
     lease.revoke();
     lost.abort(reason);
+    options.onLost?.(reason);
   };
   const armDeadline = () => {
     clearTimeout(deadline);

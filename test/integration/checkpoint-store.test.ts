@@ -162,6 +162,23 @@ describe.each(beds)('$kind checkpoint store', ({ setup }) => {
     expect(await store.load(name)).toBeUndefined();
   });
 
+  it('tells who holds a lease without claiming it, and nothing once it is released or expired', async () => {
+    const name = unique('lookup');
+    expect(await store.leaseOf(name)).toBeUndefined();
+    await store.claimLease(name, 'host-a:1', 60_000);
+    const held = await store.leaseOf(name);
+    expect(held?.owner).toBe('host-a:1');
+    expect(held?.remainingMs).toBeGreaterThan(0);
+    expect(held?.remainingMs).toBeLessThanOrEqual(60_000);
+    // Looking did not take it: another holder is still refused, and the owner still renews.
+    expect((await store.claimLease(name, 'host-b:2', 60_000)).owner).toBe('host-a:1');
+    await store.releaseLease(name, 'host-a:1');
+    expect(await store.leaseOf(name)).toBeUndefined();
+    await store.claimLease(name, 'host-c:3', 300);
+    await sleep(450);
+    expect(await store.leaseOf(name)).toBeUndefined();
+  });
+
   it('lets another holder take a lease once it has expired, and only one of several at once', async () => {
     const name = unique('expiry');
     expect((await store.claimLease(name, 'dead-owner', 300)).owner).toBe('dead-owner');

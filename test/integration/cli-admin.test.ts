@@ -69,7 +69,7 @@ describe('sluice status and reset', () => {
     await expectConverged(db.url, plan, engine.url);
     expect(await sluice.stop()).toBe(0);
     const streaming = await runCli(['-c', schemaPath, 'status'], env);
-    expect(streaming.stdout).toMatch(new RegExp(`${index}: streaming; checkpoint lsn [0-9A-F]+/[0-9A-F]+; slot ${db.name}_${index}, retained WAL \\d+ bytes`));
+    expect(streaming.stdout).toMatch(new RegExp(`${index}: streaming; checkpoint lsn [0-9A-F]+/[0-9A-F]+; slot ${db.name}_${index}, retained WAL \\d+ bytes; no owner`));
 
     const reset = await runCli(['-c', schemaPath, 'reset', index], env);
     expect(reset.code).toBe(0);
@@ -102,6 +102,8 @@ describe('sluice status and reset', () => {
       const refused = await runCli(['-c', schemaPath, 'reset', index], env);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain(`index ${index} is owned by other-host:7:abc123`);
+      // sluice status names the owner through the store, wherever that process runs.
+      expect((await runCli(['-c', schemaPath, 'status'], env)).stdout).toMatch(new RegExp(`${index}: .*; owned by other-host:7:abc123 \\(lease ends in \\d+\\.\\d s unless renewed\\)`));
       expect(await store.load(name)).toEqual(kept);
       await store.releaseLease(name, 'other-host:7:abc123');
 

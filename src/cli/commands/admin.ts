@@ -140,7 +140,10 @@ export async function statusCommand(flags: GlobalFlags, out: NodeJS.WritableStre
       const slot = await slotInfo(prepared.pool(plan.database), name);
       const phase = !checkpoint ? 'not started' : !checkpoint.snapshot?.complete ? `snapshot in progress (done up to ${JSON.stringify(checkpoint.snapshot?.doneUpTo ?? null)})` : 'streaming';
       const slotText = !slot.exists ? 'no slot' : `slot ${name}${slot.active ? ' (in use)' : ''}${slot.invalidated ? ' INVALIDATED' : ''}, retained WAL ${slot.retainedBytes ?? '?'} bytes`;
-      out.write(`  ${plan.index}: ${phase}; checkpoint lsn ${checkpoint?.lsn ?? '-'}; ${slotText}\n`);
+      // An instance on another host (or behind another port) answers nothing here, but its lease names it.
+      const lease = await store.leaseOf(name);
+      const ownerText = lease ? `owned by ${lease.owner} (lease ends in ${(lease.remainingMs / 1000).toFixed(1)} s unless renewed)` : 'no owner';
+      out.write(`  ${plan.index}: ${phase}; checkpoint lsn ${checkpoint?.lsn ?? '-'}; ${slotText}; ${ownerText}\n`);
     }
     return EXIT_CODES.ok;
   } finally {

@@ -76,6 +76,12 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
           logger: indexLogger,
           index: plan.index,
           onStandby: (owner: string) => Object.assign(status, { phase: 'standby', owner }),
+          // Until another owner shows up (the store may be the one away), the index waits like after any failure.
+          onLost: (reason: string) => {
+            status.phase = 'waiting';
+            status.lastError = { code: 'CKP_NOT_OWNER', message: `lost the ownership lease of the index (${reason}): standing by`, at: new Date().toISOString() };
+            metrics.recordError(plan.index, 'CKP_NOT_OWNER');
+          },
         };
         const options = {
           batchSize: config.engine.bulkMaxActions,

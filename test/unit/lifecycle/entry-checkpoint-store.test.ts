@@ -14,6 +14,7 @@ function memoryStore(): CheckpointStore & { records: Map<string, Checkpoint> } {
       return { owner, remainingMs: ttlMs };
     },
     releaseLease: async (name, holder) => void (leases.get(name) === holder && leases.delete(name)),
+    leaseOf: async (name) => (leases.has(name) ? { owner: leases.get(name)!, remainingMs: 1 } : undefined),
     load: async (name) => records.get(name),
     save: async (name, checkpoint) => void records.set(name, checkpoint),
     remove: async (name) => void records.delete(name),

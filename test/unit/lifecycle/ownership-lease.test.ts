@@ -26,6 +26,10 @@ function leaseStore(): CheckpointStore & { failing: boolean; leases: Map<string,
     releaseLease: async (name: string, holder: string) => {
       if (leases.get(name)?.holder === holder) leases.delete(name);
     },
+    leaseOf: async (name: string): Promise<LeaseState | undefined> => {
+      const current = leases.get(name);
+      return current === undefined || current.expiresAt <= Date.now() ? undefined : { owner: current.holder, remainingMs: current.expiresAt - Date.now() };
+    },
     load: async () => undefined,
     save: async (_name: string, checkpoint: Checkpoint) => void saved.push(checkpoint),
     remove: async () => undefined,
@@ -123,7 +127,8 @@ describe('runWhileOwner', () => {
     const log = logged();
     const runs: AbortSignal[] = [];
     const stores: OwnedCheckpointStore[] = [];
-    const run = runWhileOwner({ store, name: 'db_book', holder: 'a', ttlMs: 600, signal: stop.signal, logger: log.logger, index: 'book' }, async (signal, lease) => {
+    const lost: string[] = [];
+    const run = runWhileOwner({ store, name: 'db_book', holder: 'a', ttlMs: 600, signal: stop.signal, logger: log.logger, index: 'book', onLost: (reason) => lost.push(reason) }, async (signal, lease) => {
       runs.push(signal);
       const owned = new OwnedCheckpointStore(store, lease, 'book');
       stores.push(owned);
@@ -134,6 +139,8 @@ describe('runWhileOwner', () => {
     store.failing = true;
     await aborted(runs[0]!);
     expect(stop.signal.aborted).toBe(false);
+    // Told at once, so the status stops showing the phase of work that no longer runs.
+    expect(lost).toEqual(['not renewed in time']);
     const refused = await stores[0]!.save('db_book', { slot: 'db_book', updatedAt: 'after loss' }).catch((e: unknown) => e);
     expect((refused as AppError).code).toBe('CKP_NOT_OWNER');
     expect(store.saved.map((c) => c.updatedAt)).toEqual(['held']);
