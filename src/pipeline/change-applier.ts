@@ -10,7 +10,8 @@ import type { BulkAction } from '../sink/document-sink.js';
 
 export interface RoutingLookup {
   /** Every routing under which each id is stored: more than one when a copy was left on another shard. */
-  routingsOf(index: string, ids: string[]): Promise<Map<string, string[]>>;
+  /** Every routing each id is stored under; null for a copy stored without one (its routing value was null). */
+  routingsOf(index: string, ids: string[]): Promise<Map<string, Array<string | null>>>;
 }
 
 /** What the pipeline reads back from the engine: stored copies (truncate, orphans) and routing (routed deletes). */
@@ -166,10 +167,10 @@ export async function writeBuiltChanges(
     // answer is only current once the earlier batches' writes are in.
     const mayChange = built.routingMayChange;
     const ask = plan.routing === undefined ? [] : [...gone, ...[...ids].filter((id) => mayChange === undefined || mayChange.has(id))];
-    const current = ask.length > 0 ? await routing.routingsOf(plan.index, ask) : new Map<string, string[]>();
+    const current = ask.length > 0 ? await routing.routingsOf(plan.index, ask) : new Map<string, Array<string | null>>();
     for (const [id, newRouting, source] of rows) {
       for (const oldRouting of current.get(id) ?? []) {
-        if (oldRouting !== newRouting) await writer.add({ op: 'delete', index: plan.index, id, version, position, routing: oldRouting });
+        if (oldRouting !== newRouting) await writer.add({ op: 'delete', index: plan.index, id, version, position, ...(oldRouting !== null ? { routing: oldRouting } : {}) });
       }
       const action: BulkAction = { op: 'index', index: plan.index, id, source, version, position };
       if (newRouting !== null) action.routing = newRouting;
@@ -184,7 +185,7 @@ export async function writeBuiltChanges(
         continue;
       }
       // Not found with routing required: there is no such document, so nothing to delete.
-      for (const stored of current.get(id) ?? []) await writer.add({ op: 'delete', index: plan.index, id, version, position, routing: stored });
+      for (const stored of current.get(id) ?? []) await writer.add({ op: 'delete', index: plan.index, id, version, position, ...(stored !== null ? { routing: stored } : {}) });
       if (current.has(id)) result.deleted += 1;
     }
   }

@@ -16,6 +16,8 @@ import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
 
 const SHARDS = 4;
 const index = 'routed_book';
+/** Routed by a nullable column, in a mapping that does not require routing: a null value stores a copy without one. */
+const memoIndex = 'routed_memo';
 
 let db: TestDatabase;
 let engine: EngineUnderTest;
@@ -38,10 +40,10 @@ async function post(path: string, body: unknown = {}): Promise<any> {
 }
 
 /** Every stored copy of these ids, over every shard (or only the shards `routing` picks). */
-async function copiesOf(ids: string[], routing?: string): Promise<Copy[]> {
-  await post(`/${index}/_refresh`);
+async function copiesOf(ids: string[], routing?: string, of = index): Promise<Copy[]> {
+  await post(`/${of}/_refresh`);
   const query = routing === undefined ? '' : `?routing=${encodeURIComponent(routing)}`;
-  const json = await post(`/${index}/_search${query}`, { size: 100, track_total_hits: true, _source: false, query: { ids: { values: ids } } });
+  const json = await post(`/${of}/_search${query}`, { size: 100, track_total_hits: true, _source: false, query: { ids: { values: ids } } });
   expect(json.hits.total.value).toBe(json.hits.hits.length);
   // Sorted by id, then routing: a leftover copy shows next to the current one.
   return (json.hits.hits as Array<{ _id: string; _routing?: string }>)
@@ -90,11 +92,20 @@ beforeAll(async () => {
   db = await createTestDatabase('routing_change');
   await db.query(fixtureSql('book.sql'));
   await db.query(fixtureSql('book-data.sql'));
+  await db.query('CREATE TABLE memo (id int PRIMARY KEY, owner text, body text)');
   engine = await engineForTest('es8');
   work = mkdtempSync(join(tmpdir(), 'sluice-routing-'));
-  const schema = fixtureSchema('book.json', db.name).map((e) => {
+  const schema: object[] = fixtureSchema('book.json', db.name).map((e) => {
     const entry = e as { setting?: Record<string, unknown> };
     return { ...entry, index, setting: { ...entry.setting, number_of_shards: SHARDS } };
+  });
+  schema.push({
+    database: db.name,
+    index: memoIndex,
+    routing: 'owner',
+    setting: { number_of_shards: SHARDS },
+    mappings: { _routing: { required: false } },
+    nodes: { table: 'memo', columns: ['id', 'owner', 'body'] },
   });
   const schemaPath = join(work, 'schema.json');
   writeFileSync(schemaPath, JSON.stringify(schema));
@@ -186,5 +197,27 @@ describe('a root whose routing value changes moves to its new shard', () => {
     await db.query(`DELETE FROM book WHERE id = 3`);
     await expectOneCopyEach(['1', '3']);
     expect(await copiesOf(['3'])).toEqual([]);
+  });
+});
+
+describe('a root whose routing value is null (routing not required)', () => {
+  const memoCopies = async (): Promise<Copy[]> => copiesOf(['1'], undefined, memoIndex);
+  const settle = (want: Copy[]) =>
+    waitFor(`memo 1 stored as ${JSON.stringify(want)}`, async () => {
+      const copies = await memoCopies().catch(() => undefined);
+      return JSON.stringify(copies) === JSON.stringify(want) ? true : undefined;
+    });
+
+  it('is stored without routing, and that copy goes when the value is set, as the routed one goes when it is cleared', async () => {
+    await db.query(`INSERT INTO memo VALUES (1, NULL, 'first')`);
+    await settle([{ id: '1' }]);
+    // Set: the copy without routing lives on the shard its id picks and must be deleted there.
+    await db.query(`UPDATE memo SET owner = 'alice', body = 'second' WHERE id = 1`);
+    await settle([{ id: '1', routing: 'alice' }]);
+    await db.query(`UPDATE memo SET owner = NULL WHERE id = 1`);
+    await settle([{ id: '1' }]);
+    await db.query(`DELETE FROM memo WHERE id = 1`);
+    await settle([]);
+    if (engine.server) expect(engine.server.store.copies(memoIndex, '1')).toEqual([]);
   });
 });

@@ -46,11 +46,11 @@ export function scanDocuments(client: EngineClient, index: string, pageSize = 10
 
 /**
  * Every `_routing` under which each of `ids` is stored (several when copies were left on other shards), for
- * deleting or moving documents in an index whose mapping requires routing. Refreshes first: a document
- * indexed moments ago must be found too.
+ * deleting or moving documents in an index with routing; null for a copy stored without one (a null routing value,
+ * when the mapping does not require it). Refreshes first: a document indexed moments ago must be found too.
  */
-export async function routingsOf(client: EngineClient, index: string, ids: string[]): Promise<Map<string, string[]>> {
-  const routings = new Map<string, string[]>();
+export async function routingsOf(client: EngineClient, index: string, ids: string[]): Promise<Map<string, Array<string | null>>> {
+  const routings = new Map<string, Array<string | null>>();
   if (ids.length === 0) return routings;
   // Without the refresh a copy written moments ago is missed and stays on its shard: a failed one must not pass.
   const refreshed = await client.request('POST', `${indexPath(index)}/_refresh`);
@@ -58,9 +58,9 @@ export async function routingsOf(client: EngineClient, index: string, ids: strin
     throw requestRejected(`refreshing index "${index}" before looking up routings`, refreshed.status, refreshed.body);
   }
   for await (const copy of scan(client, index, { ids: { values: ids } }, Math.min(1000, ids.length * 2))) {
-    if (copy.routing === undefined) continue;
+    const stored = copy.routing ?? null;
     const known = routings.get(copy.id) ?? [];
-    if (!known.includes(copy.routing)) known.push(copy.routing);
+    if (!known.includes(stored)) known.push(stored);
     routings.set(copy.id, known);
   }
   return routings;

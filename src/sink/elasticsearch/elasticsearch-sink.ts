@@ -81,7 +81,7 @@ export class ElasticsearchSink {
   }
 
   /** Every routing each document is stored under (for deletes and moves in an index that requires routing). */
-  routingsOf(index: string, ids: string[]): Promise<Map<string, string[]>> {
+  routingsOf(index: string, ids: string[]): Promise<Map<string, Array<string | null>>> {
     return routingsOf(this.client, index, ids);
   }
 
