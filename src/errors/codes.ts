@@ -23,7 +23,7 @@ export const ERROR_CODES = {
   CKP_CORRUPT:
     'A stored checkpoint cannot be read. The message names the file or key: repair it, or delete it to sync that index again from scratch.',
   CKP_NOT_OWNER:
-    'Another process owns the index (its lease in the checkpoint store): `sluice run` lost the lease (it could not renew it in time, or another process took it) and stands by, or `sluice reset` was refused while a `sluice run` owns the index. Stop the owner named in the message, or check the checkpoint store.',
+    'Another process owns the index (its lease in the checkpoint store): `sluice run` lost the lease (it could not renew it in time, or another process took it) and stands by, or `sluice reset` or `sluice teardown` was refused while a `sluice run` owns the index. Stop the owner named in the message, or check the checkpoint store.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -104,6 +104,11 @@ describe('sluice status and reset', () => {
       expect(refused.stderr).toContain(`index ${index} is owned by other-host:7:abc123`);
       // sluice status names the owner through the store, wherever that process runs.
       expect((await runCli(['-c', schemaPath, 'status'], env)).stdout).toMatch(new RegExp(`${index}: .*; owned by other-host:7:abc123 \\(lease ends in \\d+\\.\\d s unless renewed\\)`));
+      // teardown is refused too, and drops nothing.
+      const teardown = await runCli(['-c', schemaPath, 'teardown'], env);
+      expect(teardown.code).toBe(1);
+      expect(teardown.stderr).toContain(`index ${index} is owned by other-host:7:abc123 (a running \`sluice run\`): stop every \`sluice run\` of this schema first, then teardown`);
+      expect((await db.query('SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1', [name])).rows[0].n).toBe(1);
       expect(await store.load(name)).toEqual(kept);
       await store.releaseLease(name, 'other-host:7:abc123');
 

@@ -5,6 +5,7 @@ import { postgresError } from '../../source/postgres/connect.js';
 import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
 import { createContext, prepareEntries, type GlobalFlags } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
+import { AppError } from '../../errors/app-error.js';
 
 export interface BootstrapFlags extends GlobalFlags {
   printSql?: boolean;
@@ -43,6 +44,18 @@ export async function teardownCommand(flags: BootstrapFlags, out: NodeJS.Writabl
   const context = createContext(flags);
   const prepared = await prepareEntries(context, 1);
   try {
+    if (!flags.printSql) {
+      // A running owner would lose its slot mid-stream and start the index over against a missing publication.
+      const store = await openCheckpointStore(context.config, prepared.pool(prepared.plans[0]!.database));
+      try {
+        for (const plan of prepared.plans) {
+          const lease = await store.leaseOf(slotNameFor(plan.database, plan.index));
+          if (lease) throw new AppError('CKP_NOT_OWNER', `index ${plan.index} is owned by ${lease.owner} (a running \`sluice run\`): stop every \`sluice run\` of this schema first, then teardown`);
+        }
+      } finally {
+        await store.close();
+      }
+    }
     for (const database of new Set(prepared.plans.map((p) => p.database))) {
       // With each entry's slot, the slot of a rebuild that may be under way beside it.
       const slots = prepared.plans.filter((p) => p.database === database).flatMap((p) => [slotNameFor(p.database, p.index), rebuildSlotName(slotNameFor(p.database, p.index))]);
