@@ -1,9 +1,14 @@
 /**
  * What the three checkpoint stores share: the JSON form of a Checkpoint and its validation on read, the
- * warning for a checkpoint PGSync left behind, and per-name ordering of writes.
+ * warning for a checkpoint PGSync left behind, per-name ordering of writes, and the refusal of a fenced write.
  */
 import { AppError } from '../errors/app-error.js';
-import type { Checkpoint } from './checkpoint-store.js';
+import type { Checkpoint, LeaseFence } from './checkpoint-store.js';
+
+/** A fenced write refused because its holder no longer owns the lease. */
+export function notOwner(doing: string, name: string, fence: LeaseFence): AppError {
+  return new AppError('CKP_NOT_OWNER', `${doing} of checkpoint ${name} refused: ${fence.holder} no longer holds the ownership lease ${fence.lease}`);
+}
 
 const LSN = /^[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/;
 

@@ -53,13 +53,23 @@ export interface LeaseState {
   remainingMs: number;
 }
 
+/**
+ * A write that the store makes only while `holder` owns the lease `lease`, checked by the store in the same step as
+ * the write: a process that lost its lease (a write delayed in a queue, a reconnect resending it) cannot overwrite
+ * what the new owner stores. Refused with `AppError('CKP_NOT_OWNER')`.
+ */
+export interface LeaseFence {
+  lease: string;
+  holder: string;
+}
+
 export interface CheckpointStore {
   /** The checkpoint of `name` (`<database>_<index>`, the slot name), or undefined when none: a fresh start. */
   load(name: string): Promise<Checkpoint | undefined>;
   /** Durably replaces the checkpoint of `name`; resolves only once it is stored. */
-  save(name: string, checkpoint: Checkpoint): Promise<void>;
+  save(name: string, checkpoint: Checkpoint, fence?: LeaseFence): Promise<void>;
   /** Forgets `name`: the next start re-syncs that index. */
-  remove(name: string): Promise<void>;
+  remove(name: string, fence?: LeaseFence): Promise<void>;
   /**
    * Claims the ownership lease of `name` for `holder` for `ttlMs`, or renews it when `holder` has it already. A lease
    * held by another holder is taken only once it has expired. One process owns an index at a time (design §9): the

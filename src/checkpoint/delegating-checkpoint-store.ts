@@ -1,4 +1,4 @@
-import type { Checkpoint, CheckpointStore, LeaseState } from './checkpoint-store.js';
+import type { Checkpoint, CheckpointStore, LeaseFence, LeaseState } from './checkpoint-store.js';
 
 /**
  * A view of a shared checkpoint store: every call goes to `inner`, and a subclass changes the calls it cares about.
@@ -11,12 +11,12 @@ export class DelegatingCheckpointStore implements CheckpointStore {
     return this.inner.load(name);
   }
 
-  save(name: string, checkpoint: Checkpoint): Promise<void> {
-    return this.inner.save(name, checkpoint);
+  save(name: string, checkpoint: Checkpoint, fence?: LeaseFence): Promise<void> {
+    return this.inner.save(name, checkpoint, fence);
   }
 
-  remove(name: string): Promise<void> {
-    return this.inner.remove(name);
+  remove(name: string, fence?: LeaseFence): Promise<void> {
+    return this.inner.remove(name, fence);
   }
 
   claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseState> {

@@ -6,23 +6,30 @@
  *
  * Ownership leases (for processes sharing the directory on one machine): `<dir>/.<name>.sluice.lease`, created
  * exclusively, holding the holder and its time to live; the owner renews it by touching it, so it expires at its
- * modification time plus that time. An expired lease is taken by renaming it away first: of several standbys only
- * one rename succeeds.
+ * modification time plus that time (wall clock: a clock stepped forward by more than a fifth of the time to live can
+ * end a lease early). Only a free lease is created without more ado; everything done to an existing one (renewal,
+ * release, taking it once expired, and a fenced checkpoint write checking it) happens while holding its guard,
+ * `<lease>.guard`, also created exclusively, so no process ever removes or touches a lease another has just taken.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, link, open, readFile, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { AppError } from '../errors/app-error.js';
-import { checkName, decodeCheckpoint, encodeCheckpoint, KeyedQueue, pgsyncCheckpointWarning } from './checkpoint-codec.js';
-import type { Checkpoint, CheckpointStore, LeaseState } from './checkpoint-store.js';
+import { checkName, decodeCheckpoint, encodeCheckpoint, KeyedQueue, notOwner, pgsyncCheckpointWarning } from './checkpoint-codec.js';
+import type { Checkpoint, CheckpointStore, LeaseFence, LeaseState } from './checkpoint-store.js';
 
 const SUFFIX = '.sluice.json';
 const LEASE_SUFFIX = '.sluice.lease';
 /** Temp files: `.<name>.sluice.json.<pid>.<random>.tmp`. */
 const TEMP = /^\..+\.sluice\.json\.\d+\.[0-9a-f]+\.tmp$/;
 const STALE_TEMP_MS = 60_000;
+/** A guard is held for a few file operations; one this old was left by a crashed process. */
+const STALE_GUARD_MS = 30_000;
+/** How long an operation waits for a guard held by a live process before failing. */
+const GUARD_WAIT_MS = 60_000;
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 export class FileCheckpointStore implements CheckpointStore {
@@ -87,60 +94,92 @@ export class FileCheckpointStore implements CheckpointStore {
     });
   }
 
-  async save(name: string, checkpoint: Checkpoint): Promise<void> {
+  async save(name: string, checkpoint: Checkpoint, fence?: LeaseFence): Promise<void> {
     const path = this.path(name);
     const text = `${encodeCheckpoint(checkpoint)}\n`;
-    return this.run(name, async () => {
-      const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-      let handle: FileHandle | undefined;
-      try {
-        handle = await open(temp, 'wx');
-        await handle.writeFile(text, 'utf8');
-        await handle.sync();
-        await handle.close();
-        handle = undefined;
-        await rename(temp, path);
-        await syncDirectory(this.dir);
-      } catch (error) {
-        await handle?.close().catch(() => undefined);
-        await rm(temp, { force: true }).catch(() => undefined);
-        throw this.ioError(`cannot write checkpoint ${path}`, error);
-      }
-      this.pgsync.delete(name);
-    });
+    return this.run(name, () => this.fenced('save', name, fence, () => this.write(name, path, text)));
   }
 
-  async remove(name: string): Promise<void> {
+  private async write(name: string, path: string, text: string): Promise<void> {
+    const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(temp, 'wx');
+      await handle.writeFile(text, 'utf8');
+      await handle.sync();
+      await handle.close();
+      handle = undefined;
+      await rename(temp, path);
+      await syncDirectory(this.dir);
+    } catch (error) {
+      await handle?.close().catch(() => undefined);
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw this.ioError(`cannot write checkpoint ${path}`, error);
+    }
+    this.pgsync.delete(name);
+  }
+
+  async remove(name: string, fence?: LeaseFence): Promise<void> {
     const path = this.path(name);
-    return this.run(name, async () => {
-      try {
-        await unlink(path);
-        await syncDirectory(this.dir);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw this.ioError(`cannot delete checkpoint ${path}`, error);
-      }
-    });
+    return this.run(name, () =>
+      this.fenced('delete', name, fence, async () => {
+        try {
+          await unlink(path);
+          await syncDirectory(this.dir);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+          throw this.ioError(`cannot delete checkpoint ${path}`, error);
+        }
+      }),
+    );
+  }
+
+  /** `write` as is, or under the fence's lease guard once the lease is found held by the fence's holder. */
+  private async fenced(doing: 'save' | 'delete', name: string, fence: LeaseFence | undefined, write: () => Promise<void>): Promise<void> {
+    if (fence === undefined) return write();
+    const lease = this.leasePath(fence.lease);
+    let held: boolean;
+    try {
+      held = await withGuard(lease, async () => {
+        const found = await readLease(lease);
+        if (found?.holder !== fence.holder || found.expiresAt <= Date.now()) return false;
+        await write();
+        return true;
+      });
+    } catch (error) {
+      if (error instanceof AppError) throw error;
+      throw this.ioError(`cannot check lease ${lease}`, error);
+    }
+    if (!held) throw notOwner(doing, name, fence);
+  }
+
+  private leasePath(name: string): string {
+    checkFileName(name);
+    return join(this.dir, `.${name}${LEASE_SUFFIX}`);
   }
 
   async claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseState> {
-    checkFileName(name);
-    const path = join(this.dir, `.${name}${LEASE_SUFFIX}`);
+    const path = this.leasePath(name);
     return this.run(`${name}${LEASE_SUFFIX}`, async () => {
       try {
         for (;;) {
-          const created = await createLease(path, holder, ttlMs);
-          if (created) return { owner: holder, remainingMs: ttlMs };
-          const found = await readLease(path);
-          if (found === undefined) continue; // released or taken away meanwhile: try to create it again
-          const remainingMs = found.expiresAt - Date.now();
-          if (found.holder === holder && remainingMs > 0) {
-            const now = new Date();
-            await utimes(path, now, now);
-            return { owner: holder, remainingMs: found.ttlMs };
-          }
-          if (remainingMs > 0) return { owner: found.holder, remainingMs };
-          await takeExpired(path, found);
+          // A free lease is simply created: that succeeds for one process only, and never replaces a file.
+          if (await createLease(path, holder, ttlMs)) return { owner: holder, remainingMs: ttlMs };
+          const state = await withGuard(path, async (): Promise<LeaseState | undefined> => {
+            const found = await readLease(path);
+            if (found === undefined) return undefined; // released meanwhile: create it again
+            const remainingMs = found.expiresAt - Date.now();
+            if (remainingMs > 0 && found.holder !== holder) return { owner: found.holder, remainingMs };
+            if (remainingMs > 0) {
+              const now = new Date();
+              await utimes(path, now, now);
+              return { owner: holder, remainingMs: found.ttlMs };
+            }
+            // Expired. Under the guard nobody else removes or renews it, and nobody creates one while it exists.
+            await unlink(path);
+            return (await createLease(path, holder, ttlMs)) ? { owner: holder, remainingMs: ttlMs } : undefined;
+          });
+          if (state !== undefined) return state;
         }
       } catch (error) {
         throw this.ioError(`cannot claim lease ${path}`, error);
@@ -149,12 +188,13 @@ export class FileCheckpointStore implements CheckpointStore {
   }
 
   async releaseLease(name: string, holder: string): Promise<void> {
-    checkFileName(name);
-    const path = join(this.dir, `.${name}${LEASE_SUFFIX}`);
+    const path = this.leasePath(name);
     return this.run(`${name}${LEASE_SUFFIX}`, async () => {
       try {
-        const found = await readLease(path);
-        if (found?.holder === holder) await unlink(path);
+        await withGuard(path, async () => {
+          const found = await readLease(path);
+          if (found?.holder === holder) await unlink(path);
+        });
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw this.ioError(`cannot release lease ${path}`, error);
@@ -163,8 +203,7 @@ export class FileCheckpointStore implements CheckpointStore {
   }
 
   async leaseOf(name: string): Promise<LeaseState | undefined> {
-    checkFileName(name);
-    const path = join(this.dir, `.${name}${LEASE_SUFFIX}`);
+    const path = this.leasePath(name);
     try {
       const found = await readLease(path);
       const remainingMs = found === undefined ? 0 : found.expiresAt - Date.now();
@@ -248,10 +287,16 @@ async function createLease(path: string, holder: string, ttlMs: number): Promise
   return true;
 }
 
-/** The lease at `path`, or undefined when there is none. A file being written (empty, torn) counts as held now. */
+/**
+ * The lease at `path`, or undefined when there is none. A file being written (empty, torn) counts as held now.
+ * Content and modification time come from one open file, never from two files that replaced each other.
+ */
 async function readLease(path: string): Promise<FileLease | undefined> {
+  let handle: FileHandle | undefined;
   try {
-    const [text, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    handle = await open(path, 'r');
+    const info = await handle.stat();
+    const text = await handle.readFile('utf8');
     let parsed: { holder?: unknown; ttlMs?: unknown } = {};
     try {
       parsed = JSON.parse(text) as typeof parsed;
@@ -264,28 +309,57 @@ async function readLease(path: string): Promise<FileLease | undefined> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
+  } finally {
+    await handle?.close();
   }
 }
 
 /**
- * Moves the expired lease `seen` out of the way. Another standby may have taken it in between and created its own:
- * what was moved is then checked, and put back when it is not the expired lease that was seen.
+ * Runs `task` while holding the guard of the lease at `lease` (a file created exclusively beside it), so that at
+ * most one process at a time changes that lease. A guard older than STALE_GUARD_MS was left by a crashed process
+ * and is removed (moved aside first, and put back when what was moved is not the stale one seen).
  */
-async function takeExpired(path: string, seen: FileLease): Promise<void> {
-  const aside = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.expired`;
+async function withGuard<T>(lease: string, task: () => Promise<T>): Promise<T> {
+  const guard = `${lease}.guard`;
+  const deadline = Date.now() + GUARD_WAIT_MS;
+  for (let attempt = 0; ; attempt++) {
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(guard, 'wx');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    if (handle !== undefined) {
+      await handle.close();
+      try {
+        return await task();
+      } finally {
+        await unlink(guard).catch(() => undefined);
+      }
+    }
+    const seen = await stat(guard).catch(() => undefined);
+    if (seen !== undefined && Date.now() - seen.mtimeMs > STALE_GUARD_MS) {
+      await removeStaleGuard(guard, seen);
+      continue;
+    }
+    if (Date.now() > deadline) throw new Error(`lease guard ${guard} held for more than ${GUARD_WAIT_MS / 1000} s`);
+    await sleep(Math.min(50, 2 + attempt * 2));
+  }
+}
+
+async function removeStaleGuard(guard: string, seen: { ino: number; mtimeMs: number }): Promise<void> {
+  const aside = `${guard}.${process.pid}.${randomBytes(4).toString('hex')}.stale`;
   try {
-    await rename(path, aside);
+    await rename(guard, aside);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw error;
   }
-  const moved = await readLease(aside);
-  if (moved !== undefined && (moved.holder !== seen.holder || moved.mtimeMs !== seen.mtimeMs)) {
-    try {
-      await link(aside, path);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
+  const moved = await stat(aside).catch(() => undefined);
+  if (moved !== undefined && (moved.ino !== seen.ino || moved.mtimeMs !== seen.mtimeMs)) {
+    await link(aside, guard).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
   }
   await rm(aside, { force: true });
 }

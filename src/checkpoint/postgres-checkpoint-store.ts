@@ -11,8 +11,8 @@
  */
 import type pg from 'pg';
 import { AppError } from '../errors/app-error.js';
-import { checkName, decodeCheckpoint, encodeCheckpoint, KeyedQueue } from './checkpoint-codec.js';
-import type { Checkpoint, CheckpointStore, LeaseState } from './checkpoint-store.js';
+import { checkName, decodeCheckpoint, encodeCheckpoint, KeyedQueue, notOwner } from './checkpoint-codec.js';
+import type { Checkpoint, CheckpointStore, LeaseFence, LeaseState } from './checkpoint-store.js';
 
 export interface PostgresCheckpointStoreOptions {
   /** End the pool on `close()` (when the store created it). Default false: the caller's pool stays open. */
@@ -121,23 +121,53 @@ export class PostgresCheckpointStore implements CheckpointStore {
     });
   }
 
-  async save(name: string, checkpoint: Checkpoint): Promise<void> {
+  async save(name: string, checkpoint: Checkpoint, fence?: LeaseFence): Promise<void> {
     checkName(name);
     const body = encodeCheckpoint(checkpoint);
-    return this.run(name, 'save', async () => {
-      await this.pool.query(
-        `INSERT INTO ${this.table} (name, body, updated_at) VALUES ($1, $2::jsonb, now())
+    const written = await this.run(name, 'save', async () => {
+      if (fence === undefined) {
+        await this.pool.query(
+          `INSERT INTO ${this.table} (name, body, updated_at) VALUES ($1, $2::jsonb, now())
+           ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at`,
+          [name, body],
+        );
+        return true;
+      }
+      const result = await this.pool.query(
+        `INSERT INTO ${this.table} AS c (name, body, updated_at) SELECT $1, $2::jsonb, now() WHERE ${this.leaseHeld(3)}
          ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at`,
-        [name, body],
+        [name, body, `lease:${fence.lease}`, fence.holder],
       );
+      return result.rowCount === 1;
     });
+    if (!written) throw notOwner('save', name, fence!);
   }
 
-  async remove(name: string): Promise<void> {
+  async remove(name: string, fence?: LeaseFence): Promise<void> {
     checkName(name);
-    return this.run(name, 'delete', async () => {
-      await this.pool.query(`DELETE FROM ${this.table} WHERE name = $1`, [name]);
+    const allowed = await this.run(name, 'delete', async () => {
+      if (fence === undefined) {
+        await this.pool.query(`DELETE FROM ${this.table} WHERE name = $1`, [name]);
+        return true;
+      }
+      const result = await this.pool.query<{ held: boolean }>(
+        `WITH held AS (SELECT ${this.leaseHeld(2)} AS held),
+              gone AS (DELETE FROM ${this.table} WHERE name = $1 AND (SELECT held FROM held))
+         SELECT held FROM held`,
+        [name, `lease:${fence.lease}`, fence.holder],
+      );
+      return result.rows[0]?.held === true;
     });
+    if (!allowed) throw notOwner('delete', name, fence!);
+  }
+
+  /**
+   * SQL true while the lease row named by parameter $n is held by parameter $n+1 and unexpired by the server's
+   * clock. The row is locked FOR SHARE, so a claim taking it over waits until the fenced write has committed.
+   */
+  private leaseHeld(n: number): string {
+    return `EXISTS (SELECT 1 FROM ${this.table} AS l WHERE l.name = $${n} AND l.body->>'holder' = $${n + 1}
+              AND (l.body->>'expiresAt')::timestamptz > clock_timestamp() FOR SHARE)`;
   }
 
   async claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseState> {

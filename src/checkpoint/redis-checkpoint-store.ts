@@ -25,8 +25,8 @@ import type { ConnectionOptions } from 'node:tls';
 import type { RedisConfig } from '../config/config-types.js';
 import { redact, redactUrl } from '../config/redact.js';
 import { AppError } from '../errors/app-error.js';
-import { checkName, decodeCheckpoint, encodeCheckpoint, pgsyncCheckpointWarning } from './checkpoint-codec.js';
-import type { Checkpoint, CheckpointStore, LeaseState } from './checkpoint-store.js';
+import { checkName, decodeCheckpoint, encodeCheckpoint, notOwner, pgsyncCheckpointWarning } from './checkpoint-codec.js';
+import type { Checkpoint, CheckpointStore, LeaseFence, LeaseState } from './checkpoint-store.js';
 
 /** Sets the lease when free or already the claimant's; answers the holder and its milliseconds left. */
 const CLAIM_SCRIPT = `
@@ -41,6 +41,22 @@ const LEASE_OF_SCRIPT = `
 local holder = redis.call('GET', KEYS[1])
 if holder == false then return false end
 return {holder, redis.call('PTTL', KEYS[1])}`;
+/**
+ * Writes both fields of a checkpoint only while the lease KEYS[2] is ARGV[1]'s (an expired key reads as gone), in
+ * the same atomic step: a save queued or resent after a reconnect cannot land once the lease has passed on.
+ * A non-hash value an old PGSync left at the key is replaced, as in an unfenced save.
+ */
+const FENCED_SAVE_SCRIPT = `
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+return 1`;
+/** Deletes KEYS[1] only while the lease KEYS[2] is ARGV[1]'s. */
+const FENCED_DELETE_SCRIPT = `
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1`;
 /** Deletes the lease only when the caller holds it. */
 const RELEASE_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -156,10 +172,22 @@ export class RedisCheckpointStore implements CheckpointStore {
     return stored;
   }
 
-  async save(name: string, checkpoint: Checkpoint): Promise<void> {
+  async save(name: string, checkpoint: Checkpoint, fence?: LeaseFence): Promise<void> {
     checkName(name);
     const key = RedisCheckpointStore.key(name);
     const fields = { [CHECKPOINT_FIELD]: JSON.stringify(checkpoint.lsn ?? null), [SLUICE_FIELD]: encodeCheckpoint(checkpoint) };
+    if (fence !== undefined) {
+      let written: number;
+      try {
+        const args = [fence.holder, CHECKPOINT_FIELD, fields[CHECKPOINT_FIELD], SLUICE_FIELD, fields[SLUICE_FIELD]];
+        written = Number(await this.client.eval(FENCED_SAVE_SCRIPT, 2, key, RedisCheckpointStore.leaseKey(fence.lease), ...args));
+      } catch (error) {
+        throw unavailable(this.where, `save of ${key}`, error, this.secrets);
+      }
+      if (written !== 1) throw notOwner('save', name, fence);
+      this.pgsync.delete(name);
+      return;
+    }
     try {
       const replies = await this.client.multi().hset(key, fields).exec();
       const failure = replies?.find(([error]) => error !== null)?.[0];
@@ -178,14 +206,17 @@ export class RedisCheckpointStore implements CheckpointStore {
     this.pgsync.delete(name);
   }
 
-  async remove(name: string): Promise<void> {
+  async remove(name: string, fence?: LeaseFence): Promise<void> {
     checkName(name);
     const key = RedisCheckpointStore.key(name);
+    let deleted = 1;
     try {
-      await this.client.del(key);
+      if (fence === undefined) await this.client.del(key);
+      else deleted = Number(await this.client.eval(FENCED_DELETE_SCRIPT, 2, key, RedisCheckpointStore.leaseKey(fence.lease), fence.holder));
     } catch (error) {
       throw unavailable(this.where, `delete of ${key}`, error, this.secrets);
     }
+    if (deleted !== 1) throw notOwner('delete', name, fence!);
   }
 
   async claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseState> {

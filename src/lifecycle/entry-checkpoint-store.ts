@@ -1,4 +1,4 @@
-import type { Checkpoint, CheckpointStore, RebuildProgress, RetiredGeneration } from '../checkpoint/checkpoint-store.js';
+import type { Checkpoint, CheckpointStore, LeaseFence, RebuildProgress, RetiredGeneration } from '../checkpoint/checkpoint-store.js';
 import { DelegatingCheckpointStore } from '../checkpoint/delegating-checkpoint-store.js';
 
 /** What the lifecycle keeps in an entry's checkpoint, beside the sync's own progress. */
@@ -36,10 +36,10 @@ export class EntryCheckpointStore extends DelegatingCheckpointStore {
     return checkpoint;
   }
 
-  override save(name: string, checkpoint: Checkpoint): Promise<void> {
-    if (name !== this.name) return this.inner.save(name, checkpoint);
+  override save(name: string, checkpoint: Checkpoint, fence?: LeaseFence): Promise<void> {
+    if (name !== this.name) return this.inner.save(name, checkpoint, fence);
     this.last = checkpoint;
-    return this.inner.save(name, { ...checkpoint, ...this.fields });
+    return this.inner.save(name, { ...checkpoint, ...this.fields }, fence);
   }
 
   /** Stores changed lifecycle fields now (once a checkpoint exists; before that, the sync's first save carries them). */
@@ -51,11 +51,11 @@ export class EntryCheckpointStore extends DelegatingCheckpointStore {
    * Forgets the sync's progress. What the lifecycle must still clean up (a rebuild's index, retired generations)
    * stays in a record without progress, which makes the next start begin the entry over and clean them up.
    */
-  override async remove(name: string): Promise<void> {
-    if (name !== this.name) return this.inner.remove(name);
+  override async remove(name: string, fence?: LeaseFence): Promise<void> {
+    if (name !== this.name) return this.inner.remove(name, fence);
     this.last = undefined;
     const { rebuild, retired } = this.fields;
-    if (rebuild === undefined && retired.length === 0) return this.inner.remove(name);
-    await this.inner.save(name, { slot: name, updatedAt: new Date().toISOString(), ...(rebuild ? { rebuild } : {}), retired });
+    if (rebuild === undefined && retired.length === 0) return this.inner.remove(name, fence);
+    await this.inner.save(name, { slot: name, updatedAt: new Date().toISOString(), ...(rebuild ? { rebuild } : {}), retired }, fence);
   }
 }

@@ -5,11 +5,13 @@
  *
  * The owner renews every third of the lease's time to live and treats the lease as lost a fifth of it before it
  * could expire in the store (counted from before the claim was sent): it stops the index's work and refuses
- * checkpoint writes from then on, so it has stopped before a standby can take the lease.
+ * checkpoint writes from then on, so it has stopped before a standby can take the lease. Each write also carries the
+ * lease as a fence that the store checks in the same step as the write, so a write delayed past the lease (queued
+ * while the store was away, resent after a reconnect) is refused there too.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Checkpoint, CheckpointStore, LeaseState } from '../checkpoint/checkpoint-store.js';
+import type { Checkpoint, CheckpointStore, LeaseFence, LeaseState } from '../checkpoint/checkpoint-store.js';
 import { DelegatingCheckpointStore } from '../checkpoint/delegating-checkpoint-store.js';
 import { AppError, toError } from '../errors/app-error.js';
 import type { IndexSyncLogger } from '../pipeline/index-sync.js';
@@ -50,6 +52,11 @@ export class OwnershipLease {
 
   get ttlMs(): number {
     return this.options.ttlMs;
+  }
+
+  /** What the store checks, in the same step as a write, to refuse it once this lease has passed on. */
+  get fence(): LeaseFence {
+    return { lease: this.options.name, holder: this.options.holder };
   }
 
   /** True while this process may act as the owner. */
@@ -123,7 +130,8 @@ async function waitForLease(lease: OwnershipLease, options: OwnershipOptions): P
     let waitMs = pollMs;
     try {
       const state = await lease.claim();
-      if (state.owner === holder) {
+      // A claim answered later than its lease's safe part (a slow store) is not acted on: claimed again next poll.
+      if (state.owner === holder && lease.held()) {
         if (standingBy !== undefined) logger.info({ index, previousOwner: standingBy }, 'took over the index: this process owns it now');
         return true;
       }
@@ -148,6 +156,8 @@ async function keepLease(lease: OwnershipLease, options: OwnershipOptions, lost:
   const { logger, index, holder } = options;
   let deadline: NodeJS.Timeout | undefined;
   const lose = (reason: string) => {
+    // The deadline and a renewal's answer may both find the lease lost.
+    if (lost.signal.aborted) return;
     lease.revoke();
     lost.abort(reason);
     options.onLost?.(reason);
@@ -192,12 +202,13 @@ export class OwnedCheckpointStore extends DelegatingCheckpointStore {
 
   override async save(name: string, checkpoint: Checkpoint): Promise<void> {
     this.check();
-    await this.inner.save(name, checkpoint);
+    // Checked again by the store as it writes: this write may wait (a queue, a reconnect) past the lease.
+    await this.inner.save(name, checkpoint, this.lease.fence);
   }
 
   override async remove(name: string): Promise<void> {
     this.check();
-    await this.inner.remove(name);
+    await this.inner.remove(name, this.lease.fence);
   }
 
   private check(): void {

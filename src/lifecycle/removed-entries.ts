@@ -31,7 +31,7 @@ export async function dropRemovedEntries(pool: pg.Pool, store: CheckpointStore, 
     }
     try {
       for (const name of [slot, rebuildSlotName(slot)]) await dropSlot(pool, name);
-      for (const name of [slot, rebuildSlotName(slot), reindexRequestName(slot)]) await store.remove(name);
+      for (const name of [slot, rebuildSlotName(slot), reindexRequestName(slot)]) await store.remove(name, { lease: slot, holder });
     } finally {
       await store.releaseLease(slot, holder);
     }

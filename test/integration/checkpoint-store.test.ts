@@ -162,6 +162,42 @@ describe.each(beds)('$kind checkpoint store', ({ setup }) => {
     expect(await store.load(name)).toBeUndefined();
   });
 
+  it('makes a fenced save or delete only while the fence holder owns the lease, and refuses it with CKP_NOT_OWNER after', async () => {
+    const name = unique('fenced');
+    const fence = { lease: name, holder: 'host-a:1' };
+    // No lease at all: refused, nothing written.
+    expect((await failure(store.save(name, sample(name), fence))).code).toBe('CKP_NOT_OWNER');
+    expect(await store.load(name)).toBeUndefined();
+    await store.claimLease(name, 'host-a:1', 60_000);
+    await store.save(name, sample(name, '0/10'), fence);
+    // Another record (a rebuild's) fenced by the entry's lease.
+    const rebuild = unique('fenced_rebuild');
+    await store.save(rebuild, sample(rebuild, '0/11'), fence);
+    expect((await store.load(name))?.lsn).toBe('0/10');
+    // Another holder's fence is refused while host-a holds the lease.
+    const other = { lease: name, holder: 'host-b:2' };
+    expect((await failure(store.save(name, sample(name, '0/99'), other))).code).toBe('CKP_NOT_OWNER');
+    expect((await failure(store.remove(name, other))).code).toBe('CKP_NOT_OWNER');
+    expect((await store.load(name))?.lsn).toBe('0/10');
+    // The lease passes on (released, then taken): host-a's late writes no longer land.
+    await store.releaseLease(name, 'host-a:1');
+    await store.claimLease(name, 'host-b:2', 60_000);
+    const late = await failure(store.save(name, sample(name, '0/05'), fence));
+    expect(late.code).toBe('CKP_NOT_OWNER');
+    expect(late.message).toContain(`host-a:1 no longer holds the ownership lease ${name}`);
+    expect((await failure(store.remove(rebuild, fence))).code).toBe('CKP_NOT_OWNER');
+    expect((await store.load(name))?.lsn).toBe('0/10');
+    expect((await store.load(rebuild))?.lsn).toBe('0/11');
+    await store.remove(rebuild, other);
+    expect(await store.load(rebuild)).toBeUndefined();
+    // An expired lease fences nothing in, even for its last holder.
+    await store.releaseLease(name, 'host-b:2');
+    await store.claimLease(name, 'host-c:3', 300);
+    await sleep(450);
+    expect((await failure(store.save(name, sample(name, '0/12'), { lease: name, holder: 'host-c:3' }))).code).toBe('CKP_NOT_OWNER');
+    expect((await store.load(name))?.lsn).toBe('0/10');
+  });
+
   it('tells who holds a lease without claiming it, and nothing once it is released or expired', async () => {
     const name = unique('lookup');
     expect(await store.leaseOf(name)).toBeUndefined();
@@ -346,6 +382,29 @@ function makePki(): { file(name: string): string; read(name: string): string; re
 }
 
 describe('file checkpoint store', () => {
+  it('gives an expired lease to exactly one of many stores claiming it at once, round after round', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-lease-race-'));
+    const stores = await Promise.all(Array.from({ length: 6 }, () => FileCheckpointStore.open(dir)));
+    try {
+      for (let round = 0; round < 60; round++) {
+        const name = `race_${round}`;
+        expect((await stores[0]!.claimLease(name, 'dead-owner', 1)).owner).toBe('dead-owner');
+        await sleep(5);
+        // Each store stands for a process; every claimant is also a fenced writer, as an owner would be at once.
+        const claims = await Promise.all(stores.map(async (s, i) => ({ holder: `s${i}`, state: await s.claimLease(name, `s${i}`, 60_000) })));
+        const winners = claims.filter((c) => c.state.owner === c.holder);
+        expect(winners, `round ${round}`).toHaveLength(1);
+        const writes = await Promise.allSettled(stores.map((s, i) => s.save(name, sample(name, `0/${i}`), { lease: name, holder: `s${i}` })));
+        expect(writes.filter((w) => w.status === 'fulfilled')).toHaveLength(1);
+      }
+      // No guard or moved-aside file is left behind.
+      expect(readdirSync(dir).filter((f) => f.includes('.guard') || f.endsWith('.expired'))).toEqual([]);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   let dir: string;
   let store: FileCheckpointStore;
   beforeAll(async () => {

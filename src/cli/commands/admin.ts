@@ -69,8 +69,8 @@ export async function resetCommand(flags: GlobalFlags, index: string, out: NodeJ
         entry.fields.rebuild = current?.rebuild;
         entry.fields.retired = current?.retired ?? [];
         cleanup = [...(current?.rebuild ? [current.rebuild.generation] : []), ...entry.fields.retired.map((r) => r.index)];
-        await entry.remove(name);
-        for (const record of [rebuildSlotName(name), reindexRequestName(name)]) await store.remove(record);
+        await entry.remove(name, { lease: name, holder });
+        for (const record of [rebuildSlotName(name), reindexRequestName(name)]) await store.remove(record, { lease: name, holder });
         if (slot.exists) await dropSlot(pool, name);
         await dropSlot(pool, rebuildSlotName(name));
       } finally {
