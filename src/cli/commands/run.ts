@@ -13,6 +13,7 @@ import type { EntryPlan } from '../../schema/sync-plan.js';
 import { FileDeadLetterStore } from '../../sink/dead-letter-file-store.js';
 import { ElasticsearchSink } from '../../sink/elasticsearch/elasticsearch-sink.js';
 import { PUBLICATION, treeTables } from '../../source/postgres/bootstrap-sql.js';
+import { createPool } from '../../source/postgres/connect.js';
 import { PostgresChangeSource } from '../../source/postgres/postgres-change-source.js';
 import { slotNameFor } from '../../source/postgres/replication-slot.js';
 import { backoffDelayMs, sleep } from '../../util/backoff.js';
@@ -32,8 +33,13 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
   const { abort, dispose } = stopOnSignals((signal) => logger.info({ signal }, 'stopping: finishing the batch in hand'));
   const deadLetters = new FileDeadLetterStore(config.deadLetterPath);
   let sink: ElasticsearchSink | undefined;
-  const firstPool = prepared.pool(prepared.plans[0]!.database);
-  const store = await openCheckpointStore(config, firstPool);
+  // The PostgreSQL store (in the first entry's database) gets connections of its own: lease renewals and checkpoint
+  // saves must not queue behind the snapshot and document queries, or a busy process would lose its leases.
+  const storePool = config.checkpointStore === 'postgres' ? createPool(config.postgres, prepared.plans[0]!.database, 2) : undefined;
+  const store = await openCheckpointStore(config, storePool).catch(async (error: unknown) => {
+    await storePool?.end();
+    throw error;
+  });
   const statuses = prepared.plans.map((plan) => newIndexStatus(plan.index));
   const metrics = new SluiceMetrics();
   let server: HttpServer | undefined;
@@ -129,6 +135,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     await server?.close();
     await sink?.close();
     await store.close();
+    await storePool?.end();
     await deadLetters.close();
     await prepared.close();
   }
