@@ -117,6 +117,7 @@ class Epoch {
     if (serving.kind === 'none') {
       // Nothing answers searches yet: the new generation serves from its first document, as a plain index would.
       await deps.target.ensureIndex({ ...deps.plan, index: live });
+      this.stillOwner();
       await deps.target.swapAlias({ alias: this.index, to: live, from: [] });
       this.servedRight = true;
     } else {
@@ -240,11 +241,21 @@ class Epoch {
   }
 
   /** Drops a rebuild that no longer matches what is wanted: its slot, its checkpoint and its index. */
+  /**
+   * Before each step another owner could not undo (a slot dropped, an alias swapped, an index deleted): a process
+   * stopped, or that lost the index's lease meanwhile, goes no further.
+   */
+  private stillOwner(): void {
+    this.options.signal.throwIfAborted();
+  }
+
   private async abandonRebuild(rebuild: RebuildProgress, serving: NameState): Promise<void> {
     const { deps } = this;
     deps.logger.warn({ index: this.index, generation: rebuild.generation }, 'abandoning an unfinished rebuild that no longer matches the schema entry');
+    this.stillOwner();
     await deps.source.dropSlot(rebuild.slot);
     await deps.store.remove(rebuild.slot);
+    this.stillOwner();
     if (!servedIndices(serving, this.index).includes(rebuild.generation)) await deps.target.deleteIndex(rebuild.generation);
     this.fields.rebuild = undefined;
   }
@@ -252,6 +263,7 @@ class Epoch {
   /** A rebuild slot with no rebuild recorded: left by a crash right after a hand-over. It would hold WAL forever. */
   private async dropLeftoverRebuildSlot(): Promise<void> {
     const slot = rebuildSlotName(this.deps.name);
+    this.stillOwner();
     if ((await this.deps.source.slotState(slot)).exists) await this.deps.source.dropSlot(slot);
     await this.deps.store.remove(slot);
   }
@@ -275,6 +287,7 @@ class Epoch {
     // Searches must find the whole generation from the first instant, not what the last periodic refresh (or none,
     // with refresh_interval -1) made visible.
     await target.refresh(generation);
+    this.stillOwner();
     await target.swapAlias({ alias: this.index, to: generation, from: serving.kind === 'alias' ? serving.indices : [], replaceIndex: serving.kind === 'index' });
     logger.info(
       { index: this.index, generation, replaced: serving.kind === 'index' ? `index ${this.index}` : previous, dropAfter: previous.length > 0 ? dropAfter : undefined },
@@ -289,6 +302,7 @@ class Epoch {
     const serving = servedIndices(await this.deps.target.resolveName(this.index), this.index);
     for (const retired of due) {
       const inUse = serving.includes(retired.index) || retired.index === this.fields.generation || retired.index === this.fields.rebuild?.generation;
+      this.stillOwner();
       if (!inUse && (await this.deps.target.deleteIndex(retired.index))) {
         this.deps.logger.info({ index: this.index, generation: retired.index }, 'deleted a previous generation after its grace period');
       }
@@ -339,6 +353,7 @@ class Epoch {
     this.fields.fingerprint = rebuild.fingerprint;
     this.fields.rebuild = undefined;
     await this.swapTo(rebuild.generation);
+    this.stillOwner();
     await deps.source.dropSlot(rebuild.slot);
     await deps.store.remove(rebuild.slot);
   }

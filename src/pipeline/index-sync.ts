@@ -121,6 +121,8 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
         // The usual first start after `sluice bootstrap`, or a checkpoint deleted on purpose (the seed runbook).
         logger.info({ index: plan.index, slot: name, reason: 'no checkpoint' }, 'starting the index over: replacing its replication slot with one that exports a snapshot');
       }
+      // Stopped, or the lease lost, meanwhile: the slot may be a new owner's by now.
+      options.signal.throwIfAborted();
       await source.dropSlot(name);
     } else if (checkpoint?.snapshot) {
       logger.warn({ index: plan.index, slot: name }, 'replication slot is missing: starting the index over');

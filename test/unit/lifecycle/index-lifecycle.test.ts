@@ -1,0 +1,108 @@
+// The lifecycle's set-up goes no further once its signal aborts (SIGTERM, or the ownership lease lost): the steps
+// another owner could not undo (dropping a slot, swapping the alias, deleting an index) are checked just before.
+import { describe, expect, it } from 'vitest';
+import type { Checkpoint, CheckpointStore } from '../../../src/checkpoint/checkpoint-store.js';
+import { entryFingerprint } from '../../../src/lifecycle/generation-names.js';
+import { runIndexLifecycle, type LifecycleDeps, type LifecycleOptions } from '../../../src/lifecycle/index-lifecycle.js';
+import { newIndexStatus } from '../../../src/pipeline/index-status.js';
+import type { EntryPlan, PlanNode } from '../../../src/schema/sync-plan.js';
+import type { NameState } from '../../../src/sink/elasticsearch/aliases.js';
+
+const root: PlanNode = {
+  location: 'book',
+  schema: 'public',
+  table: 'book',
+  label: 'book',
+  outputKey: 'book',
+  primaryKey: ['id'],
+  primaryKeyTypes: { id: 'integer' },
+  columns: [
+    {
+      spec: { raw: 'id', column: 'id', path: [], key: 'id', location: 'columns.id' },
+      info: { name: 'id', type: 'integer', baseTypeName: 'int4', isArray: false, category: 'N' },
+    },
+  ],
+  children: [],
+  relationship: undefined,
+  transform: { rename: new Map(), replace: new Map(), concat: [], move: [], mapping: new Map() },
+  singleValued: true,
+};
+const plan = { database: 'db', index: 'book', root } as unknown as EntryPlan;
+const fingerprint = entryFingerprint(plan);
+
+function memoryStore(records: Map<string, Checkpoint>): CheckpointStore {
+  return {
+    load: async (name) => records.get(name),
+    save: async (name, checkpoint) => void records.set(name, checkpoint),
+    remove: async (name) => void records.delete(name),
+    claimLease: async (_name, holder, ttlMs) => ({ owner: holder, remainingMs: ttlMs }),
+    releaseLease: async () => undefined,
+    leaseOf: async () => undefined,
+    warnings: () => [],
+    close: async () => undefined,
+  };
+}
+
+const options = (signal: AbortSignal): LifecycleOptions => ({
+  batchSize: 100,
+  flushIntervalMs: 50,
+  chunkSize: 100,
+  concurrency: 1,
+  heartbeatIntervalMs: 1000,
+  retryInitialMs: 10,
+  retryMaxMs: 20,
+  signal,
+  graceMs: 60_000,
+  catchUpLagSeconds: 5,
+});
+
+describe('runIndexLifecycle', () => {
+  it('stops before deleting a retired generation or dropping a slot once its signal aborts during the set-up', async () => {
+    const live = `book-${fingerprint}`;
+    const records = new Map<string, Checkpoint>([
+      [
+        'db_book',
+        {
+          slot: 'db_book',
+          lsn: '0/20',
+          snapshot: { consistentLsn: '0/10', complete: true },
+          generation: live,
+          fingerprint,
+          // Due for deletion, and a rebuild the schema no longer wants: both would be cleaned up at once.
+          retired: [{ index: 'book-0000retired', dropAfter: new Date(Date.now() - 1000).toISOString() }],
+          rebuild: { generation: 'book-0000rebuild', fingerprint: 'older', slot: 'db_book_rebuild', startedAt: 't' },
+          updatedAt: 't',
+        },
+      ],
+    ]);
+    const lost = new AbortController();
+    const destructive: string[] = [];
+    const deps = {
+      plan,
+      name: 'db_book',
+      publication: 'sluice',
+      store: memoryStore(records),
+      status: newIndexStatus('book'),
+      logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      source: {
+        slotState: async () => ({ exists: true, invalidated: false }),
+        dropSlot: async (slot: string) => void destructive.push(`drop slot ${slot}`),
+      },
+      target: {
+        // The lease is lost while the engine answers (a slow call): nothing after it may act as the owner.
+        resolveName: async (): Promise<NameState> => {
+          lost.abort('not renewed in time');
+          return { kind: 'alias', indices: [live] };
+        },
+        deleteIndex: async (index: string) => (destructive.push(`delete ${index}`), true),
+        swapAlias: async () => void destructive.push('swap alias'),
+        ensureIndex: async () => false,
+      },
+    } as unknown as LifecycleDeps;
+    await runIndexLifecycle(deps, options(lost.signal));
+    expect(destructive).toEqual([]);
+    // The record is as it was: the next owner finds the same work to do.
+    expect(records.get('db_book')?.retired).toHaveLength(1);
+    expect(records.get('db_book')?.rebuild?.generation).toBe('book-0000rebuild');
+  });
+});
