@@ -34,13 +34,13 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
 
   program
     .command('teardown')
-    .description('Drop the replication slots, the publication and the checkpoints')
+    .description('Drop the replication slots, the publication and the checkpoints (refused while a `sluice run` owns an index)')
     .option('--print-sql', 'print the SQL instead of running it')
     .action(async (options: { printSql?: boolean }) => setExitCode(await teardownCommand({ ...globals(), ...options })));
 
   program
     .command('status')
-    .description('Show each index: the running instance\'s /status, else the checkpoints and slots')
+    .description('Show each index: the running instance\'s /status, else the checkpoints, slots and lease owners')
     .action(async () => setExitCode(await statusCommand(globals())));
 
   program
@@ -51,7 +51,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
 
   program
     .command('reset <index>')
-    .description('Forget the progress of one index (checkpoint and slot): the next `sluice run` syncs it again')
+    .description('Forget the progress of one index (checkpoint and slot): the next `sluice run` syncs it again (refused while a `sluice run` owns it)')
     .action(async (index: string) => setExitCode(await resetCommand(globals(), index)));
 
   program
