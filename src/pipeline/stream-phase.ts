@@ -483,7 +483,9 @@ async function applyTruncate(plan: EntryPlan, pool: pg.Pool, writer: ActionWrite
   const tables = new Set(change.relations.map((r) => tableKey(r.schema, r.table)));
   const position = `lsn:${formatLsn(version)}:truncate`;
   if (tables.has(tableKey(plan.root.schema, plan.root.table))) {
-    // A page of the scan at a time, each stored copy under its own routing.
+    // A page of the scan at a time, each stored copy under its own routing. A scroll sees only refreshed documents:
+    // one written since the last refresh would otherwise outlive the TRUNCATE.
+    await scanner.refresh(plan.index);
     for await (const copy of scanner.documents(plan.index)) {
       await writer.add({ op: 'delete', index: plan.index, id: copy.id, version, position, ...(copy.routing !== undefined ? { routing: copy.routing } : {}) });
     }
