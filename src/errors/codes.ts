@@ -14,7 +14,7 @@ export const ERROR_CODES = {
     'The replication slot was invalidated (WAL beyond max_slot_wal_keep_size removed, or a recovery conflict). Its changes are gone: drop it and resync.',
   SRC_PROTOCOL: 'The replication stream sent data Sluice cannot decode (unknown relation, binary value, unknown message). Report it; a restart resumes from the last acknowledged position.',
   SNK_CONNECT: 'The search engine cannot be reached or refused the credentials. Check ELASTICSEARCH_* settings.',
-  SNK_UNAVAILABLE: 'The search engine kept failing (429/5xx/connection) past the retry budget. Nothing was acknowledged.',
+  SNK_UNAVAILABLE: 'The search engine kept failing (429/5xx/connection, or answers cut short) past the retry budget, or failed a request other than a bulk with 408/429/5xx. Nothing was acknowledged; `sluice run` waits and tries again.',
   SNK_REQUEST: 'The search engine rejected a request that is not about one document (e.g. index creation).',
   SNK_UNSUPPORTED: 'The server is not a supported Elasticsearch (7.10+, 8, 9) or OpenSearch (1-3). Point ELASTICSEARCH_* at one.',
   SNK_DEAD_LETTER: 'The dead-letter store cannot be written. Check SLUICE_DEAD_LETTER_PATH permissions and disk space.',

@@ -20,11 +20,12 @@ export type BulkAttempt =
   | { kind: 'tooLarge'; reason: string };
 
 /**
- * The head of a compact `_bulk` answer in which every item was applied (Elasticsearch 7-9 and OpenSearch all
- * start with `took`, then `ingest_took` when a pipeline ran, then `errors`). Parsing a response as large as the
- * request only to find nothing wrong was the biggest cost left in the change stream's profile.
+ * The head of a compact `_bulk` answer in which every item was applied: `took`, then `ingest_took` when a pipeline
+ * ran, then `errors` (Elasticsearch 7 and OpenSearch), or `errors` first (the chunked writer of later Elasticsearch
+ * versions). Parsing a response as large as the request only to find nothing wrong was the biggest cost left in the
+ * change stream's profile; a head in another order is only parsed in full.
  */
-const ALL_APPLIED = /^\{"took":\d+,(?:"ingest_took":\d+,)?"errors":false[,}]/;
+const ALL_APPLIED = /^\{(?:"took":\d+,(?:"ingest_took":\d+,)?"errors":false[,}]|"errors":false,"took":\d+[,}])/;
 const APPLIED: ItemOutcome = { kind: 'success', status: 200, stale: false };
 
 /** Statuses of a whole bulk request worth retrying: timeout, throttling, server and gateway errors. */
@@ -41,12 +42,15 @@ export async function sendBulk(client: EngineClient, actions: readonly EncodedAc
   }
   if (res.status === 200) {
     if (ALL_APPLIED.test(res.head(80))) return { kind: 'items', outcomes: actions.map(() => APPLIED) };
-    const items = bulkItems(res.json());
+    let items: unknown[] | undefined;
+    try {
+      items = bulkItems(res.json());
+    } catch (error) {
+      // Cut short or mangled on the way (a proxy): nothing is known applied, and versions make sending again safe.
+      return { kind: 'retry', throttled: false, reason: `unreadable bulk response: ${(error as Error).message}` };
+    }
     if (items === undefined || items.length !== actions.length) {
-      throw new AppError(
-        'SNK_REQUEST',
-        `bulk response does not match the request: ${actions.length} actions sent, ${items?.length ?? 'no'} items received`,
-      );
+      return { kind: 'retry', throttled: false, reason: `bulk response does not match the request: ${actions.length} actions sent, ${items?.length ?? 'no'} items received` };
     }
     return { kind: 'items', outcomes: items.map((item, i) => classifyItem(item, actions[i]!.action, options)) };
   }

@@ -90,10 +90,16 @@ export function parseEngineErrorText(body: string, status: number): EngineErrorB
   }
 }
 
-/** `AppError('SNK_REQUEST')` for a request the engine refused, quoting its error type and reason. */
+/**
+ * `AppError('SNK_REQUEST')` for a request the engine refused, quoting its error type and reason; `SNK_UNAVAILABLE`
+ * (waited for and tried again) when the refusal is a timeout, throttling or a server error that passes.
+ */
 export function requestRejected(what: string, status: number, body: string): AppError {
   const { type, reason } = parseEngineErrorText(body, status);
   if (status === 401 || status === 403) return credentialsRefused(what, status, type, reason);
+  if (status === 408 || status === 429 || status >= 500) {
+    return new AppError('SNK_UNAVAILABLE', `${what} failed for now (HTTP ${status}): ${type}: ${reason}`, { details: { status, errorType: type, reason } });
+  }
   return new AppError('SNK_REQUEST', `${what} was rejected by the search engine (HTTP ${status}): ${type}: ${reason}`, {
     details: { status, errorType: type, reason },
   });

@@ -57,6 +57,18 @@ describe('ensureIndex', () => {
     });
   });
 
+  it('reports throttling and server errors as unavailable, to be waited for and tried again, not as a refusal', async () => {
+    for (const status of [429, 503]) {
+      const { client } = await setup((req) =>
+        req.method === 'HEAD' ? { status: 404 } : { status, body: { error: { type: 'es_rejected_execution_exception', reason: 'rejected execution' }, status } },
+      );
+      await expect(ensureIndex(client, def)).rejects.toMatchObject({
+        code: 'SNK_UNAVAILABLE',
+        message: expect.stringMatching(new RegExp(`creating index "books" failed for now \\(HTTP ${status}\\): es_rejected_execution_exception`)) as unknown,
+      });
+    }
+  });
+
   it('reports refused credentials on HEAD', async () => {
     const { client } = await setup(() => ({ status: 401 }));
     await expect(ensureIndex(client, def)).rejects.toMatchObject({ code: 'SNK_CONNECT' });
