@@ -35,6 +35,8 @@ export interface IndexDefinition {
   settings?: Record<string, unknown>;
   /** Full `mappings` object (schema `mapping` merged with transform mappings and routing). */
   mappings?: Record<string, unknown>;
+  /** The ingest pipeline documents go through (schema `pipeline`): it must exist before anything is written. */
+  pipeline?: string;
 }
 
 export interface EngineInfo {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { allDocuments, deleteIndex, engineForTest, indexExists, indexMapping, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
+import { allDocuments, deleteIndex, engineCall, engineForTest, indexExists, indexMapping, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
 import { fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
@@ -53,6 +53,27 @@ describe('sluice sync --once', () => {
     const result = await runCli(['-c', writeSchema('book.json', schema), 'sync', '--once'], sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work }));
     expect(result.code).toBe(0);
     expect((await allDocuments(engine.url, index)).size).toBe(3);
+  });
+
+  it('a missing ingest pipeline stops it before anything is written, naming the pipeline; once created, it syncs', async () => {
+    const piped = `${index}_piped`;
+    const pipeline = `enrich_${db.name.slice(-6)}`;
+    const schema = fixtureSchema('book.json', db.name).map((e) => ({ ...(e as object), index: piped, pipeline }));
+    const path = writeSchema('piped.json', schema);
+    const env = sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work });
+    const missing = await runCli(['-c', path, 'sync', '--once'], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`ingest pipeline "${pipeline}" (the schema entry's "pipeline") does not exist in the search engine`);
+    expect(await indexExists(engine.url, piped)).toBe(false);
+    expect((await engineCall(engine.url, 'PUT', `/_ingest/pipeline/${pipeline}`, { processors: [] })).status).toBe(200);
+    try {
+      const synced = await runCli(['-c', path, 'sync', '--once'], env);
+      expect(synced.code, synced.stderr).toBe(0);
+      expect((await allDocuments(engine.url, piped)).size).toBe(3);
+    } finally {
+      await deleteIndex(engine.url, piped).catch(() => undefined);
+      await engineCall(engine.url, 'DELETE', `/_ingest/pipeline/${pipeline}`);
+    }
   });
 });
 

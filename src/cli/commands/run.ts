@@ -143,7 +143,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
 
 function indexTarget(sink: ElasticsearchSink, metrics: SluiceMetrics): GenerationTarget {
   return {
-    ensureIndex: (plan: EntryPlan) => sink.ensureIndex({ name: plan.index, settings: plan.settings, mappings: plan.mappings }),
+    ensureIndex: (plan: EntryPlan) => sink.ensureIndex({ name: plan.index, settings: plan.settings, mappings: plan.mappings, pipeline: plan.pipeline }),
     writer: () =>
       sink.writer({
         onRequest: (seconds) => metrics.bulkDuration.observe(seconds),

@@ -41,7 +41,7 @@ export async function syncOnceCommand(flags: GlobalFlags, out: NodeJS.WritableSt
         {
           resolveName: (name) => sink!.resolveName(name),
           swapAlias: (swap) => sink!.swapAlias(swap),
-          ensureIndex: (p) => sink!.ensureIndex({ name: p.index, settings: p.settings, mappings: p.mappings }),
+          ensureIndex: (p) => sink!.ensureIndex({ name: p.index, settings: p.settings, mappings: p.mappings, pipeline: p.pipeline }),
         },
         plan,
       );

@@ -66,8 +66,19 @@ export function classifyItem(item: unknown, action: BulkAction, options: Classif
       : { kind: 'fatal', status, errorType: type, reason };
   }
   if (status === 401 || status === 403 || FATAL_TYPES.has(type)) return { kind: 'fatal', status, errorType: type, reason };
+  if (isIndexWide(type, reason)) return { kind: 'retry', status, errorType: type, reason };
   if (status === 429 || status >= 500 || RETRYABLE_TYPES.has(type)) return { kind: 'retry', status, errorType: type, reason };
   return { kind: 'document', status, errorType: type, reason };
+}
+
+/**
+ * Refusals that would hit every document alike, so none of them is the document's fault: the index closed by an
+ * operator, the ingest pipeline missing (not created yet, or deleted). Dead-lettering would send the whole stream
+ * to the dead-letter file while the checkpoint moves on; retried instead, the sync waits (with the reason in its
+ * log and in /status) and resumes by itself once the index is open or the pipeline exists.
+ */
+function isIndexWide(type: string, reason: string): boolean {
+  return type === 'index_closed_exception' || /pipeline with id \[.*\] does not exist/.test(reason);
 }
 
 /**

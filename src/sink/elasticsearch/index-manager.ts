@@ -18,6 +18,7 @@ export function indexPath(name: string): string {
  * existing. Other refusals throw `AppError('SNK_REQUEST')` quoting the engine's error type and reason.
  */
 export async function ensureIndex(client: EngineClient, def: IndexDefinition): Promise<boolean> {
+  if (def.pipeline !== undefined) await requirePipeline(client, def.pipeline);
   const head = await client.request('HEAD', indexPath(def.name));
   if (head.status === 200) return false;
   if (head.status !== 404) throw requestRejected(`checking whether index "${def.name}" exists`, head.status, head.body);
@@ -30,6 +31,21 @@ export async function ensureIndex(client: EngineClient, def: IndexDefinition): P
   const { type } = parseEngineErrorText(res.body, res.status);
   if (type === 'resource_already_exists_exception') return false;
   throw requestRejected(`creating index "${def.name}"`, res.status, res.body);
+}
+
+/**
+ * Fails with `SNK_REQUEST` when the ingest pipeline does not exist: every document would be refused alike. A role
+ * without the privilege to read pipelines (401/403 here) is not required to have it: writes then tell.
+ */
+async function requirePipeline(client: EngineClient, id: string): Promise<void> {
+  const res = await client.request('GET', `/_ingest/pipeline/${encodeURIComponent(id)}`);
+  if ((res.status >= 200 && res.status < 300) || res.status === 401 || res.status === 403) return;
+  if (res.status === 404) {
+    throw new AppError('SNK_REQUEST', `ingest pipeline "${id}" (the schema entry's "pipeline") does not exist in the search engine: create it (PUT _ingest/pipeline/${id}), then start again`, {
+      details: { status: 404, pipeline: id },
+    });
+  }
+  throw requestRejected(`checking ingest pipeline "${id}"`, res.status, res.body);
 }
 
 /** Deletes an index. Returns false when it did not exist. */

@@ -110,6 +110,9 @@ const cases: Array<[string, unknown, BulkAction, string, string?]> = [
   ],
   ['401', err('index', 401, { type: 'security_exception', reason: 'missing authentication credentials' }), indexAction, 'fatal'],
   ['malformed item', { index: { _id: '1' } }, indexAction, 'fatal'],
+  // Every document alike, not this one's fault: waited for, not dead-lettered.
+  ['index closed', err('index', 400, { type: 'index_closed_exception', reason: 'closed', 'index': 'books' }), indexAction, 'retry', 'index_closed_exception'],
+  ['pipeline missing', err('index', 400, { type: 'illegal_argument_exception', reason: 'pipeline with id [enrich] does not exist' }), indexAction, 'retry'],
 ];
 
 describe('classifyItem', () => {

@@ -69,6 +69,18 @@ describe('ensureIndex', () => {
     }
   });
 
+  it('checks the ingest pipeline first, unless the role may not read pipelines', async () => {
+    for (const [pipelineStatus, created] of [[200, true], [403, true], [404, false]] as const) {
+      const { server, client } = await setup((req) =>
+        req.url.startsWith('/_ingest/') ? { status: pipelineStatus, body: {} } : req.method === 'HEAD' ? { status: 404 } : { status: 200, body: { acknowledged: true } },
+      );
+      const outcome = ensureIndex(client, { ...def, pipeline: 'enrich' });
+      if (created) expect(await outcome).toBe(true);
+      else await expect(outcome).rejects.toMatchObject({ code: 'SNK_REQUEST', message: expect.stringContaining('ingest pipeline "enrich"') as unknown });
+      expect(server.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /_ingest/pipeline/enrich', ...(created ? ['HEAD /books', 'PUT /books'] : [])]);
+    }
+  });
+
   it('reports refused credentials on HEAD', async () => {
     const { client } = await setup(() => ({ status: 401 }));
     await expect(ensureIndex(client, def)).rejects.toMatchObject({ code: 'SNK_CONNECT' });
