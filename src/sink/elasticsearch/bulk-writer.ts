@@ -91,12 +91,27 @@ export class BulkWriter {
     } catch (error) {
       return Promise.reject(error);
     }
+    const invalid = invalidId(action.id);
+    if (invalid !== undefined) return this.refuse(action, invalid);
     const { head, source, bytes } = encodeAction(action);
     this.pending.push({ action, head, source, bytes, seq: ++this.added, key: keyOf(action) });
     this.pendingBytes += bytes;
     this.pump();
     // Not an async function: a backlog adds an action per change, and most need no wait.
     return this.bufferFull() ? this.waitForRoom() : BUFFERED;
+  }
+
+  /**
+   * The engine validates ids for the whole request: one it refuses would fail the bulk with every other document in
+   * it, on every retry and restart. Such an action goes to the dead letters at once, durably, before `add` resolves.
+   */
+  private async refuse(action: BulkAction, reason: string): Promise<void> {
+    try {
+      await this.deadLetter([letterOf(action, 400, 'invalid_id', reason)]);
+    } catch (error) {
+      this.fail(error);
+      throw error;
+    }
   }
 
   private async waitForRoom(): Promise<void> {
@@ -358,4 +373,14 @@ const BUFFERED: Promise<void> = Promise.resolve();
 
 function keyOf(action: BulkAction): string {
   return `${action.index}\u0000${action.id}`;
+}
+
+/** Elasticsearch and OpenSearch refuse an empty `_id` and one longer than 512 bytes (UTF-8). */
+const MAX_ID_BYTES = 512;
+
+function invalidId(id: string): string | undefined {
+  if (id === '') return 'the document id is empty (the root row\'s primary key is an empty string)';
+  const bytes = Buffer.byteLength(id, 'utf8');
+  if (bytes > MAX_ID_BYTES) return `the document id is ${bytes} bytes long, over the engine's limit of ${MAX_ID_BYTES}`;
+  return undefined;
 }

@@ -266,6 +266,26 @@ describe('BulkWriter', () => {
     }
   });
 
+  it('dead-letters an action whose id the engine would refuse for the whole request, and sends the others', async () => {
+    const { server, writer, dead } = await setup(ok);
+    const long = 'é'.repeat(257); // 514 bytes in UTF-8
+    await writer.add(doc(1));
+    await writer.add(doc(''));
+    await writer.add(doc(long));
+    await writer.add({ op: 'delete', index: 'books', id: '' });
+    await writer.add(doc(2));
+    await writer.flush();
+    expect(server.requests).toHaveLength(1);
+    expect(ids(server, 0)).toEqual(['1', '2']);
+    expect(dead.letters.map((l) => [l.id.length, l.op, l.errorType])).toEqual([
+      [0, 'index', 'invalid_id'],
+      [257, 'index', 'invalid_id'],
+      [0, 'delete', 'invalid_id'],
+    ]);
+    expect(dead.letters[1]!.reason).toContain('514 bytes long, over the engine\'s limit of 512');
+    expect(writer.stats()).toMatchObject({ indexed: 2, deadLettered: 3 });
+  });
+
   it('counts stale versions as applied and not-found deletes as deleted', async () => {
     const { writer } = await setup((req) =>
       bulkResponse(req.body, (l) =>
