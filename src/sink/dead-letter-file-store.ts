@@ -53,7 +53,8 @@ export class FileDeadLetterStore implements DeadLetterStore {
     if (!this.handle) {
       const opening = (async () => {
         await mkdir(dirname(this.path), { recursive: true });
-        return open(this.path, 'a');
+        // Dead letters hold whole documents: readable by the service's user only (a file already there keeps its mode).
+        return open(this.path, 'a', 0o600);
       })();
       // A failed open is retried on the next record instead of being cached.
       opening.catch(() => {
@@ -74,14 +75,18 @@ export async function readDeadLetters(path: string): Promise<DeadLetter[]> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw new AppError('SNK_DEAD_LETTER', `cannot read dead letters from ${path}: ${(err as Error).message}`, { cause: err });
   }
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line, i) => {
-      try {
-        return JSON.parse(line) as DeadLetter;
-      } catch (err) {
-        throw new AppError('SNK_DEAD_LETTER', `${path} line ${i + 1} is not valid JSON`, { cause: err });
-      }
-    });
+  const lines = text.split('\n');
+  // A crash in the middle of an append leaves the last line without its end: that letter was never acknowledged.
+  const torn = !text.endsWith('\n') ? lines.length - 1 : -1;
+  const letters: DeadLetter[] = [];
+  lines.forEach((line, i) => {
+    if (line.trim() === '') return;
+    try {
+      letters.push(JSON.parse(line) as DeadLetter);
+    } catch (err) {
+      if (i === torn) return;
+      throw new AppError('SNK_DEAD_LETTER', `${path} line ${i + 1} is not valid JSON`, { cause: err });
+    }
+  });
+  return letters;
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -41,6 +41,23 @@ describe('FileDeadLetterStore', () => {
     await expect(store.record([letter('1')])).rejects.toMatchObject({ code: 'SNK_DEAD_LETTER' });
     await store.close();
     await expect(store.record([letter('1')])).rejects.toMatchObject({ code: 'SNK_DEAD_LETTER' });
+  });
+
+  it('creates the file readable by its owner only, since it holds whole documents', async () => {
+    const path = join(dir, 'private.jsonl');
+    const store = new FileDeadLetterStore(path);
+    await store.record([letter('1')]);
+    await store.close();
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+  });
+
+  it('skips a last line cut short by a crash, but not a broken line before it', async () => {
+    const path = join(dir, 'torn.jsonl');
+    const whole = `${JSON.stringify(letter('1'))}\n`;
+    writeFileSync(path, `${whole}${JSON.stringify(letter('2')).slice(0, 30)}`);
+    expect((await readDeadLetters(path)).map((l) => l.id)).toEqual(['1']);
+    writeFileSync(path, `{"index":\n${whole}`);
+    await expect(readDeadLetters(path)).rejects.toMatchObject({ code: 'SNK_DEAD_LETTER', message: expect.stringContaining('line 1 is not valid JSON') as unknown });
   });
 
   it('reads nothing from a missing file', async () => {
