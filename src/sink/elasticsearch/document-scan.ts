@@ -1,5 +1,6 @@
 import type { EngineClient } from './engine-client.js';
-import { requestRejected } from './es-errors.js';
+import { AppError } from '../../errors/app-error.js';
+import { parseEngineErrorText, requestRejected } from './es-errors.js';
 import { indexPath } from './index-manager.js';
 
 /** One stored copy of a document: with routing on several shards, one id can have more than one. */
@@ -14,25 +15,35 @@ interface ScrollPage {
 }
 
 /**
+ * How long the engine keeps a scroll between pages. The consumer writes a page's deletes before reading on, and a
+ * throttling engine can hold those writes for minutes.
+ */
+const SCROLL_KEEP_ALIVE = '5m';
+
+/**
  * Every stored copy matching `query`, through the scroll API (works on Elasticsearch 7–9 and OpenSearch), a page
- * at a time. An index that does not exist has none.
+ * at a time. An index that does not exist has none. A scroll that expired anyway fails as SNK_UNAVAILABLE: the
+ * sync starts its attempt over, and the scans are safe to repeat.
  */
 async function* scan(client: EngineClient, index: string, query: object, pageSize: number): AsyncGenerator<StoredCopy> {
   let response = await client.request('POST', `${indexPath(index)}/_search`, {
-    query: { scroll: '1m' },
+    query: { scroll: SCROLL_KEEP_ALIVE },
     body: JSON.stringify({ size: pageSize, _source: false, sort: ['_doc'], query }),
   });
   if (response.status === 404) return;
   let scrollId: string | undefined;
   try {
     for (;;) {
+      if (scrollId !== undefined && response.status === 404) {
+        throw new AppError('SNK_UNAVAILABLE', `scanning index ${index}: the scroll expired between two pages (${parseEngineErrorText(response.body, 404).type}); starting over`);
+      }
       if (response.status !== 200) throw requestRejected(`scanning index ${index}`, response.status, response.body);
       const page = response.json() as ScrollPage;
       scrollId = page._scroll_id;
       const hits = page.hits?.hits ?? [];
       if (hits.length === 0) return;
       for (const hit of hits) yield hit._routing === undefined ? { id: hit._id } : { id: hit._id, routing: hit._routing };
-      response = await client.request('POST', '/_search/scroll', { body: JSON.stringify({ scroll: '1m', scroll_id: scrollId }) });
+      response = await client.request('POST', '/_search/scroll', { body: JSON.stringify({ scroll: SCROLL_KEEP_ALIVE, scroll_id: scrollId }) });
     }
   } finally {
     if (scrollId) await client.request('DELETE', '/_search/scroll', { body: JSON.stringify({ scroll_id: scrollId }) }).catch(() => undefined);

@@ -36,6 +36,27 @@ describe('ElasticsearchSink', () => {
     await expect(writer.add({ op: 'delete', index: 'books', id: '1' })).rejects.toMatchObject({ code: 'SNK_UNAVAILABLE' });
   });
 
+  it('scans with a scroll kept 5 minutes, and reports one that expired anyway as unavailable (the scan is repeated)', async () => {
+    server = await startScriptedServer((req) => {
+      if (req.url === '/') return { body: { version: { number: '8.15.0' } }, headers: { 'x-elastic-product': 'Elasticsearch' } };
+      if (req.url.startsWith('/books/_search')) return { body: { _scroll_id: 's1', hits: { hits: [{ _id: '1' }, { _id: '2', _routing: 'r' }] } } };
+      if (req.method === 'POST' && req.url === '/_search/scroll') {
+        return { status: 404, body: { error: { type: 'search_context_missing_exception', reason: 'No search context found for id [1]' }, status: 404 } };
+      }
+      return { body: {} };
+    });
+    const sink = await ElasticsearchSink.connect(engineConfig(server.url), new MemoryDeadLetters());
+    const seen: unknown[] = [];
+    const scanning = (async () => {
+      for await (const copy of sink.documents('books')) seen.push(copy);
+    })();
+    await expect(scanning).rejects.toMatchObject({ code: 'SNK_UNAVAILABLE', message: expect.stringContaining('the scroll expired between two pages (search_context_missing_exception)') as unknown });
+    expect(seen).toEqual([{ id: '1' }, { id: '2', routing: 'r' }]);
+    expect(server.requests.find((r) => r.url.startsWith('/books/_search'))!.url).toContain('scroll=5m');
+    expect(JSON.parse(server.requests.find((r) => r.url === '/_search/scroll')!.body)).toMatchObject({ scroll: '5m', scroll_id: 's1' });
+    await sink.close();
+  });
+
   it('fails to connect with a clear error and closes its client', async () => {
     server = await startScriptedServer(() => ({ body: { version: { number: '5.6.0' } } }));
     await expect(ElasticsearchSink.connect(engineConfig(server.url), new MemoryDeadLetters())).rejects.toMatchObject({ code: 'SNK_UNSUPPORTED' });
