@@ -82,13 +82,28 @@ export interface OutcomeTally {
   reason: string;
 }
 
-export function tallyOutcomes(items: readonly EncodedAction[], outcomes: readonly ItemOutcome[]): OutcomeTally {
+/**
+ * How many server errors in a row one document may get, in answers the engine gave per item (so the engine is up),
+ * before it is taken for the cause and dead-lettered: otherwise it would be retried, and the sync restarted, forever.
+ */
+export const SUSPECT_ATTEMPTS = 5;
+
+/** `strikes` counts, per action across attempts, its server errors (see SUSPECT_ATTEMPTS). */
+export function tallyOutcomes(items: readonly EncodedAction[], outcomes: readonly ItemOutcome[], strikes?: WeakMap<EncodedAction, number>): OutcomeTally {
   const tally: OutcomeTally = { indexed: 0, deleted: 0, retry: [], letters: [], throttled: false, reason: '' };
   outcomes.forEach((outcome, i) => {
     const item = items[i]!;
+    let struck = 0;
+    if (strikes !== undefined && outcome.kind === 'retry') {
+      if (outcome.suspect === true) strikes.set(item, (struck = (strikes.get(item) ?? 0) + 1));
+      else strikes.delete(item);
+    }
     if (outcome.kind === 'success') {
       if (item.action.op === 'index') tally.indexed++;
       else tally.deleted++;
+    } else if (outcome.kind === 'retry' && struck >= SUSPECT_ATTEMPTS) {
+      const reason = `${outcome.reason} (this document failed ${struck} times in a row while the engine answered for the others)`;
+      tally.letters.push(letterOf(item.action, outcome.status, outcome.errorType, reason));
     } else if (outcome.kind === 'retry') {
       tally.retry.push(item);
       tally.throttled ||= outcome.status === 429;

@@ -8,8 +8,11 @@ import { asRecord, parseEngineError } from './es-errors.js';
 export type ItemOutcome =
   /** Applied; `stale` when a newer external version was already indexed (409 with version). */
   | { kind: 'success'; status: number; stale: boolean }
-  /** Transient (overload, shard unavailable, disk-full block): send the item again after a backoff. */
-  | { kind: 'retry'; status: number; errorType: string; reason: string }
+  /**
+   * Transient (overload, shard unavailable, disk-full block): send the item again after a backoff. `suspect` for a
+   * server error of this item alone (HTTP 500 of no known transient type): after a few, the document is suspected.
+   */
+  | { kind: 'retry'; status: number; errorType: string; reason: string; suspect?: boolean }
   /** The engine refuses this document; retrying will not help: dead letter. */
   | { kind: 'document'; status: number; errorType: string; reason: string }
   /** The whole write path is broken (index missing, credentials refused): stop. */
@@ -67,7 +70,8 @@ export function classifyItem(item: unknown, action: BulkAction, options: Classif
   }
   if (status === 401 || status === 403 || FATAL_TYPES.has(type)) return { kind: 'fatal', status, errorType: type, reason };
   if (isIndexWide(type, reason)) return { kind: 'retry', status, errorType: type, reason };
-  if (status === 429 || status >= 500 || RETRYABLE_TYPES.has(type)) return { kind: 'retry', status, errorType: type, reason };
+  if (RETRYABLE_TYPES.has(type) || status === 429 || status === 503) return { kind: 'retry', status, errorType: type, reason };
+  if (status >= 500) return { kind: 'retry', status, errorType: type, reason, suspect: true };
   return { kind: 'document', status, errorType: type, reason };
 }
 

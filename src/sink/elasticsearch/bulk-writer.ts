@@ -63,6 +63,8 @@ export class BulkWriter {
   private readonly abort = new AbortController();
   private waiters: Array<() => void> = [];
   private readonly tasks = new Set<Promise<void>>();
+  /** Server errors of each action in a row (a document that breaks the engine is dead-lettered after a few). */
+  private readonly strikes = new WeakMap<EncodedAction, number>();
   private readonly counters: BulkStats = { indexed: 0, deleted: 0, deadLettered: 0, retries: 0, requests: 0 };
   private readonly config: WriterConfig;
 
@@ -291,7 +293,7 @@ export class BulkWriter {
 
   /** Counts successes, dead-letters document errors, throws on fatal ones; returns the items to retry. */
   private async settleItems(items: EncodedAction[], outcomes: ItemOutcome[]): Promise<{ items: EncodedAction[]; progress: boolean; reason: string }> {
-    const tally = tallyOutcomes(items, outcomes);
+    const tally = tallyOutcomes(items, outcomes, this.strikes);
     this.counters.indexed += tally.indexed;
     this.counters.deleted += tally.deleted;
     await this.deadLetter(tally.letters);

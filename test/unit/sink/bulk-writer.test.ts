@@ -286,6 +286,26 @@ describe('BulkWriter', () => {
     expect(writer.stats()).toMatchObject({ indexed: 2, deadLettered: 3 });
   });
 
+  it('dead-letters a document that gets a server error every time while the others go through, after a few attempts', async () => {
+    // Document 2 breaks the engine (HTTP 500 of its own); 3 is throttled a while (never suspected); 1 goes through.
+    let throttled = 0;
+    const { server, writer, dead } = await setup(
+      (req) =>
+        bulkResponse(req.body, (l) => {
+          if (l.meta['_id'] === '2') return itemError(500, 'null_pointer_exception', 'Cannot invoke "Object.toString()"');
+          if (l.meta['_id'] === '3' && throttled++ < 8) return itemError(429, 'es_rejected_execution_exception', 'rejected');
+          return undefined;
+        }),
+      { retryInitialMs: 1, retryMaxMs: 2 },
+    );
+    for (const id of [1, 2, 3]) await writer.add(doc(id));
+    await writer.flush();
+    expect(dead.letters.map((l) => [l.id, l.status, l.errorType])).toEqual([['2', 500, 'null_pointer_exception']]);
+    expect(dead.letters[0]!.reason).toContain('failed 5 times in a row while the engine answered for the others');
+    expect(writer.stats()).toMatchObject({ indexed: 2, deadLettered: 1 });
+    expect(server.requests.length).toBeGreaterThanOrEqual(5);
+  });
+
   it('counts stale versions as applied and not-found deletes as deleted', async () => {
     const { writer } = await setup((req) =>
       bulkResponse(req.body, (l) =>
