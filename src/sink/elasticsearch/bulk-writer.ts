@@ -27,6 +27,8 @@ export interface BulkWriterOptions {
   onRequest?: (durationSeconds: number) => void;
   /** Called with the actions that went to the dead-letter store. */
   onDeadLetters?: (letters: DeadLetter[]) => void;
+  /** Called once the writer is closed (its owner lets go of it). */
+  onClose?: () => void;
 }
 
 /** An action in the writer, numbered in the order it was added, with its document's key (see keyOf). */
@@ -173,9 +175,13 @@ export class BulkWriter {
     if (!this.closed) {
       this.closed = true;
       this.abort.abort(new AppError('SNK_UNAVAILABLE', 'the bulk writer was closed'));
+      // What is still buffered is discarded: up to a full request of documents, not to be kept alive by a reference.
+      this.pending = [];
+      this.pendingBytes = 0;
       this.notify();
     }
     await Promise.allSettled([...this.tasks]);
+    this.options.onClose?.();
   }
 
   private assertUsable(): void {

@@ -66,7 +66,15 @@ export class ElasticsearchSink {
 
   /** A new bulk writer over the shared client; closed with the sink. */
   writer(options?: BulkWriterOptions): BulkWriter {
-    const writer = new BulkWriter(this.client, this.config, this.deadLetters, this.logger, options);
+    // Each attempt of a sync takes a writer: the sink lets go of it once it is closed, or the writers of failed
+    // attempts (and their buffers) would live as long as the process.
+    const writer: BulkWriter = new BulkWriter(this.client, this.config, this.deadLetters, this.logger, {
+      ...options,
+      onClose: () => {
+        this.writers.delete(writer);
+        options?.onClose?.();
+      },
+    });
     this.writers.add(writer);
     return writer;
   }

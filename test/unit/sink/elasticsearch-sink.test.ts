@@ -57,6 +57,25 @@ describe('ElasticsearchSink', () => {
     await sink.close();
   });
 
+  it('lets go of a closed writer and of what it still buffered', async () => {
+    server = await startScriptedServer((req) => {
+      if (req.url === '/') return { body: { version: { number: '8.15.0' } }, headers: { 'x-elastic-product': 'Elasticsearch' } };
+      return bulkResponse(req.body);
+    });
+    const sink = await ElasticsearchSink.connect(engineConfig(server.url), new MemoryDeadLetters());
+    const held = (sink as unknown as { writers: Set<unknown> }).writers;
+    // A sync attempt that fails leaves its writer with buffered actions; the next attempt takes a new one.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const writer = sink.writer();
+      await writer.add({ op: 'index', index: 'books', id: String(attempt), source: '{}' });
+      expect(held.size).toBe(1);
+      await writer.close();
+      expect((writer as unknown as { pending: unknown[] }).pending).toEqual([]);
+      expect(held.size).toBe(0);
+    }
+    await sink.close();
+  });
+
   it('fails to connect with a clear error and closes its client', async () => {
     server = await startScriptedServer(() => ({ body: { version: { number: '5.6.0' } } }));
     await expect(ElasticsearchSink.connect(engineConfig(server.url), new MemoryDeadLetters())).rejects.toMatchObject({ code: 'SNK_UNSUPPORTED' });
