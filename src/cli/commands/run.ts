@@ -29,8 +29,12 @@ const CATCH_UP_LAG_SECONDS = 5;
 export async function runCommand(flags: GlobalFlags): Promise<number> {
   const context = createContext(flags);
   const { config, logger } = context;
-  const prepared = await prepareEntries(context, config.snapshotConcurrency + 2);
+  // First: a SIGTERM while the catalog is read stops the process cleanly (exit 0), not by the default handler.
   const { abort, dispose } = stopOnSignals((signal) => logger.info({ signal }, 'stopping: finishing the batch in hand'));
+  const prepared = await prepareEntries(context, config.snapshotConcurrency + 2).catch((error: unknown) => {
+    dispose();
+    throw error;
+  });
   const deadLetters = new FileDeadLetterStore(config.deadLetterPath);
   let sink: ElasticsearchSink | undefined;
   // The PostgreSQL store (in the first entry's database) gets connections of its own: lease renewals and checkpoint

@@ -6,7 +6,7 @@ import { AppError } from '../../errors/app-error.js';
 import type { EngineInfo } from '../document-sink.js';
 import type { EngineClient } from './engine-client.js';
 import { headerValue } from './engine-client.js';
-import { asRecord, parseEngineErrorText, requestRejected } from './es-errors.js';
+import { asRecord, EngineTransportError, parseEngineErrorText, requestRejected } from './es-errors.js';
 
 const SUPPORTED = 'supported: Elasticsearch 7.10 or newer 7.x, 8.x, 9.x; OpenSearch 1.x to 3.x';
 
@@ -24,6 +24,10 @@ export async function detectEngine(client: EngineClient, flavorHint?: EngineInfo
   if (res.status === 401 || res.status === 403) throw requestRejected(what, res.status, res.body);
   if (res.status < 200 || res.status >= 300) {
     const { type, reason } = parseEngineErrorText(res.body, res.status);
+    // Booting, recovering, or a proxy in front of it not ready yet (OpenSearch: "Security not initialized", 503).
+    if (res.status === 408 || res.status === 429 || res.status >= 500) {
+      throw new EngineTransportError(`${what}: GET / answered HTTP ${res.status} (${type}: ${reason})`, `http_${res.status}`, true);
+    }
     throw new AppError('SNK_CONNECT', `${what}: GET / answered HTTP ${res.status} (${type}: ${reason})`, {
       details: { status: res.status, errorType: type },
     });

@@ -73,8 +73,12 @@ describe('detectEngine', () => {
     expect(err.message).not.toContain('S3cret-pa55');
   });
 
-  it('reports other HTTP failures with the status', async () => {
-    const client = await clientAnswering({ status: 503, body: { error: { type: 'master_not_discovered_exception', reason: null } } });
-    await expect(detectEngine(client)).rejects.toMatchObject({ code: 'SNK_CONNECT', message: expect.stringContaining('HTTP 503') as unknown });
+  it('reports other HTTP failures with the status; a booting engine or proxy (408/429/5xx) is worth waiting for', async () => {
+    const booting = await clientAnswering({ status: 503, body: { error: { type: 'master_not_discovered_exception', reason: null } } });
+    await expect(detectEngine(booting)).rejects.toMatchObject({ code: 'SNK_CONNECT', retryable: true, message: expect.stringContaining('HTTP 503') as unknown });
+    const wrong = await clientAnswering({ status: 404, body: { error: { type: 'not_found', reason: 'no such path' } } });
+    const err = (await detectEngine(wrong).catch((e: unknown) => e)) as { code: string; retryable?: boolean; message: string };
+    expect(err).toMatchObject({ code: 'SNK_CONNECT', message: expect.stringContaining('HTTP 404') as unknown });
+    expect(err.retryable).not.toBe(true);
   });
 });
