@@ -129,7 +129,7 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
     }
     // The old checkpoint (snapshot complete) must not survive next to the new slot if we crash before saving the new one.
     if (checkpoint) await store.remove(name);
-    created = await source.createSlot(name);
+    created = await source.createSlot(name, options.signal);
     try {
       // Before the new checkpoint exists, so a crash meanwhile starts over (and sweeps) again.
       const removed = await deleteOrphans(plan, deps.pool, writer, target, created.consistentLsn, `orphan:${formatLsn(created.consistentLsn)}`);

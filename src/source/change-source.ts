@@ -105,7 +105,8 @@ export interface CreatedSlot {
 /** Slot administration and streaming for one database. */
 export interface ChangeSource {
   slotState(slot: string): Promise<SlotState>;
-  createSlot(slot: string): Promise<CreatedSlot>;
+  /** Creates the slot; a `signal` aborting while it waits for open transactions cancels the creation. */
+  createSlot(slot: string, signal?: AbortSignal): Promise<CreatedSlot>;
   dropSlot(slot: string): Promise<void>;
   stream(options: ReplicationStreamOptions): Promise<ReplicationStream>;
   /** Writes a heartbeat into the WAL so an idle database still moves the slot forward. */

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntryPlan } from '../../src/schema/sync-plan.js';
 import { engineForTest, type EngineUnderTest } from '../helpers/engine.js';
 import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
-import { expectConverged, startSluice, type RunningSluice } from '../helpers/live-sluice.js';
+import pg from 'pg';
+import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
 
@@ -75,6 +76,29 @@ describe('least privilege', () => {
     await expectConverged(db.url, plan, engine.url);
     expect(await sluice.stop()).toBe(0);
     sluice = undefined;
+  });
+
+  it('SIGTERM while a new slot waits for a transaction left open exits 0 at once, leaving no half-made slot', async () => {
+    const slot = `${db.name}_privileged_book`;
+    const reset = await runCli(['-c', schemaPath, 'reset', 'privileged_book'], sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work }));
+    expect(reset.code, reset.stderr).toBe(0);
+    // A session idle in a transaction that has written: creating a slot waits for it to end.
+    const idle = new pg.Client({ connectionString: db.url });
+    idle.on('error', () => undefined);
+    await idle.connect();
+    try {
+      await idle.query(`BEGIN; INSERT INTO publisher (id, name, is_active) VALUES (900, 'Left open', true)`);
+      sluice = startSluice(['-c', schemaPath], { ...limitedEnv(), PGSYNC_LOG_LEVEL: 'info' });
+      await waitFor('the slot creation to wait for the open transaction', async () =>
+        (await db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1 AND backend_type = 'walsender' AND state = 'active'`, [role])).rows[0].n === 1 ? true : undefined,
+      );
+      expect(await sluice.stop(30_000)).toBe(0);
+      sluice = undefined;
+      expect((await db.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1`, [slot])).rows[0].n).toBe(0);
+    } finally {
+      await idle.query('ROLLBACK').catch(() => undefined);
+      await idle.end();
+    }
   });
 
   it('teardown drops the slot and the publication', async () => {

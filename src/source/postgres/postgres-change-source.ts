@@ -25,8 +25,8 @@ export class PostgresChangeSource implements ChangeSource {
     };
   }
 
-  createSlot(slot: string): Promise<CreatedSlot> {
-    return createSlotWithSnapshot(this.config, this.database, slot);
+  createSlot(slot: string, signal?: AbortSignal): Promise<CreatedSlot> {
+    return createSlotWithSnapshot(this.config, this.database, slot, signal ? { signal, canceller: this.pool } : undefined);
   }
 
   dropSlot(slot: string): Promise<void> {

@@ -60,8 +60,17 @@ export function slotNameFor(database: string, index: string): string {
 /**
  * Creates a pgoutput slot and exports its snapshot. The replication connection stays open and idle
  * until `release()`: the snapshot dies with it (or with any further command on it).
+ *
+ * Creating the slot waits for every transaction that already has an id to end, which an idle-in-transaction
+ * session can make last for hours. When `signal` aborts meanwhile, the command is cancelled through `canceller` (a
+ * regular connection of the same role, which may cancel its own backends): PostgreSQL drops the unfinished slot.
  */
-export async function createSlotWithSnapshot(config: PostgresConfig, database: string, slot: string): Promise<ExportedSnapshotSlot> {
+export async function createSlotWithSnapshot(
+  config: PostgresConfig,
+  database: string,
+  slot: string,
+  stop?: { signal: AbortSignal; canceller: Queryable },
+): Promise<ExportedSnapshotSlot> {
   const client = new pg.Client(replicationClientOptions(config, database));
   // A connection lost while idle surfaces as the readers' SET TRANSACTION SNAPSHOT failing.
   client.on('error', () => undefined);
@@ -69,9 +78,18 @@ export async function createSlotWithSnapshot(config: PostgresConfig, database: s
     await client.connect();
     const version = await client.query<{ server_version_num: string }>('SHOW server_version_num');
     const legacy = Number(version.rows[0]?.server_version_num ?? 0) < 150000;
-    const created = await client.query<{ consistent_point: string; snapshot_name: string }>(
-      `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput ${legacy ? 'EXPORT_SNAPSHOT' : "(SNAPSHOT 'export')"}`,
-    );
+    const pid = stop ? Number((await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid) : undefined;
+    const cancel = () => void stop?.canceller.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
+    stop?.signal.throwIfAborted();
+    stop?.signal.addEventListener('abort', cancel, { once: true });
+    let created;
+    try {
+      created = await client.query<{ consistent_point: string; snapshot_name: string }>(
+        `CREATE_REPLICATION_SLOT ${quoteIdent(slot)} LOGICAL pgoutput ${legacy ? 'EXPORT_SNAPSHOT' : "(SNAPSHOT 'export')"}`,
+      );
+    } finally {
+      stop?.signal.removeEventListener('abort', cancel);
+    }
     const row = created.rows[0];
     if (row === undefined) throw new Error('CREATE_REPLICATION_SLOT returned no row');
     let released: Promise<void> | undefined;
