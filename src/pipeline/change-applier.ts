@@ -197,7 +197,15 @@ export async function writeBuiltChanges(
  * starts over (new slot, new snapshot): the snapshot rewrites the roots that exist, but the deletes the old slot
  * still held are gone with it, so their documents would stay forever. Returns how many were deleted.
  */
-export async function deleteOrphans(plan: EntryPlan, pool: pg.Pool, writer: ActionWriter, scanner: IndexScanner, version: bigint, position: string): Promise<number> {
+export async function deleteOrphans(
+  plan: EntryPlan,
+  pool: pg.Pool,
+  writer: ActionWriter,
+  scanner: IndexScanner,
+  version: bigint,
+  position: string,
+  signal?: AbortSignal,
+): Promise<number> {
   let deleted = 0;
   /** Stored copies of the page in hand, by id (with routing, one id may have several). */
   let copies = new Map<string, StoredCopy[]>();
@@ -216,6 +224,8 @@ export async function deleteOrphans(plan: EntryPlan, pool: pg.Pool, writer: Acti
     }
   };
   for await (const copy of scanner.documents(plan.index)) {
+    // Stopped part-way, the sweep runs again in full: the new checkpoint is only saved after it.
+    signal?.throwIfAborted();
     copies.set(copy.id, [...(copies.get(copy.id) ?? []), copy]);
     if (copies.size >= ROOTS_PER_QUERY) await sweep();
   }

@@ -132,7 +132,7 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
     created = await source.createSlot(name, options.signal);
     try {
       // Before the new checkpoint exists, so a crash meanwhile starts over (and sweeps) again.
-      const removed = await deleteOrphans(plan, deps.pool, writer, target, created.consistentLsn, `orphan:${formatLsn(created.consistentLsn)}`);
+      const removed = await deleteOrphans(plan, deps.pool, writer, target, created.consistentLsn, `orphan:${formatLsn(created.consistentLsn)}`, options.signal);
       if (removed > 0) logger.warn({ index: plan.index, documents: removed }, 'deleted documents whose rows are gone (changes the old slot still held)');
       checkpoint = { slot: name, snapshot: { consistentLsn: formatLsn(created.consistentLsn), complete: false }, updatedAt: new Date().toISOString() };
       await store.save(name, checkpoint);

@@ -260,9 +260,11 @@ export async function runStreamPhase(
     try {
       for (const truncate of txn.truncates) {
         await finish();
-        await applyTruncate(plan, pool, writer, scanner, truncate, version, options.chunkSize);
+        await applyTruncate(plan, pool, writer, scanner, truncate, version, options.chunkSize, options.signal);
       }
       for await (const rows of txn.changes(options.batchSize)) {
+        // A large transaction is stopped part-way on SIGTERM: nothing of it is acknowledged (replayFloor) until it ends.
+        options.signal.throwIfAborted();
         if (held !== undefined) {
           changes = held;
           dispatch();
@@ -333,7 +335,7 @@ export async function runStreamPhase(
           } else if (message.change.kind === 'truncate') {
             // Deletes or rebuilds everything: every earlier batch must be in the engine first.
             await finish();
-            await applyTruncate(plan, pool, writer, scanner, message.change, version, options.chunkSize);
+            await applyTruncate(plan, pool, writer, scanner, message.change, version, options.chunkSize, options.signal);
           } else {
             changes.push(message.change);
             if (changes.length >= options.batchSize) {
@@ -479,7 +481,17 @@ function timeoutOrAbort(ms: number, signal: AbortSignal, onWake: (wake: () => vo
  * TRUNCATE of the root table deletes every document; of a child table, rebuilds every root (their children
  * there are gone, and which roots had some is no longer known).
  */
-async function applyTruncate(plan: EntryPlan, pool: pg.Pool, writer: ActionWriter, scanner: IndexScanner, change: TruncateChange, version: bigint, chunkSize: number): Promise<void> {
+/** Stopped part-way when `signal` aborts: the TRUNCATE is not acknowledged, so it is applied again after a restart. */
+async function applyTruncate(
+  plan: EntryPlan,
+  pool: pg.Pool,
+  writer: ActionWriter,
+  scanner: IndexScanner,
+  change: TruncateChange,
+  version: bigint,
+  chunkSize: number,
+  signal: AbortSignal,
+): Promise<void> {
   const tables = new Set(change.relations.map((r) => tableKey(r.schema, r.table)));
   const position = `lsn:${formatLsn(version)}:truncate`;
   if (tables.has(tableKey(plan.root.schema, plan.root.table))) {
@@ -487,13 +499,14 @@ async function applyTruncate(plan: EntryPlan, pool: pg.Pool, writer: ActionWrite
     // one written since the last refresh would otherwise outlive the TRUNCATE.
     await scanner.refresh(plan.index);
     for await (const copy of scanner.documents(plan.index)) {
+      signal.throwIfAborted();
       await writer.add({ op: 'delete', index: plan.index, id: copy.id, version, position, ...(copy.routing !== undefined ? { routing: copy.routing } : {}) });
     }
     await writer.flush();
     return;
   }
   if (treeTables(plan).some((t) => tables.has(t))) {
-    await runFullSync(plan, pool, writer, { chunkSize, concurrency: 1, version });
+    await runFullSync(plan, pool, writer, { chunkSize, concurrency: 1, version, signal });
   }
 }
 

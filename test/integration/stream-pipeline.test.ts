@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Checkpoint } from '../../src/checkpoint/checkpoint-store.js';
 import { parseLsn } from '../../src/source/postgres/lsn.js';
 import { slotNameFor } from '../../src/source/postgres/replication-slot.js';
-import { allDocuments, engineForTest, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
+import { allDocuments, engineCall, engineForTest, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
 import { startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
@@ -138,4 +138,25 @@ describe.skipIf(REAL_ENGINE_URL)('pipelined stream batches (guarantee 1)', () =>
     expect(await confirmedLsn()).toBe(parseLsn(checkpoint.lsn!));
     sluice = undefined;
   });
+
+  it('SIGTERM in the middle of a TRUNCATE\'s deletes stops after the requests in flight; the restart finishes them', async () => {
+    const count = async () => {
+      await engineCall(engine.url, 'POST', `/${index}/_refresh`);
+      return (await engineCall(engine.url, 'POST', `/${index}/_count`)).json.count as number;
+    };
+    await sluice?.stop();
+    await db.query(`INSERT INTO item SELECT i, 'many' FROM generate_series(1001, 31000) i`);
+    sluice = startSluice(['-c', schemaPath], env);
+    await waitFor('30,010 documents', async () => ((await count()) === 30_010 ? true : undefined), 60_000);
+    // Every delete request of the TRUNCATE takes 3 s: 30 of them, two at a time, would take 45 s.
+    engine.server!.faults.inject({ kind: 'delay', ms: 3000, path: '_bulk$', times: 100 });
+    const before = bulkRequests();
+    await db.query('TRUNCATE item');
+    await waitFor('the first delete request to reach the engine', async () => (bulkRequests() > before ? true : undefined));
+    expect(await sluice.stop(30_000)).toBe(0);
+    expect(await count()).toBeGreaterThan(0);
+    engine.server!.faults.clear();
+    sluice = startSluice(['-c', schemaPath], env);
+    await waitFor('the TRUNCATE applied again after the restart', async () => ((await count()) === 0 ? true : undefined), 60_000);
+  }, 150_000);
 });
