@@ -21,7 +21,8 @@ export interface IndexSyncLogger {
 export interface IndexTarget extends IndexScanner {
   /** Creates `plan.index` unless it exists; true when it was created now. */
   ensureIndex(plan: EntryPlan): Promise<boolean>;
-  writer(): ActionWriter;
+  /** A writer for one attempt; once `stop` aborts it sends nothing again after a failed request (SIGTERM). */
+  writer(stop?: AbortSignal): ActionWriter;
 }
 
 export interface IndexSyncDeps {
@@ -94,7 +95,7 @@ export async function runIndexSync(deps: IndexSyncDeps, options: IndexSyncOption
 }
 
 async function runOnce(deps: IndexSyncDeps, options: IndexSyncOptions, onProgress: () => void): Promise<void> {
-  const writer = deps.target.writer();
+  const writer = deps.target.writer(options.signal);
   try {
     await runWith(writer, deps, options, onProgress);
   } finally {

@@ -148,8 +148,9 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
 function indexTarget(sink: ElasticsearchSink, metrics: SluiceMetrics): GenerationTarget {
   return {
     ensureIndex: (plan: EntryPlan) => sink.ensureIndex({ name: plan.index, settings: plan.settings, mappings: plan.mappings, pipeline: plan.pipeline }),
-    writer: () =>
+    writer: (stop) =>
       sink.writer({
+        stop,
         onRequest: (seconds) => metrics.bulkDuration.observe(seconds),
         onDeadLetters: (letters) => letters.forEach((letter) => metrics.deadLetters.inc({ index: letter.index })),
       }),

@@ -29,6 +29,11 @@ export interface BulkWriterOptions {
   onDeadLetters?: (letters: DeadLetter[]) => void;
   /** Called once the writer is closed (its owner lets go of it). */
   onClose?: () => void;
+  /**
+   * Once aborted (SIGTERM), requests in flight still finish but a failed one is not retried: waiting out an engine
+   * that is down could outlast any shutdown grace period, and what was not written is not acknowledged anyway.
+   */
+  stop?: AbortSignal;
 }
 
 /** An action in the writer, numbered in the order it was added, with its document's key (see keyOf). */
@@ -333,10 +338,15 @@ export class BulkWriter {
       backoffDelayMs(sub.attempt, this.config.retryInitialMs, this.config.retryMaxMs, this.options.random),
       this.config.retryGiveUpMs - elapsedMs,
     );
+    const stop = this.options.stop;
+    if (stop?.aborted) throw new AppError('SNK_UNAVAILABLE', `stopping: a failed bulk request is not retried (${reason})`, { details: { actions } });
     sub.attempt++;
     this.counters.retries += retries;
     this.logger?.warn({ actions, attempt: sub.attempt, delayMs, reason }, 'bulk request will be retried');
-    await sleep(delayMs, this.abort.signal);
+    await sleep(delayMs, stop ? AbortSignal.any([this.abort.signal, stop]) : this.abort.signal).catch((error: unknown) => {
+      if (!stop?.aborted || this.abort.signal.aborted) throw error;
+    });
+    if (stop?.aborted) throw new AppError('SNK_UNAVAILABLE', `stopping: a failed bulk request is not retried (${reason})`, { details: { actions } });
   }
 
   /** Splits a throttled request to the reduced batch size; each part keeps the retry state. */

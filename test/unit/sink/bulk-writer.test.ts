@@ -32,6 +32,10 @@ function doc(id: number | string, extra = ''): BulkAction {
 }
 
 const ok: Responder = (req) => bulkResponse(req.body);
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setTimeout(r, 5));
+}
 const ids = (s: ScriptedServer, n: number) => parseBulk(s.requests[n]!.body).map((l) => l.meta['_id']);
 
 describe('BulkWriter', () => {
@@ -304,6 +308,30 @@ describe('BulkWriter', () => {
     expect(dead.letters[0]!.reason).toContain('failed 5 times in a row while the engine answered for the others');
     expect(writer.stats()).toMatchObject({ indexed: 2, deadLettered: 1 });
     expect(server.requests.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('once stopped, does not retry a failed request: the wait for the next attempt ends and the writer fails', async () => {
+    const server = await startScriptedServer(() => ({ status: 503, body: { error: { type: 'unavailable', reason: 'engine down' }, status: 503 } }));
+    // A minute between attempts and five before giving up: without the stop, flush() would wait that long.
+    const config = engineConfig(server.url, { retryInitialMs: 60_000, retryMaxMs: 60_000, retryGiveUpMs: 300_000 });
+    const client = new EngineClient(config);
+    const stop = new AbortController();
+    const writer = new BulkWriter(client, config, new MemoryDeadLetters(), undefined, { stop: stop.signal });
+    cleanups.push(async () => {
+      await writer.close();
+      await client.close();
+      await server.close();
+    });
+    await writer.add(doc(1));
+    const flushed = writer.flush().then(
+      () => 'flushed',
+      (error: AppError) => error,
+    );
+    await waitUntil(() => server.requests.length === 1);
+    stop.abort();
+    const outcome = await flushed;
+    expect(outcome).toMatchObject({ code: 'SNK_UNAVAILABLE', message: expect.stringContaining('stopping: a failed bulk request is not retried (HTTP 503') as unknown });
+    expect(server.requests).toHaveLength(1);
   });
 
   it('counts stale versions as applied and not-found deletes as deleted', async () => {
