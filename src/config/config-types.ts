@@ -23,6 +23,11 @@ export interface PostgresConfig {
   sslRootCert?: string;
   /** `SET work_mem` on every connection, e.g. "16MB" (PG_WORK_MEM). */
   workMem?: string;
+  /**
+   * A replication stream that receives nothing for this long is taken for a dead connection and reopened
+   * (SLUICE_REPLICATION_TIMEOUT_SECONDS; default 120 s).
+   */
+  replicationTimeoutMs?: number;
 }
 
 export type EngineAuth =

@@ -47,6 +47,8 @@ export function parsePostgres(r: EnvReader): PostgresConfig {
   if (sslMode !== undefined) config.sslMode = sslMode;
   if (sslRootCert !== undefined) config.sslRootCert = sslRootCert;
   if (workMem !== undefined) config.workMem = workMem;
+  const replicationTimeout = r.int('SLUICE_REPLICATION_TIMEOUT_SECONDS', { min: 15, max: 3600 });
+  if (replicationTimeout !== undefined) config.replicationTimeoutMs = replicationTimeout * 1000;
   return config;
 }
 

@@ -169,6 +169,7 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
   status.phase = 'streaming';
   const stopPolling = new AbortController();
   const polling = pollSlot(deps, status, Math.max(100, options.heartbeatIntervalMs / 2), stopPolling.signal);
+  let failed = false;
   try {
     await runStreamPhase(plan, routes, deps.pool, stream, writer, target, store, checkpoint, {
       name,
@@ -195,10 +196,16 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
         await source.emitHeartbeat();
       },
     });
+  } catch (error) {
+    failed = true;
+    throw error;
   } finally {
     stopPolling.abort();
     await polling;
-    await stream.close();
+    // Closing a stream that failed can fail too (its walsender not gone yet): the first error is the one to report.
+    await stream.close().catch((error: unknown) => {
+      if (!failed) throw error;
+    });
   }
 }
 

@@ -12,6 +12,10 @@ export function connectionOptions(config: PostgresConfig, database: string): pg.
     database,
     ssl: sslOptions(config),
     application_name: 'sluice',
+    // TCP keepalives: a peer gone without closing (failover, a NAT dropping idle flows) fails the connection
+    // instead of leaving a query or an idle pooled client waiting on it for good.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     // Documents carry timestamptz values; UTC makes their text independent of the server's TimeZone.
     options: `-c TimeZone=UTC -c DateStyle=ISO,MDY -c extra_float_digits=1${config.workMem ? ` -c work_mem=${config.workMem}` : ''}`,
   };

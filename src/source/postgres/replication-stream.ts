@@ -122,6 +122,8 @@ const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 const XLOG_DATA = 0x77; // 'w'
 const STREAM_START = 0x53; // 'S'
 const CLOSE_STEP_TIMEOUT_MS = 2000;
+/** SLUICE_REPLICATION_TIMEOUT_SECONDS's default. */
+const DEFAULT_REPLICATION_TIMEOUT_MS = 120_000;
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
@@ -143,6 +145,9 @@ class PgReplicationStream implements PostgresReplicationStream {
   private copyDone = false;
   private acked = 0n;
   private counters = { maxBuffered: 0, pendingBytes: 0, maxPendingBytes: 0, pauses: 0, paused: false };
+  /** When the last CopyData arrived, and when the consumer began waiting for the next message: the watchdog's clock. */
+  private lastReceived = Date.now();
+  private waitingSince = Date.now();
   private finished: Promise<void> = Promise.resolve();
 
   constructor(
@@ -181,7 +186,19 @@ class PgReplicationStream implements PostgresReplicationStream {
         },
       );
     });
-    this.timer = setInterval(() => this.sendStatus(), this.options.statusIntervalMs ?? 10_000);
+    this.lastReceived = Date.now();
+    const silenceLimitMs = this.config.replicationTimeoutMs ?? DEFAULT_REPLICATION_TIMEOUT_MS;
+    this.timer = setInterval(() => {
+      // A connection dropped without a FIN or RST (failover, a NAT forgetting it) is otherwise noticed only after the
+      // kernel's retransmissions, some fifteen minutes. While the consumer waits for a message, a live stream is never
+      // quiet this long: the consumer emits a heartbeat every heartbeat interval and it comes back through the stream.
+      // While the consumer is busy (a long TRUNCATE rebuild) it emits none, and the quiet proves nothing.
+      if (this.waiter !== undefined && Date.now() - Math.max(this.lastReceived, this.waitingSince) > silenceLimitMs) {
+        this.fail(new AppError('SRC_CONNECT', `PostgreSQL sent nothing on the replication stream of slot "${slot}" for ${Math.round(silenceLimitMs / 1000)} s (SLUICE_REPLICATION_TIMEOUT_SECONDS): the connection is taken for dead and reopened`));
+        return;
+      }
+      this.sendStatus();
+    }, Math.min(this.options.statusIntervalMs ?? 10_000, silenceLimitMs / 2));
     this.timer.unref();
   }
 
@@ -230,10 +247,12 @@ class PgReplicationStream implements PostgresReplicationStream {
     }
     if (this.closing) return Promise.resolve(DONE);
     if (this.waiter !== undefined) return Promise.reject(new Error('replication stream: next() called while a previous next() is pending'));
+    this.waitingSince = Date.now();
     return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
   }
 
   private onCopyData(chunk: Buffer): void {
+    this.lastReceived = Date.now();
     if (this.closing || this.failure) return;
     // Answer at once even when the buffer is full, and only with the acknowledged position.
     if (chunk[0] === 0x6b && chunk[17] === 1) this.sendStatus();
