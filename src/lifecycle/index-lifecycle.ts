@@ -157,9 +157,11 @@ class Epoch {
         { ...options, signal: rebuildAbort.signal },
       );
     }
+    let supervising: Promise<unknown> | undefined;
     try {
       const stopped = Promise.all([liveSync, rebuildSync]).then(() => 'stopped' as const);
-      const outcome = await Promise.race([stopped, this.supervise(rebuild, rebuildStatus, superviseAbort.signal)]);
+      supervising = this.supervise(rebuild, rebuildStatus, superviseAbort.signal);
+      const outcome = await Promise.race([stopped, supervising]);
       if (outcome === 'stopped' || outcome === 'aborted') {
         await stopped;
         return 'stopped';
@@ -176,7 +178,8 @@ class Epoch {
       rebuildAbort.abort();
       // The process-wide signal outlives every epoch (one per reindex or hand-over).
       for (const remove of unlink) remove();
-      await Promise.allSettled([liveSync, rebuildSync]);
+      // A supervision step still running (a swap, a save of the fields) must not land in the next epoch.
+      await Promise.allSettled([liveSync, rebuildSync, supervising]);
       deps.status.rebuild = undefined;
     }
   }
