@@ -56,7 +56,13 @@ export interface IndexSyncOptions {
 const RETRYABLE = new Set(['SRC_CONNECT', 'SRC_QUERY', 'SNK_CONNECT', 'SNK_UNAVAILABLE', 'CKP_UNAVAILABLE', 'SRC_SLOT_LOST', 'SRC_SLOT_MISSING', 'CKP_NOT_OWNER']);
 
 export function isRetryable(error: unknown): boolean {
-  if (error instanceof AppError) return RETRYABLE.has(error.code);
+  if (error instanceof AppError) {
+    // The engine refusing the credentials (revoked, rotated) or the certificate does not pass by waiting; stopped,
+    // the process is restarted with the new settings, as at start-up, where these errors are not waited out either.
+    const { status, retryable } = error.details as { status?: unknown; retryable?: unknown };
+    if (error.code === 'SNK_CONNECT' && (status === 401 || status === 403 || retryable === false)) return false;
+    return RETRYABLE.has(error.code);
+  }
   const code = (error as { code?: string }).code;
   // Driver-level network errors and PostgreSQL shutdown/connection classes (57P, 08).
   return typeof code === 'string' && (/^E[A-Z]+$/.test(code) || code.startsWith('57P') || code.startsWith('08'));

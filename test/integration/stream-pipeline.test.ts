@@ -159,4 +159,17 @@ describe.skipIf(REAL_ENGINE_URL)('pipelined stream batches (guarantee 1)', () =>
     sluice = startSluice(['-c', schemaPath], env);
     await waitFor('the TRUNCATE applied again after the restart', async () => ((await count()) === 0 ? true : undefined), 60_000);
   }, 150_000);
+
+  it('credentials refused mid-run (revoked, rotated) stop the process with exit 1 instead of a wait that cannot end', async () => {
+    engine.server!.faults.inject({ kind: 'status', status: 401, path: '_bulk$', times: 1000 });
+    try {
+      const exited = new Promise<number | null>((resolve) => sluice!.child.once('exit', (code) => resolve(code)));
+      await db.query(`INSERT INTO item VALUES (5000, 'after the revocation')`);
+      expect(await exited).toBe(1);
+      expect(sluice!.output()).toContain('the credentials were refused (HTTP 401');
+      sluice = undefined;
+    } finally {
+      engine.server!.faults.clear();
+    }
+  }, 60_000);
 });
