@@ -3,7 +3,7 @@ import type { Checkpoint, CheckpointStore } from '../checkpoint/checkpoint-store
 import { AppError, toError } from '../errors/app-error.js';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import type { ChangeSource, CreatedSlot } from '../source/change-source.js';
-import { formatLsn } from '../source/postgres/lsn.js';
+import { formatLsn, parseLsn } from '../source/postgres/lsn.js';
 import { columnSelection, compileChangeRoutes } from '../transform/change-routes.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import type { ActionWriter } from './full-sync.js';
@@ -118,9 +118,19 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
   let created: CreatedSlot | undefined;
   // Created just now although the checkpoint has progress: the index was deleted under us, its documents are gone.
   const recreated = (await target.ensureIndex(plan)) && checkpoint?.snapshot !== undefined;
-  if (!checkpoint?.snapshot || !slot.exists || slot.invalidated || recreated) {
+  // Sluice acknowledges a position only after storing it, so its own slot is never ahead of its checkpoint. One that is
+  // was made by someone else after ours was lost (`sluice bootstrap` or a DBA recreating it, a restored or failed-over
+  // server): it starts after changes the index never got, which only a new snapshot brings back.
+  const stored = checkpoint?.snapshot ? maxLsn(checkpoint.lsn, checkpoint.snapshot.consistentLsn) : undefined;
+  const foreign = slot.exists && stored !== undefined && slot.confirmedLsn !== undefined && slot.confirmedLsn > stored;
+  if (!checkpoint?.snapshot || !slot.exists || slot.invalidated || recreated || foreign) {
     if (slot.exists) {
-      if (recreated) {
+      if (foreign) {
+        logger.warn(
+          { index: plan.index, slot: name, reason: 'slot ahead of checkpoint', slotLsn: formatLsn(slot.confirmedLsn!), checkpointLsn: formatLsn(stored!) },
+          'starting the index over: the replication slot starts after the checkpoint, so it is not the one the checkpoint was taken from (recreated after it was lost?)',
+        );
+      } else if (recreated) {
         logger.warn({ index: plan.index, slot: name, reason: 'index missing' }, 'starting the index over: the index was missing from the engine and was created empty');
       } else if (slot.invalidated) {
         logger.warn({ index: plan.index, slot: name, reason: 'slot invalidated' }, 'starting the index over: the replication slot was invalidated (it fell behind max_slot_wal_keep_size)');
@@ -240,3 +250,11 @@ async function pollSlot(deps: IndexSyncDeps, status: IndexStatus, intervalMs: nu
 }
 
 export type { Checkpoint };
+
+/** The later of a checkpoint's positions (text LSNs); an absent one counts as 0/0. */
+function maxLsn(...positions: Array<string | undefined>): bigint {
+  return positions.reduce((max, lsn) => {
+    const value = lsn === undefined ? 0n : parseLsn(lsn);
+    return value > max ? value : max;
+  }, 0n);
+}

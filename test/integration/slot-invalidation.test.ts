@@ -74,4 +74,25 @@ describe('an invalidated replication slot', () => {
     expect(await sluice.stop()).toBe(0);
     sluice = undefined;
   });
+
+  it('a slot recreated after ours was lost (bootstrap run again) is not taken for ours: the index starts over', async () => {
+    const slot = slotNameFor('lost', 'lost_book');
+    const client = new pg.Client({ connectionString: dbUrl });
+    await client.connect();
+    try {
+      // The slot is lost (a failover, a DBA) while Sluice is stopped; changes are made; then bootstrap makes a new
+      // slot, which starts after them.
+      await client.query('SELECT pg_drop_replication_slot($1)', [slot]);
+      await client.query(`DELETE FROM book WHERE id = 2`);
+      await client.query(`UPDATE author SET name = 'While the slot was gone' WHERE id = 1`);
+    } finally {
+      await client.end();
+    }
+    expect((await runCli(['-c', schemaPath, 'bootstrap'], env)).code).toBe(0);
+    sluice = startSluice(['-c', schemaPath], env);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(sluice.output()).toContain('slot ahead of checkpoint');
+    expect(await sluice.stop()).toBe(0);
+    sluice = undefined;
+  });
 });
