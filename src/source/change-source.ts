@@ -63,7 +63,8 @@ export type StreamMessage =
  * columns of old and new are compared as they arrive (RowChange.comparedChanged). Rows of unlisted tables carry
  * every column.
  */
-export type ColumnSelection = ReadonlyMap<string, { identifying: ReadonlySet<string>; compared: ReadonlySet<string> }>;
+/** Per table: the columns decoded, and those compared between old and new (absent: never skipped, nothing compared). */
+export type ColumnSelection = ReadonlyMap<string, { identifying: ReadonlySet<string>; compared?: ReadonlySet<string> }>;
 
 export interface ReplicationStreamOptions {
   slot: string;

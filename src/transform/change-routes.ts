@@ -53,8 +53,13 @@ export function compileChangeRoutes(plan: EntryPlan): ChangeRoutes {
     valueColumns: root.primaryKey,
     rootKeysQuery: (tuples) => ({ text: '', values: tuples }),
   });
+  // Tables whose updates are never skipped as irrelevant: a document uses a value that no compared column shows
+  // changing. xmin changes with every update; a generated column's value is not in the WAL (pgoutput leaves it out),
+  // and its sources may be columns no document names.
+  const neverSkip = new Set<string>();
   const visit = (node: PlanNode, path: Step[]) => {
     use(node.schema, node.table, [...node.primaryKey, ...node.columns.map((c) => c.spec.column)]);
+    if (node.columns.some((c) => c.info.generated === true || c.info.name === 'xmin')) neverSkip.add(tableKey(node.schema, node.table));
     const parent = path[path.length - 1]!;
     for (const child of node.children) {
       const rel = child.relationship!;
@@ -83,6 +88,7 @@ export function compileChangeRoutes(plan: EntryPlan): ChangeRoutes {
     }
   };
   visit(root, [{ node: root, alias: rootAlias, joins: '' }]);
+  for (const key of neverSkip) relevant.delete(key);
   return { routes, relevantColumns: relevant };
 }
 
@@ -91,10 +97,12 @@ export function compileChangeRoutes(plan: EntryPlan): ChangeRoutes {
  * row is complete the columns some document uses (to skip an update that changed none of them).
  */
 export function columnSelection(routes: ChangeRoutes): ColumnSelection {
-  const selection = new Map<string, { identifying: Set<string>; compared: ReadonlySet<string> }>();
+  const selection = new Map<string, { identifying: Set<string>; compared?: ReadonlySet<string> }>();
   for (const [table, tableRoutes] of routes.routes) {
     const identifying = new Set(tableRoutes.flatMap((route) => route.valueColumns));
-    selection.set(table, { identifying, compared: routes.relevantColumns.get(table) ?? new Set() });
+    // No relevant columns known: updates are never skipped, so nothing is compared.
+    const compared = routes.relevantColumns.get(table);
+    selection.set(table, compared === undefined ? { identifying } : { identifying, compared });
   }
   return selection;
 }

@@ -19,6 +19,8 @@ export interface ColumnInfo {
   isArray: boolean;
   /** pg_type.typcategory of the (element) type: S string, N numeric, B boolean, D datetime, U user (json…). */
   category: string;
+  /** A generated column (GENERATED ALWAYS AS … STORED): pgoutput never sends its value. */
+  generated?: boolean;
 }
 
 export interface ForeignKeyInfo {
@@ -48,10 +50,12 @@ export async function readCatalog(client: pg.ClientBase): Promise<Catalog> {
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')`,
   );
-  const columnRows = await client.query<{ attrelid: number; attname: string; type: string; typname: string; is_array: boolean; category: string }>(
+  const columnRows = await client.query<{ attrelid: number; attname: string; type: string; typname: string; is_array: boolean; category: string; generated: boolean }>(
+    // attgenerated exists from PostgreSQL 12; read through to_jsonb so one query works on every version.
     `SELECT a.attrelid::int AS attrelid, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
             coalesce(et.typname, t.typname) AS typname, et.oid IS NOT NULL AS is_array,
-            coalesce(et.typcategory, t.typcategory)::text AS category
+            coalesce(et.typcategory, t.typcategory)::text AS category,
+            coalesce(to_jsonb(a) ->> 'attgenerated', '') IN ('s', 'v') AS generated
        FROM pg_attribute a
        JOIN pg_class c ON c.oid = a.attrelid
        JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -85,6 +89,7 @@ export async function readCatalog(client: pg.ClientBase): Promise<Catalog> {
       baseTypeName: row.typname,
       isArray: row.is_array,
       category: row.category,
+      ...(row.generated ? { generated: true } : {}),
     });
   }
   const foreignKeys: ForeignKeyInfo[] = [];

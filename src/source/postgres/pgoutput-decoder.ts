@@ -24,7 +24,7 @@ export interface Relation extends RelationRef {
   decode: Uint8Array;
   /** Per column: 1 when a complete old value is compared with the new one (a selection's compared columns). */
   compare: Uint8Array;
-  /** The stream decodes a column selection for this table. */
+  /** The selection compares old and new values for this table (an update changing none of them can be skipped). */
   selective: boolean;
 }
 
@@ -255,10 +255,10 @@ export class PgoutputDecoder {
     if (selected !== undefined) {
       columns.forEach((column, i) => {
         decode[i] = selected.identifying.has(column.name) ? DECODED : SKIPPED;
-        compare[i] = selected.compared.has(column.name) ? 1 : 0;
+        compare[i] = selected.compared?.has(column.name) ? 1 : 0;
       });
     }
-    this.relations.set(id, { id, schema, table, replicaIdentity, columns, decode, compare, selective: selected !== undefined });
+    this.relations.set(id, { id, schema, table, replicaIdentity, columns, decode, compare, selective: selected?.compared !== undefined });
     if (this.oldKinds.length < count) {
       this.oldKinds = new Uint8Array(count);
       this.oldStarts = new Int32Array(count);
