@@ -11,9 +11,9 @@
  *
  * Durability: Redis acknowledges a write once it is in memory. Only `appendonly yes` with
  * `appendfsync always` makes it durable before the reply; with `everysec` up to about a second of writes,
- * and without AOF everything since the last RDB snapshot, is lost when the Redis server crashes. The
- * replication slot stays the source of truth for the stream, so a lost or older checkpoint costs repeated
- * work (snapshot chunks done again, or a full re-sync when the key is gone), never lost changes.
+ * and without AOF everything since the last RDB snapshot, is lost when the Redis server crashes. A lost or
+ * older checkpoint costs repeated work (snapshot chunks done again, or a new snapshot of the index when the key
+ * is gone or older than its slot's position), never lost changes.
  * `open` checks the server settings and reports the trade-off through `warnings()`.
  *
  * Ownership leases live beside, in `sluice:<name>:lease` (outside PGSync's `queue:` keys): the holder as value,
