@@ -6,7 +6,7 @@ import type { EntryPlan } from '../../src/schema/sync-plan.js';
 import { engineForTest, type EngineUnderTest } from '../helpers/engine.js';
 import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
 import pg from 'pg';
-import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
+import { expectConverged, logLines, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
 
@@ -75,7 +75,22 @@ describe('least privilege', () => {
     await db.query(`UPDATE author SET name = 'Renamed' WHERE id = 1; DELETE FROM book_subject WHERE id = 1`);
     await expectConverged(db.url, plan, engine.url);
     expect(await sluice.stop()).toBe(0);
+    // Bootstrap set REPLICA IDENTITY FULL everywhere: nothing to warn about.
+    expect(sluice.output()).not.toContain('REPLICA IDENTITY is not FULL');
     sluice = undefined;
+  });
+
+  it('a child table without REPLICA IDENTITY FULL is named in a warning at start', async () => {
+    await db.query(`ALTER TABLE book_author REPLICA IDENTITY DEFAULT; ALTER TABLE rating REPLICA IDENTITY DEFAULT`);
+    try {
+      sluice = startSluice(['-c', schemaPath], limitedEnv());
+      const warning = await waitFor('the warning', async () => logLines(sluice!.output()).find((l) => String(l.msg).startsWith('REPLICA IDENTITY is not FULL')));
+      expect(warning.tables).toEqual(['public.book_author', 'public.rating']);
+      expect(await sluice.stop()).toBe(0);
+      sluice = undefined;
+    } finally {
+      await db.query(`ALTER TABLE book_author REPLICA IDENTITY FULL; ALTER TABLE rating REPLICA IDENTITY FULL`);
+    }
   });
 
   it('SIGTERM while a new slot waits for a transaction left open exits 0 at once, leaving no half-made slot', async () => {

@@ -66,6 +66,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     }
     for (const database of new Set(prepared.plans.map((p) => p.database))) {
       await checkPublication(prepared.pool(database), prepared.plans.filter((p) => p.database === database));
+      await warnReplicaIdentity(prepared.pool(database), prepared.plans.filter((p) => p.database === database), logger);
       await dropRemovedEntries(prepared.pool(database), store, currentSlots, logger, holder);
     }
     sink = await connectWithRetry(context, deadLetters, abort.signal);
@@ -177,6 +178,28 @@ async function connectWithRetry(context: CommandContext, deadLetters: FileDeadLe
     }
   }
   return undefined;
+}
+
+/**
+ * Child and through tables need their old rows in the WAL (REPLICA IDENTITY FULL, set by bootstrap): a row moved to
+ * another parent, or deleted, names its old parent only there. Without it that parent's document stays stale until
+ * it changes again (bootstrap --no-replica-identity, or a table added to the tree without running bootstrap again).
+ */
+async function warnReplicaIdentity(pool: pg.Pool, plans: EntryPlan[], logger: CommandContext['logger']): Promise<void> {
+  const roots = new Set(plans.map((p) => `${p.root.schema}.${p.root.table}`));
+  const children = treeTables(plans).filter((t) => !roots.has(`${t.schema}.${t.table}`));
+  if (children.length === 0) return;
+  const { rows } = await pool.query<{ name: string }>(
+    `SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND c.relkind IN ('r', 'p') AND c.relreplident <> 'f'
+      ORDER BY 1`,
+    [children.map((t) => t.schema), children.map((t) => t.table)],
+  );
+  if (rows.length === 0) return;
+  logger.warn(
+    { tables: rows.map((r) => r.name) },
+    'REPLICA IDENTITY is not FULL on these tables: a row moved to another parent, or deleted, leaves its old parent\'s document stale until that parent changes again; run `sluice bootstrap` (without --no-replica-identity)',
+  );
 }
 
 /** The publication must exist and cover every table of the trees; otherwise changes would be missed silently. */
