@@ -259,7 +259,8 @@ export function handleBulk(req: Req): Reply {
   const refresh = req.query.get('refresh');
   const forced = refresh === '' || refresh === 'true';
   const touched = new Set<string>();
-  const items = new ItemsJson(engine, forced);
+  const filter = bulkFilter(req.query.get('filter_path'));
+  const items = new ItemsJson(engine, forced, filter?.items);
   let errors = false;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i] as WriteOp;
@@ -284,5 +285,34 @@ export function handleBulk(req: Req): Reply {
   if (forced || refresh === 'wait_for') {
     for (const name of touched) engine.store.indices.get(name)?.refresh();
   }
-  return { status: 200, raw: `{"took":${Math.max(1, Date.now() - started)},"errors":${errors},"items":[${items.text()}]}` };
+  const took = Math.max(1, Date.now() - started);
+  if (filter === undefined) return { status: 200, raw: `{"took":${took},"errors":${errors},"items":[${items.text()}]}` };
+  const kept: string[] = [];
+  if (filter.top.has('took')) kept.push(`"took":${took}`);
+  if (filter.top.has('errors')) kept.push(`"errors":${errors}`);
+  if (filter.top.has('items') && items.size() > 0) kept.push(`"items":[${items.text()}]`);
+  return { status: 200, raw: `{${kept.join(',')}}`, filtered: true };
+}
+
+/**
+ * A `filter_path` the bulk answer can apply while it is written: top-level keys and `items.*.<field>` patterns,
+ * nothing else (no excludes, wildcards elsewhere or deeper paths). `items` undefined keeps whole items.
+ */
+export function bulkFilter(filterPath: string | null): { top: Set<string>; items: Set<string> | undefined } | undefined {
+  if (filterPath === null || filterPath === '') return undefined;
+  const top = new Set<string>();
+  const fields = new Set<string>();
+  let whole = false;
+  for (const pattern of filterPath.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+    const parts = pattern.split('.');
+    if (parts.some((p) => p === '' || (p.includes('*') && p !== '*')) || pattern.startsWith('-')) return undefined;
+    if (parts.length === 1 && parts[0] !== '*') {
+      top.add(parts[0] as string);
+      if (parts[0] === 'items') whole = true;
+    } else if (parts.length === 3 && parts[0] === 'items' && parts[1] === '*' && parts[2] !== '*') {
+      top.add('items');
+      fields.add(parts[2] as string);
+    } else return undefined;
+  }
+  return { top, items: whole ? undefined : fields };
 }

@@ -32,6 +32,8 @@ export interface Reply {
   body?: unknown;
   /** Pre-serialised JSON (used when `_source` bytes are spliced in verbatim). */
   raw?: string;
+  /** `raw` already has the request's `filter_path` applied. */
+  filtered?: boolean;
   headers?: HeaderMap;
 }
 

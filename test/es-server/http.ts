@@ -105,9 +105,9 @@ export function createRequestListener(deps: FrontDeps): (req: IncomingMessage, r
       const filter = query.get('filter_path');
       const pretty = query.has('pretty') && query.get('pretty') !== 'false';
       const isJson = reply.headers?.['content-type'] === undefined;
-      if (isJson && (filter || pretty)) {
+      if (isJson && ((filter && reply.filtered !== true) || pretty)) {
         let value = reply.raw !== undefined ? JSON.parse(reply.raw) : reply.body;
-        if (filter) value = applyFilterPath(value, filter);
+        if (filter && reply.filtered !== true) value = applyFilterPath(value, filter);
         text = toJson(value, pretty) + (pretty ? '\n' : '');
       } else text = reply.raw ?? toJson(reply.body);
       headers['content-type'] = contentType;

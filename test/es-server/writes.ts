@@ -221,7 +221,9 @@ function idJson(id: string): string {
 
 /**
  * The `items` of a _bulk answer as JSON text. Successful items are written directly, from pieces that repeat
- * across a bulk made once, into one string: a bulk answers thousands of them.
+ * across a bulk made once, into one string: a bulk answers thousands of them. With `fields` (a `filter_path` of
+ * `items.*.<field>` patterns) each item keeps only those fields, and an item left with none is left out, as the
+ * generic filter would do to the whole answer afterwards, at a fraction of its cost.
  */
 export class ItemsJson {
   private json = '';
@@ -237,11 +239,16 @@ export class ItemsJson {
   constructor(
     private readonly engine: EngineState,
     private readonly forcedRefresh: boolean,
+    private readonly fields?: ReadonlySet<string>,
   ) {
     this.type = engine.flavor.docType ? '"_type":"_doc",' : '';
   }
 
   add(action: string, out: WriteOutcome): void {
+    if (this.fields !== undefined) {
+      this.addFiltered(action, out, this.fields);
+      return;
+    }
     if (this.count++ > 0) this.json += ',';
     if (!out.ok) {
       this.json += `{"${action}":${toJson(outcomeBody(this.engine, out, this.forcedRefresh))}}`;
@@ -265,6 +272,28 @@ export class ItemsJson {
       this.middles.set(out.result, middle);
     }
     this.json += this.head + idJson(out.id) + ',"_version":' + out.version + middle + out.seqNo + ',"_primary_term":1,"status":' + out.status + '}}';
+  }
+
+  private addFiltered(action: string, out: WriteOutcome, fields: ReadonlySet<string>): void {
+    let inner = '';
+    if (out.ok && fields.has('status') && fields.has('result') && fields.size === (fields.has('error') ? 3 : 2)) {
+      // The filter clients use to read outcomes only: no object built per item.
+      inner = `"result":"${out.result}","status":${out.status}`;
+    } else {
+      const body = outcomeBody(this.engine, out, this.forcedRefresh);
+      for (const key in body) {
+        if (!fields.has(key)) continue;
+        inner += `${inner === '' ? '' : ','}${JSON.stringify(key)}:${toJson(body[key])}`;
+      }
+    }
+    if (inner === '') return;
+    if (this.count++ > 0) this.json += ',';
+    this.json += `{"${action}":{${inner}}}`;
+  }
+
+  /** How many items the text holds. */
+  size(): number {
+    return this.count;
   }
 
   /** The items, comma-separated. */

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestEngine, type TestEngine } from '../../es-server/index.js';
+import { applyFilterPath } from '../../es-server/json.js';
 import { bulk, call, ndjson } from './helpers.js';
 
 describe('_bulk', () => {
@@ -131,6 +132,54 @@ describe('_bulk', () => {
         `{"create":{"_index":"items-text","_id":"1","status":409,"error":{"type":"version_conflict_engine_exception","reason":"[1]: version conflict, document already exists (current version [7])","index_uuid":"U","shard":"0","index":"items-text"}}},` +
         `{"delete":{"_index":"items-text","_id":"9","_version":1,"result":"not_found","forced_refresh":true,${shards},"_seq_no":2,"_primary_term":1,"status":404}}]}`,
     );
+  });
+
+  it('applies filter_path while writing the answer exactly as the generic filter does on the whole answer', async () => {
+    const lines = [
+      '{"index":{"_index":"fp-items","_id":"1","version":7,"version_type":"external_gte"}}',
+      '{"n":1}',
+      '{"update":{"_index":"fp-items","_id":"1"}}',
+      '{"doc":{"n":1}}',
+      '{"index":{"_index":"fp-items","_id":"2"}}',
+      '{"n":"x"}',
+      '{"index":{"_index":"fp-items","_id":"1","version":3,"version_type":"external"}}',
+      '{"n":3}',
+      '{"delete":{"_index":"fp-items","_id":"9"}}',
+      '{"delete":{"_index":"fp-missing","_id":"1"}}',
+      '',
+    ].join('\n');
+    const filters = [
+      'took,errors,items.*.status,items.*.error,items.*.result',
+      'items.*.status,items.*.result',
+      'items.*.error',
+      'errors,items.*._id,items.*._shards,items.*._version',
+      'items,errors',
+      'took',
+      'nothing.matches',
+      'items.*.error,-took',
+      'items.*.error.type',
+    ];
+    for (const flavor of ['es8', 'es7'] as const) {
+      for (const filter of filters) {
+        const plain = await startTestEngine({ flavor });
+        const filtered = await startTestEngine({ flavor });
+        try {
+          for (const e of [plain, filtered]) await call(e.url, 'PUT', '/fp-items', { mappings: { properties: { n: { type: 'long' } } } });
+          const whole = await bulk(plain.url, lines, '?refresh=true');
+          const answer = await bulk(filtered.url, lines, `?refresh=true&filter_path=${filter}`);
+          const expected = applyFilterPath(whole.json, filter) as Record<string, unknown>;
+          const got = answer.json as Record<string, unknown>;
+          if ('took' in expected) expected.took = got.took;
+          const uuids = (text: string) => text.replace(/"index_uuid":"[\w-]{20,}"/g, '"index_uuid":"U"');
+          expect(uuids(JSON.stringify(got)), `${flavor} ${filter}`).toBe(uuids(JSON.stringify(expected)));
+        } finally {
+          await plain.close();
+          await filtered.close();
+        }
+      }
+    }
+    const compact = await bulk(engine.url, ndjson({ index: { _index: 'fp-compact', _id: '1' } }, { n: 1 }), '?filter_path=took,errors,items.*.status,items.*.error,items.*.result');
+    expect(compact.text).toMatch(/^\{"took":\d+,"errors":false,"items":\[\{"index":\{"result":"created","status":201\}\}\]\}$/);
   });
 
   it('does not count a delete of a missing document as an error', async () => {

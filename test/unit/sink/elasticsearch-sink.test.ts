@@ -16,7 +16,7 @@ describe('ElasticsearchSink', () => {
   it('connects, detects the engine and writes through a writer', async () => {
     server = await startScriptedServer((req) => {
       if (req.url === '/') return { body: { version: { number: '8.15.0' } }, headers: { 'x-elastic-product': 'Elasticsearch' } };
-      if (req.url === '/_bulk') return bulkResponse(req.body);
+      if (req.url.startsWith('/_bulk?')) return bulkResponse(req.body);
       if (req.method === 'HEAD') return { status: 404 };
       if (req.url === '/books/_count') return { body: { count: 2 } };
       return { body: { acknowledged: true } };
