@@ -55,6 +55,10 @@ export function checkpointProblem(value: unknown): string | undefined {
   if (rebuild !== undefined && !(isObject(rebuild) && ['generation', 'fingerprint', 'slot', 'startedAt'].every((key) => typeof rebuild[key] === 'string'))) {
     return '"rebuild" must be an object with string "generation", "fingerprint", "slot" and "startedAt"';
   }
+  const origin = value['origin'];
+  if (origin !== undefined && !(isObject(origin) && typeof origin['system'] === 'string' && Number.isInteger(origin['timeline']))) {
+    return '"origin" must be an object with string "system" and integer "timeline"';
+  }
   const retired = value['retired'];
   if (retired !== undefined && !(Array.isArray(retired) && retired.every((r) => isObject(r) && typeof r['index'] === 'string' && typeof r['dropAfter'] === 'string'))) {
     return '"retired" must be an array of objects with string "index" and "dropAfter"';

@@ -2,6 +2,7 @@
  * The checkpoint-store port: what Sluice remembers per index between runs. The replication slot's own
  * confirmed LSN stays the source of truth for the stream; the checkpoint says which phase the index is in.
  */
+import type { DatabaseOrigin } from '../source/change-source.js';
 
 export interface SnapshotProgress {
   /** Exported snapshot the chunks read (only valid while the slot-creating connection is open). */
@@ -28,6 +29,8 @@ export interface Checkpoint {
   rebuild?: RebuildProgress;
   /** Generations the alias left, deleted once their grace period is over. */
   retired?: RetiredGeneration[];
+  /** The PostgreSQL cluster and timeline the positions above belong to (absent in checkpoints of older versions). */
+  origin?: DatabaseOrigin;
   updatedAt: string;
 }
 

@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   SRC_SLOT_MISSING: 'The replication slot does not exist (dropped by someone, or never created). Sluice must create it again and resync.',
   SRC_SLOT_LOST:
     'The replication slot was invalidated (WAL beyond max_slot_wal_keep_size removed, or a recovery conflict). Its changes are gone: drop it and resync.',
+  SRC_HISTORY_CHANGED:
+    "The server's history no longer contains the checkpoint's position (point-in-time restore, failover to a replica that missed changes, another cluster). The index is rebuilt into a new generation from a snapshot.",
   SRC_PROTOCOL: 'The replication stream sent data Sluice cannot decode (unknown relation, binary value, unknown message). Report it; a restart resumes from the last acknowledged position.',
   SNK_CONNECT: 'The search engine cannot be reached or refused the credentials. Check ELASTICSEARCH_* settings.',
   SNK_UNAVAILABLE: 'The search engine kept failing (429/5xx/connection, or answers cut short) past the retry budget, or failed a request other than a bulk with 408/429/5xx. Nothing was acknowledged; `sluice run` waits and tries again.',

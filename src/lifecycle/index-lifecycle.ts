@@ -12,6 +12,7 @@
 import type { Checkpoint, RebuildProgress } from '../checkpoint/checkpoint-store.js';
 import { toError } from '../errors/app-error.js';
 import { newIndexStatus, type IndexStatus } from '../pipeline/index-status.js';
+import { checkHistory } from '../pipeline/database-history.js';
 import { isRetryable, runIndexSync, type IndexSyncDeps, type IndexSyncLogger, type IndexSyncOptions, type IndexTarget } from '../pipeline/index-sync.js';
 import type { AliasSwap, NameState } from '../sink/elasticsearch/aliases.js';
 import { parseLsn } from '../source/postgres/lsn.js';
@@ -57,7 +58,8 @@ export async function runIndexLifecycle(deps: LifecycleDeps, options: LifecycleO
       const code = (error as { code?: string }).code ?? 'UNKNOWN';
       deps.status.lastError = { code, message: toError(error).message, at: new Date().toISOString() };
       deps.onError?.(code);
-      if (!isRetryable(error)) throw error;
+      // A sync whose server's history changed under it stops; the next epoch finds out why and builds a new generation.
+      if (!isRetryable(error) && code !== 'SRC_HISTORY_CHANGED') throw error;
       const delay = backoffDelayMs(attempt++, options.retryInitialMs, options.retryMaxMs);
       deps.logger.warn({ index: deps.plan.index, code, err: toError(error).message, retryInMs: delay }, 'index lifecycle interrupted; retrying');
       await sleep(delay, options.signal).catch(() => undefined);
@@ -97,6 +99,9 @@ class Epoch {
       await this.store.remove(deps.name);
       checkpoint = await this.store.load(deps.name);
     }
+    const history = await checkHistory(deps.source, checkpoint);
+    if (history.diverged !== undefined) checkpoint = await this.leaveDivergedGeneration(checkpoint!, history.diverged);
+    const rebuildHistory = checkpoint?.rebuild ? await checkHistory(deps.source, await deps.store.load(checkpoint.rebuild.slot)) : undefined;
     this.chooseLiveGeneration(checkpoint, serving);
     await this.dropDueGenerations();
 
@@ -104,7 +109,8 @@ class Epoch {
     const startsOver = !checkpoint?.snapshot;
     const wantsRebuild = !startsOver && (this.fields.fingerprint !== this.fingerprint || request !== undefined);
     const stale = this.fields.rebuild;
-    if (stale && (!wantsRebuild || stale.fingerprint !== this.fingerprint || request !== undefined)) {
+    if (rebuildHistory?.diverged !== undefined) deps.logger.warn({ index: this.index, generation: stale?.generation, reason: rebuildHistory.diverged }, 'the rebuild starts over');
+    if (stale && (!wantsRebuild || stale.fingerprint !== this.fingerprint || request !== undefined || rebuildHistory?.diverged !== undefined)) {
       await this.abandonRebuild(stale, serving);
     } else if (!stale) {
       await this.dropLeftoverRebuildSlot();
@@ -212,6 +218,29 @@ class Epoch {
     }
   }
 
+  /**
+   * The live generation holds changes the server's history no longer has, versioned above the server's own changes
+   * to come: writing on into it would leave them there. It keeps answering searches, retired, until a new generation
+   * built from a snapshot has caught up and takes the alias. Returns what is left of the checkpoint.
+   */
+  private async leaveDivergedGeneration(checkpoint: Checkpoint, reason: string): Promise<Checkpoint | undefined> {
+    const { deps } = this;
+    const generation = checkpoint.generation;
+    deps.logger.warn(
+      { index: this.index, generation, reason },
+      'the index holds changes that are not in the database any more: building a new generation from a snapshot; searches read the current one until it has caught up',
+    );
+    this.fields.rebuild = checkpoint.rebuild;
+    this.fields.retired = checkpoint.retired ?? [];
+    if (generation !== undefined && generation !== this.index && !this.fields.retired.some((r) => r.index === generation)) {
+      // Retired at once: should this process stop before the new generation's first checkpoint, the next start does
+      // not take the diverged one for the generation to build.
+      this.fields.retired.push({ index: generation, dropAfter: new Date(Date.now() + this.options.graceMs).toISOString() });
+    }
+    await this.store.remove(deps.name);
+    return this.store.load(deps.name);
+  }
+
   private chooseLiveGeneration(checkpoint: Checkpoint | undefined, serving: NameState): void {
     const fields = this.fields;
     fields.retired = checkpoint?.retired ?? [];
@@ -224,9 +253,12 @@ class Epoch {
       fields.generation = this.index;
       fields.fingerprint = checkpoint.fingerprint;
     } else {
-      // No progress to keep: start over into the generation the fingerprint names, reusing one already served.
-      const current = serving.kind === 'alias' ? serving.indices.find((i) => isGenerationOf(i, this.index, this.fingerprint)) : undefined;
-      fields.generation = current ?? generationName(this.index, this.fingerprint);
+      // No progress to keep: start over into the generation the fingerprint names, reusing one already served unless
+      // it was retired (left because its history diverged).
+      const retired = new Set(fields.retired.map((r) => r.index));
+      const current = serving.kind === 'alias' ? serving.indices.find((i) => isGenerationOf(i, this.index, this.fingerprint) && !retired.has(i)) : undefined;
+      const base = generationName(this.index, this.fingerprint);
+      fields.generation = current ?? (retired.has(base) ? generationName(this.index, this.fingerprint, Date.now().toString(36)) : base);
       fields.fingerprint = this.fingerprint;
     }
   }

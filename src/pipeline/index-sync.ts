@@ -8,6 +8,7 @@ import { columnSelection, compileChangeRoutes } from '../transform/change-routes
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import type { ActionWriter } from './full-sync.js';
 import { deleteOrphans, type IndexScanner } from './change-applier.js';
+import { checkHistory, historyChanged } from './database-history.js';
 import { runSnapshotPhase } from './snapshot-phase.js';
 import { newIndexStatus, type IndexStatus } from './index-status.js';
 import { runStreamPhase } from './stream-phase.js';
@@ -114,6 +115,9 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
   const { plan, name, source, store, logger, target } = deps;
   const status = deps.status!;
   let checkpoint = await store.load(name);
+  // Every attempt: a reconnect may reach a server promoted or restored meanwhile. The lifecycle builds a new generation.
+  const history = await checkHistory(source, checkpoint);
+  if (history.diverged !== undefined) throw historyChanged(plan.index, history.diverged);
   const slot = await source.slotState(name);
   let created: CreatedSlot | undefined;
   // Created just now although the checkpoint has progress: the index was deleted under us, its documents are gone.
@@ -151,7 +155,7 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
       // Before the new checkpoint exists, so a crash meanwhile starts over (and sweeps) again.
       const removed = await deleteOrphans(plan, deps.pool, writer, target, created.consistentLsn, `orphan:${formatLsn(created.consistentLsn)}`, options.signal);
       if (removed > 0) logger.warn({ index: plan.index, documents: removed }, 'deleted documents whose rows are gone (changes the old slot still held)');
-      checkpoint = { slot: name, snapshot: { consistentLsn: formatLsn(created.consistentLsn), complete: false }, updatedAt: new Date().toISOString() };
+      checkpoint = { slot: name, snapshot: { consistentLsn: formatLsn(created.consistentLsn), complete: false }, origin: history.origin, updatedAt: new Date().toISOString() };
       await store.save(name, checkpoint);
     } catch (error) {
       await created.release();
@@ -159,6 +163,8 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
     }
     logger.info({ index: plan.index, slot: name, lsn: checkpoint.snapshot!.consistentLsn }, 'replication slot created');
   }
+  // Recorded with the next save: a timeline change the positions survived (a clean switchover) is the new reference.
+  checkpoint = { ...checkpoint, origin: history.origin };
   try {
     if (!checkpoint.snapshot?.complete) {
       status.phase = 'snapshot';

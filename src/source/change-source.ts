@@ -104,8 +104,19 @@ export interface CreatedSlot {
 }
 
 /** Slot administration and streaming for one database. */
+/** The PostgreSQL cluster (system identifier) and timeline that the stream's LSNs belong to. */
+export interface DatabaseOrigin {
+  system: string;
+  timeline: number;
+}
+
 export interface ChangeSource {
   slotState(slot: string): Promise<SlotState>;
+  /**
+   * The server's origin now; with `since` (an earlier timeline of the same system), also `leftSinceAt`: the LSN at
+   * which its history left that timeline, or null when that timeline is not in its history.
+   */
+  origin(since?: number): Promise<DatabaseOrigin & { leftSinceAt?: bigint | null }>;
   /** Creates the slot; a `signal` aborting while it waits for open transactions cancels the creation. */
   createSlot(slot: string, signal?: AbortSignal): Promise<CreatedSlot>;
   dropSlot(slot: string): Promise<void>;

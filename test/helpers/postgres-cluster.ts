@@ -36,6 +36,14 @@ export interface PostgresCluster {
   start(): Promise<void>;
   /** Stops (`-m fast`) and starts again: keeps data and port. */
   restart(): Promise<void>;
+  /** A cold backup: stops the server, copies its data directory beside it and starts it again. Returns the copy. */
+  backup(): Promise<string>;
+  /**
+   * Restores `backup` as a point-in-time restore does: stops the server, replaces its data directory with the copy,
+   * starts it as a standby (it replays the copy's WAL) and promotes it, which starts a new timeline. Everything
+   * written after the backup is gone, replication slots included.
+   */
+  restoreAsNewTimeline(backup: string): Promise<void>;
 }
 
 export interface StartPostgresClusterOptions {
@@ -453,6 +461,24 @@ export async function startPostgresCluster(options: StartPostgresClusterOptions 
     async restart(): Promise<void> {
       await stop({ keepData: true });
       await start();
+    },
+    async backup(): Promise<string> {
+      await stop({ keepData: true });
+      const copy = join(baseDir, `backup-${Date.now()}`);
+      // cp -a keeps the owner and modes the server insists on.
+      execFileSync('cp', ['-a', dataDir, copy]);
+      await start();
+      return copy;
+    },
+    async restoreAsNewTimeline(backup: string): Promise<void> {
+      await stop({ keepData: true });
+      rmSync(dataDir, { recursive: true, force: true });
+      execFileSync('cp', ['-a', backup, dataDir]);
+      const signal = join(dataDir, 'standby.signal');
+      writeFileSync(signal, '');
+      if (runAs !== undefined) chownSync(signal, runAs.uid, runAs.gid);
+      await start();
+      await run(join(binDir, 'pg_ctl'), ['promote', '-D', dataDir, '-w', '-t', '60', '-s'], asServer);
     },
   };
 }

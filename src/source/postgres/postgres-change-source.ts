@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import type { PostgresConfig } from '../../config/config-types.js';
-import type { ChangeSource, CreatedSlot, ReplicationStream, ReplicationStreamOptions, SlotState } from '../change-source.js';
+import type { ChangeSource, CreatedSlot, DatabaseOrigin, ReplicationStream, ReplicationStreamOptions, SlotState } from '../change-source.js';
 import { postgresError } from './connect.js';
+import { readDatabaseOrigin } from './database-origin.js';
 import { createSlotWithSnapshot, dropSlot, slotInfo } from './replication-slot.js';
 import { startReplicationStream } from './replication-stream.js';
 
@@ -23,6 +24,10 @@ export class PostgresChangeSource implements ChangeSource {
       ...(info.behindBytes !== null ? { lagBytes: BigInt(info.behindBytes) } : {}),
       ...(info.confirmedFlushLsn !== null ? { confirmedLsn: info.confirmedFlushLsn } : {}),
     };
+  }
+
+  origin(since?: number): Promise<DatabaseOrigin & { leftSinceAt?: bigint | null }> {
+    return this.guard('identifying the database system', () => readDatabaseOrigin(this.pool, this.config, this.database, since));
   }
 
   createSlot(slot: string, signal?: AbortSignal): Promise<CreatedSlot> {

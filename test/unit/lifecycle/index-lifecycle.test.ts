@@ -86,6 +86,7 @@ describe('runIndexLifecycle', () => {
       logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
       source: {
         slotState: async () => ({ exists: true, invalidated: false }),
+        origin: async () => ({ system: '1', timeline: 1 }),
         dropSlot: async (slot: string) => void destructive.push(`drop slot ${slot}`),
       },
       target: {

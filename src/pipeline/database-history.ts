@@ -1,0 +1,57 @@
+/**
+ * Whether a checkpoint's positions are still on the server's history. Documents carry LSNs as external versions, so
+ * an index may only continue on a server whose LSNs continue the ones it was written with: the same cluster, and a
+ * timeline whose history contains every position the checkpoint reached. A point-in-time restore, a failover to a
+ * replica that had not received everything, or a database restored from a dump into another cluster breaks that:
+ * the index holds changes that never happened there, with versions that would win over the server's real changes.
+ */
+import type { Checkpoint } from '../checkpoint/checkpoint-store.js';
+import { AppError } from '../errors/app-error.js';
+import type { ChangeSource, DatabaseOrigin } from '../source/change-source.js';
+import { formatLsn, parseLsn } from '../source/postgres/lsn.js';
+
+export interface HistoryCheck {
+  /** The server's origin now, to record in the checkpoint. */
+  origin: DatabaseOrigin;
+  /** Why the checkpoint's progress does not belong to this server's history; undefined when it does. */
+  diverged?: string;
+}
+
+/** Checks `checkpoint` (its recorded origin and position) against the server; a checkpoint without either passes. */
+export async function checkHistory(source: ChangeSource, checkpoint: Checkpoint | undefined): Promise<HistoryCheck> {
+  const recorded = checkpoint?.snapshot ? checkpoint.origin : undefined;
+  if (recorded === undefined) return { origin: await source.origin() };
+  const { leftSinceAt, ...origin } = await source.origin(recorded.timeline);
+  if (origin.system !== recorded.system) {
+    return {
+      origin,
+      diverged: `the database is on another PostgreSQL cluster (system identifier ${origin.system}; the checkpoint was taken on ${recorded.system}), restored from a dump or replaced`,
+    };
+  }
+  if (origin.timeline === recorded.timeline) return { origin };
+  const position = checkpointPosition(checkpoint!);
+  if (leftSinceAt === null || leftSinceAt === undefined) {
+    return { origin, diverged: `the server is on timeline ${origin.timeline}, whose history does not contain the checkpoint's timeline ${recorded.timeline}` };
+  }
+  if (position > leftSinceAt) {
+    return {
+      origin,
+      diverged:
+        `the server's history left timeline ${recorded.timeline} at ${formatLsn(leftSinceAt)} (now timeline ${origin.timeline}: a point-in-time restore, ` +
+        `or a failover to a replica that missed changes), before the checkpoint's position ${formatLsn(position)}: the changes in between never happened on this server`,
+    };
+  }
+  return { origin };
+}
+
+/** The highest LSN the checkpoint's writes may carry as a version: its acknowledged position or its snapshot's. */
+export function checkpointPosition(checkpoint: Checkpoint): bigint {
+  const lsn = checkpoint.lsn === undefined ? 0n : parseLsn(checkpoint.lsn);
+  const snapshot = checkpoint.snapshot === undefined ? 0n : parseLsn(checkpoint.snapshot.consistentLsn);
+  return lsn > snapshot ? lsn : snapshot;
+}
+
+/** The error a sync stops with when its checkpoint left the server's history: the lifecycle starts a new generation. */
+export function historyChanged(index: string, reason: string): AppError {
+  return new AppError('SRC_HISTORY_CHANGED', `index ${index}: ${reason}`, { details: { index } });
+}

@@ -1,0 +1,109 @@
+// The database's history changes under the index: a point-in-time restore (a backup restored and promoted, a new
+// timeline) takes back changes the index already has. Their versions (LSNs of the lost timeline) are above the
+// restored server's next changes, so writing on into the same index would keep the lost changes and refuse the
+// real ones as stale. Sluice notices (system identifier and timeline in the checkpoint), builds a new generation
+// from a snapshot, swaps the alias, and the index equals the restored database.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EntryPlan } from '../../src/schema/sync-plan.js';
+import { engineForTest, type EngineUnderTest } from '../helpers/engine.js';
+import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
+import { expectConverged, startSluice, type RunningSluice } from '../helpers/live-sluice.js';
+import { startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
+import { runCli, sluiceEnv } from '../helpers/run-cli.js';
+
+let cluster: PostgresCluster;
+let engine: EngineUnderTest;
+let work: string;
+let dbUrl: string;
+let plan: EntryPlan;
+let env: Record<string, string>;
+let schemaPath: string;
+let sluice: RunningSluice | undefined;
+
+beforeAll(async () => {
+  cluster = await startPostgresCluster();
+  dbUrl = await cluster.createDatabase('history');
+  await cluster.psql(fixtureSql('book.sql') + fixtureSql('book-data.sql'), 'history');
+  engine = await engineForTest('es8');
+  work = mkdtempSync(join(tmpdir(), 'sluice-history-'));
+  const schema = fixtureSchema('book.json', 'history').map((e) => ({ ...(e as object), index: 'history_book' }));
+  schemaPath = join(work, 'schema.json');
+  writeFileSync(schemaPath, JSON.stringify(schema));
+  plan = (await compileAgainst(dbUrl, schema)).plans[0]!;
+  env = sluiceEnv(dbUrl, engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'info' });
+  expect((await runCli(['-c', schemaPath, 'bootstrap'], env)).code).toBe(0);
+});
+
+afterAll(async () => {
+  await sluice?.stop();
+  await engine?.close();
+  await cluster?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function sql(...statements: string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: dbUrl });
+  await client.connect();
+  try {
+    for (const statement of statements) await client.query(statement);
+  } finally {
+    await client.end();
+  }
+}
+
+const served = async (): Promise<string[]> => Object.keys((await (await fetch(`${engine.url}/_alias/history_book`)).json()) as object);
+
+describe('a point-in-time restore under a synced index', () => {
+  it('builds a new generation: the index equals the restored database, changes of the lost timeline gone', async () => {
+    sluice = startSluice(['-c', schemaPath], env);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(await sluice.stop()).toBe(0);
+    const before = await served();
+    const backup = await cluster.backup();
+
+    // Changes the index gets, then loses with the restore.
+    sluice = startSluice(['-c', schemaPath], env);
+    await sql(`DELETE FROM book WHERE id = 3`, `UPDATE author SET name = 'Only on the lost timeline' WHERE id = 1`, `UPDATE book SET title = 'Lost title' WHERE id = 2`);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(await sluice.stop()).toBe(0);
+
+    await cluster.restoreAsNewTimeline(backup);
+    // Changes of the new timeline, at LSNs below the lost timeline's last ones.
+    await sql(`UPDATE book SET title = 'After the restore' WHERE id = 1`);
+
+    sluice = startSluice(['-c', schemaPath], env);
+    await expectConverged(dbUrl, plan, engine.url);
+    const output = sluice.output();
+    expect(output).toContain('not in the database any more');
+    expect(output).toMatch(/history left timeline 1 at .* \(now timeline 2/);
+    const after = await served();
+    expect(after).toHaveLength(1);
+    expect(after).not.toEqual(before);
+
+    // The new generation streams on: a change after the start arrives.
+    await sql(`UPDATE book SET title = 'Streamed after the new generation' WHERE id = 4`);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(sluice.child.exitCode).toBeNull();
+    expect(await sluice.stop()).toBe(0);
+    sluice = undefined;
+  });
+
+  it('resumes without a new generation after a timeline change its positions survived (nothing was lost)', async () => {
+    const before = await served();
+    // Restored from a backup taken after everything the index has: the new timeline's history holds every position.
+    const backup = await cluster.backup();
+    await cluster.restoreAsNewTimeline(backup);
+    await sql(`UPDATE book SET title = 'On timeline 3' WHERE id = 1`, `DELETE FROM book WHERE id = 4`);
+    sluice = startSluice(['-c', schemaPath], env);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(sluice.output()).not.toContain('not in the database any more');
+    expect(sluice.output()).not.toContain('starting the index over');
+    expect(await served()).toEqual(before);
+    expect(await sluice.stop()).toBe(0);
+    sluice = undefined;
+  });
+});
