@@ -211,6 +211,11 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
         }
         logger.info({ index: plan.index, ...stats, lsn: formatLsn(stats.lsn) }, 'changes applied');
       },
+      onInvisible: (xids, waitedMs) =>
+        logger.warn(
+          { index: plan.index, xids, waitedSeconds: Math.round(waitedMs / 1000) },
+          'waiting for committed transactions to become visible before reading their documents (synchronous replication waiting for a standby?)',
+        ),
       onIdle: async () => {
         if (Date.now() - lastHeartbeat < options.heartbeatIntervalMs) return;
         lastHeartbeat = Date.now();

@@ -3,6 +3,7 @@ import type { Checkpoint, CheckpointStore } from '../checkpoint/checkpoint-store
 import type { EntryPlan } from '../schema/sync-plan.js';
 import type { ReplicationStream, RowChange, StreamMessage, TruncateChange } from '../source/change-source.js';
 import { formatLsn } from '../source/postgres/lsn.js';
+import { awaitVisible } from '../source/postgres/transaction-visibility.js';
 import { tableKey, type ChangeRoutes } from '../transform/change-routes.js';
 import { buildChanges, writeBuiltChanges, type IndexScanner, type RoutingLookup } from './change-applier.js';
 import { runFullSync, type ActionWriter } from './full-sync.js';
@@ -32,6 +33,8 @@ export interface StreamPhaseOptions {
   /** After each applied batch: its size, and the commit times of its oldest and newest transaction (for lag). */
   onBatch?: (stats: { changes: number; transactions: number; indexed: number; deleted: number; lsn: bigint; oldestCommitTime?: Date; newestCommitTime?: Date }) => void;
   onIdle?: () => Promise<void>;
+  /** A batch's transactions have been committed but invisible to other sessions for a while (synchronous replication). */
+  onInvisible?: (xids: number[], waitedMs: number) => void;
   /** Buffering of transactions streamed before their commit (pgoutput v2). */
   streamed?: StreamedTransactionsOptions;
 }
@@ -80,7 +83,8 @@ interface Dispatched {
  * Per document, writes still reach the writer in LSN order (the apply stage is sequential) and the writer never
  * has two requests for one document in flight.
  * Batch N+1's document queries may read rows before batch N's, and before batch N's writes are in the engine; that
- * is harmless because every query runs after its batch's commit, documents are built from current rows, and they
+ * is harmless because every query runs once its batch's transactions are visible (awaitVisible: decoded is not yet
+ * visible), documents are built from current rows, and they
  * carry their batch's commit LSN as external version (`external_gte`): the write with the highest version, built
  * from rows at least that new, is the one that stays.
  *
@@ -105,8 +109,12 @@ export async function runStreamPhase(
   const maxInFlight = Math.max(1, options.maxBatchesInFlight ?? 2);
   let pendingNext: Promise<IteratorResult<StreamMessage>> | undefined;
   let changes: RowChange[] = [];
+  /** The transactions the batch in hand has changes of; the open one carries on into the next batch. */
+  let batchXids: number[] = [];
+  let currentXid: number | undefined;
   let version = 0n;
   let inTransaction = false;
+  const visible = (xids: number[]) => awaitVisible(pool, xids, options.signal, { onSlow: options.onInvisible });
   let lastCommitEnd = 0n;
   let lastCommitTime: Date | undefined;
   let oldestCommitTime: Date | undefined;
@@ -190,15 +198,18 @@ export async function runStreamPhase(
       return;
     }
     const rows = changes;
+    const xids = batchXids;
     const batch: Dispatched = { changes: rows.length, transactions, version, ackLsn, oldestCommitTime, newestCommitTime: lastCommitTime };
     changes = [];
+    batchXids = inTransaction && currentXid !== undefined ? [currentXid] : [];
     oldestCommitTime = undefined;
     transactions = 0;
     if (ackLsn > dispatchedLsn) dispatchedLsn = ackLsn;
     if (rows.length > 0) inFlight += 1;
     // The batch's roots are resolved and their documents read at once, while earlier batches are still being handed
     // to the writer: PostgreSQL builds documents while this process encodes and sends.
-    const built = failure || rows.length === 0 ? undefined : buildChanges(plan, routes, pool, rows);
+    // Documents are read from current rows only once every transaction of the batch is visible to the query.
+    const built = failure || rows.length === 0 ? undefined : visible(xids).then(() => buildChanges(plan, routes, pool, rows));
     // Awaited by the apply stage, possibly after an earlier batch failed: keep that from being an unhandled rejection.
     built?.catch(() => undefined);
     // The apply stage hands this batch's actions to the writer after the previous batch's, then asks the writer
@@ -252,8 +263,9 @@ export async function runStreamPhase(
    * A committed streamed transaction: after the batches before it, its truncates, then its changes in batches, the
    * last one carrying the commit (and the acknowledgement of its end).
    */
-  const applyStreamed = async (txn: CommittedTransaction, commitLsn: bigint, endLsn: bigint, commitTime: Date, startLsn: bigint) => {
+  const applyStreamed = async (txn: CommittedTransaction, xid: number, commitLsn: bigint, endLsn: bigint, commitTime: Date, startLsn: bigint) => {
     dispatch();
+    await visible([xid]);
     replayFloor = startLsn;
     if (commitLsn > version) version = commitLsn;
     let held: RowChange[] | undefined;
@@ -326,6 +338,8 @@ export async function runStreamPhase(
       switch (message.type) {
         case 'begin':
           inTransaction = true;
+          currentXid = message.xid;
+          batchXids.push(message.xid);
           if (message.finalLsn > version) version = message.finalLsn;
           break;
         case 'change':
@@ -335,6 +349,7 @@ export async function runStreamPhase(
           } else if (message.change.kind === 'truncate') {
             // Deletes or rebuilds everything: every earlier batch must be in the engine first.
             await finish();
+            if (currentXid !== undefined) await visible([currentXid]);
             await applyTruncate(plan, pool, writer, scanner, message.change, version, options.chunkSize, options.signal);
           } else {
             changes.push(message.change);
@@ -379,7 +394,7 @@ export async function runStreamPhase(
             if (message.endLsn > lastCommitEnd) lastCommitEnd = message.endLsn;
             break;
           }
-          await applyStreamed(txn, message.commitLsn, message.endLsn, message.commitTime, startLsn);
+          await applyStreamed(txn, message.xid, message.commitLsn, message.endLsn, message.commitTime, startLsn);
           break;
         }
       }

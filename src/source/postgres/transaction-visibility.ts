@@ -1,0 +1,63 @@
+/**
+ * A transaction is decodable as soon as its commit record is flushed, but other sessions see its rows only once
+ * the committing backend has left the proc array: with synchronous replication, not before a standby confirms
+ * (as long as the standby takes, or forever while none is connected); without it, a moment later. A document
+ * query run in between reads the rows as they were before the commit, and the index keeps that old document
+ * until the row changes again. So a batch's documents are read only once all its transactions are visible.
+ */
+import { sleep } from '../../util/backoff.js';
+import type { Queryable } from './replication-slot.js';
+
+/** Longest pause between two looks at the server's snapshot while a transaction is not visible yet. */
+const MAX_POLL_MS = 200;
+
+export interface VisibilityWait {
+  /** Called once when the transactions have not become visible within `slowAfterMs`. */
+  onSlow?: (pending: number[], waitedMs: number) => void;
+  slowAfterMs?: number;
+}
+
+/**
+ * Resolves once every transaction of `xids` (32-bit ids as pgoutput sends them, all committed) is visible to a new
+ * snapshot; rejects when `signal` aborts. One query when they are, the usual case.
+ */
+export async function awaitVisible(pool: Queryable, xids: readonly number[], signal: AbortSignal, wait: VisibilityWait = {}): Promise<void> {
+  if (xids.length === 0) return;
+  const started = Date.now();
+  let pause = 1;
+  let reported = false;
+  for (;;) {
+    // txid_current_snapshot exists on every supported version (pg_current_snapshot only from PostgreSQL 13).
+    const { rows } = await pool.query<{ snapshot: string }>('SELECT txid_current_snapshot()::text AS snapshot');
+    const pending = notVisible(xids, rows[0]?.snapshot ?? '');
+    if (pending.length === 0) return;
+    const waited = Date.now() - started;
+    if (!reported && waited >= (wait.slowAfterMs ?? 5000)) {
+      reported = true;
+      wait.onSlow?.(pending, waited);
+    }
+    await sleep(pause, signal);
+    pause = Math.min(pause * 2, MAX_POLL_MS);
+  }
+}
+
+/**
+ * The transactions of `xids` that a snapshot (`xmin:xmax:xip,…`, 64-bit ids) does not see: those not before
+ * `xmax` or still in progress. Ids compare as PostgreSQL compares 32-bit ids, modulo 2^32.
+ */
+export function notVisible(xids: readonly number[], snapshot: string): number[] {
+  const [, xmaxText, xipText] = snapshot.split(':');
+  if (xmaxText === undefined || !/^\d+$/.test(xmaxText)) throw new Error(`unexpected snapshot "${snapshot}" from txid_current_snapshot()`);
+  const xmax = low32(xmaxText);
+  const inProgress = new Set((xipText ?? '').split(',').filter((x) => x !== '').map(low32));
+  return [...new Set(xids)].filter((xid) => !precedes(xid, xmax) || inProgress.has(xid));
+}
+
+function low32(id: string): number {
+  return Number(BigInt(id) & 0xffffffffn);
+}
+
+/** TransactionIdPrecedes for normal ids: `a` is older than `b`, on the circle of 2^32 ids. */
+function precedes(a: number, b: number): boolean {
+  return ((a - b) | 0) < 0;
+}

@@ -1,0 +1,82 @@
+// A commit is decoded as soon as its WAL record is flushed; other sessions see it only once the committing backend
+// is done, which with synchronous replication waits for a standby. Here the standby never answers (named but not
+// connected), so a transaction with synchronous_commit = on stays invisible: Sluice must not read its documents
+// before it is visible (it would index the old rows and never correct them), and must apply it once it is.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EntryPlan } from '../../src/schema/sync-plan.js';
+import { engineForTest, type EngineUnderTest } from '../helpers/engine.js';
+import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
+import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
+import { startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
+import { runCli, sluiceEnv } from '../helpers/run-cli.js';
+
+let cluster: PostgresCluster;
+let engine: EngineUnderTest;
+let work: string;
+let dbUrl: string;
+let plan: EntryPlan;
+let env: Record<string, string>;
+let schemaPath: string;
+let sluice: RunningSluice | undefined;
+
+beforeAll(async () => {
+  // Every session commits locally except the one that asks for the (absent) synchronous standby.
+  cluster = await startPostgresCluster({ settings: { synchronous_standby_names: 'absent_standby', synchronous_commit: 'local' } });
+  dbUrl = await cluster.createDatabase('visibility');
+  await cluster.psql(fixtureSql('book.sql') + fixtureSql('book-data.sql'), 'visibility');
+  engine = await engineForTest('es8');
+  work = mkdtempSync(join(tmpdir(), 'sluice-visibility-'));
+  const schema = fixtureSchema('book.json', 'visibility').map((e) => ({ ...(e as object), index: 'visibility_book' }));
+  schemaPath = join(work, 'schema.json');
+  writeFileSync(schemaPath, JSON.stringify(schema));
+  plan = (await compileAgainst(dbUrl, schema)).plans[0]!;
+  env = sluiceEnv(dbUrl, engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'info' });
+  expect((await runCli(['-c', schemaPath, 'bootstrap'], env)).code).toBe(0);
+});
+
+afterAll(async () => {
+  await sluice?.stop();
+  await engine?.close();
+  await cluster?.stop();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe('a transaction decoded before it is visible (synchronous replication)', () => {
+  it('is applied once visible, with its new rows, not the old ones', async () => {
+    sluice = startSluice(['-c', schemaPath], env);
+    await expectConverged(dbUrl, plan, engine.url);
+
+    const waiting = new pg.Client({ connectionString: dbUrl });
+    const admin = new pg.Client({ connectionString: dbUrl });
+    await waiting.connect();
+    await admin.connect();
+    waiting.on('notice', () => undefined);
+    try {
+      const pid = (await waiting.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      await waiting.query('SET synchronous_commit = on');
+      // Committed locally, then waits for the standby: invisible to every other session meanwhile.
+      const committing = waiting.query(`UPDATE book SET title = 'Visible once the standby answers' WHERE id = 1`);
+      await waitFor('the transaction to wait for the standby', async () => {
+        const { rows } = await admin.query(`SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'SyncRep'`, [pid]);
+        return rows.length === 1 ? true : undefined;
+      });
+      await waitFor('Sluice to wait for the transaction to become visible', async () =>
+        sluice!.output().includes('waiting for committed transactions to become visible') ? true : undefined,
+      );
+      // The standby never answers: cancelling the wait makes the local commit visible (PostgreSQL warns, no error).
+      await admin.query('SELECT pg_cancel_backend($1)', [pid]);
+      await committing;
+      await expectConverged(dbUrl, plan, engine.url);
+    } finally {
+      await waiting.end();
+      await admin.end();
+    }
+    expect(sluice.child.exitCode).toBeNull();
+    expect(await sluice.stop()).toBe(0);
+    sluice = undefined;
+  });
+});
