@@ -235,13 +235,54 @@ export async function deleteOrphans(
 }
 
 /**
- * Which of the given document ids are ids of existing root rows. An id that cannot be a root key at all (too
- * many or too few "|"-separated parts, or text the key's type refuses, e.g. "abc" for an integer key) is not.
+ * Which of the given document ids are ids of existing root rows. An id that cannot be a root key at all (fewer
+ * "|"-separated parts than key columns, or text the key's type refuses, e.g. "abc" for an integer key) is not. An id
+ * with more parts than key columns comes from key values containing "|": every way of cutting it into as many parts
+ * as there are key columns is looked up.
  */
 async function existingRootIds(plan: EntryPlan, pool: pg.Pool, ids: string[]): Promise<Set<string>> {
   const width = plan.root.primaryKey.length;
-  const keys = ids.map((id) => (width === 1 ? [id] : id.split('|'))).filter((key) => key.length === width);
-  return existingKeys(plan, pool, keys);
+  const keys: string[][] = [];
+  const ambiguous: string[] = [];
+  for (const id of ids) {
+    const parts = width === 1 ? [id] : id.split('|');
+    if (parts.length === width) keys.push(parts);
+    else if (parts.length > width) {
+      const cuts = keyCuts(parts, width);
+      if (cuts === undefined) ambiguous.push(id);
+      else keys.push(...cuts);
+    }
+  }
+  const existing = await existingKeys(plan, pool, keys);
+  if (ambiguous.length > 0) for (const id of await existingIdsByText(plan, pool, ambiguous)) existing.add(id);
+  return existing;
+}
+
+/** The most cuts of one id looked up by key; an id with more is compared as text over the whole table. */
+const MAX_KEY_CUTS = 64;
+
+/** Every way of joining `parts` back into `width` keys' values, or undefined when there are more than MAX_KEY_CUTS. */
+function keyCuts(parts: string[], width: number): string[][] | undefined {
+  const cuts: string[][] = [];
+  const walk = (start: number, key: string[]): boolean => {
+    if (key.length === width - 1) {
+      cuts.push([...key, parts.slice(start).join('|')]);
+      return cuts.length <= MAX_KEY_CUTS;
+    }
+    // Each remaining key value needs at least one part.
+    for (let end = start + 1; end <= parts.length - (width - 1 - key.length); end++) {
+      if (!walk(end, [...key, parts.slice(start, end).join('|')])) return false;
+    }
+    return true;
+  };
+  return walk(0, []) ? cuts : undefined;
+}
+
+async function existingIdsByText(plan: EntryPlan, pool: pg.Pool, ids: string[]): Promise<string[]> {
+  const root = plan.root;
+  const id = `concat_ws('|', ${root.primaryKey.map((c) => `n.${quoteIdent(c)}::text`).join(', ')})`;
+  const found = await pool.query<[string]>({ text: `SELECT ${id} FROM ${qualified(root.schema, root.table)} AS n WHERE ${id} = ANY($1::text[])`, values: [ids], rowMode: 'array' });
+  return found.rows.map(([existing]) => existing);
 }
 
 async function existingKeys(plan: EntryPlan, pool: pg.Pool, keys: string[][]): Promise<Set<string>> {
