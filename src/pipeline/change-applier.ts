@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import type { RowChange, RowValues } from '../source/change-source.js';
-import { tableKey, type ChangeRoutes, type TableRoute } from '../transform/change-routes.js';
+import { tableKey, type ChangeRoutes, type RowLookup, type TableRoute } from '../transform/change-routes.js';
 import { buildDocumentQuery } from '../transform/document-query.js';
 import { qualified, quoteIdent } from '../transform/sql.js';
 import type { StoredCopy } from '../sink/elasticsearch/document-scan.js';
@@ -65,6 +65,8 @@ export async function buildChanges(plan: EntryPlan, routes: ChangeRoutes, pool: 
   /** Roots whose own row changed: only their routing value can have changed (see routingFollowsRootRow). */
   const rootRows = new Set<string>();
   const lookups = new Map<TableRoute, Map<string, string[]>>();
+  /** Rows whose new values lack a value column, by key, per table. */
+  const unsentRows = new Map<RowLookup, Map<string, string[]>>();
   const addTuple = (route: TableRoute, tuple: string[]) => {
     if (route.isRoot) {
       const id = tuple.length === 1 ? tuple[0]! : tuple.join('|');
@@ -93,6 +95,7 @@ export async function buildChanges(plan: EntryPlan, routes: ChangeRoutes, pool: 
       continue;
     }
     const newRow = mergedNew(change);
+    let unsent = false;
     for (const route of tableRoutes) {
       if (change.old) {
         const tuple = tupleOf(route.valueColumns, change.old);
@@ -102,6 +105,33 @@ export async function buildChanges(plan: EntryPlan, routes: ChangeRoutes, pool: 
       if (newRow) {
         const tuple = tupleOf(route.valueColumns, newRow);
         if (tuple) addTuple(route, tuple);
+        else if (tuple === undefined) unsent = true;
+      }
+    }
+    // A value column neither row shows (an unchanged TOASTed value, no old row): read it from the row, by its key.
+    if (unsent) {
+      const lookup = routes.rowLookups.get(key);
+      const rowKey = lookup && tupleOf(lookup.keyColumns, newRow!);
+      if (lookup && rowKey) {
+        let pending = unsentRows.get(lookup);
+        if (pending === undefined) unsentRows.set(lookup, (pending = new Map<string, string[]>()));
+        pending.set(JSON.stringify(rowKey), rowKey);
+      } else result.missingOldValues += 1;
+    }
+  }
+  for (const [lookup, rowKeys] of unsentRows) {
+    const tableRoutes = routes.routes.get(lookup.table)!;
+    const all = [...rowKeys.values()];
+    for (let i = 0; i < all.length; i += TUPLES_PER_QUERY) {
+      const query = lookup.currentValuesQuery(all.slice(i, i + TUPLES_PER_QUERY));
+      const found = await pool.query<Array<string | null>>({ text: query.text, values: query.values, rowMode: 'array' });
+      for (const values of found.rows) {
+        const row = Object.create(null) as RowValues;
+        lookup.valueColumns.forEach((column, c) => (row[column] = values[c]));
+        for (const route of tableRoutes) {
+          const tuple = tupleOf(route.valueColumns, row);
+          if (tuple) addTuple(route, tuple);
+        }
       }
     }
   }

@@ -188,7 +188,13 @@ export class StreamedTransactions {
     if (columns === undefined) return undefined;
     if (!isRelevant(change, this.routes.relevantColumns.get(key))) return undefined;
     const old = change.old === undefined ? 0 : pick(columns, change.old, undefined);
-    const updated = change.new === undefined ? 0 : pick(columns, change.new, change.old);
+    let updated = change.new === undefined ? 0 : pick(columns, change.new, change.old);
+    // A value column neither row shows (an unchanged TOASTed value, no old row): keep the row's key as well, so that
+    // the applier can read the value from the row (ChangeRoutes.rowLookups).
+    if (change.new !== undefined && (updated === 0 || updated.length < columns.length * 2)) {
+      const keyColumns = this.routes.rowLookups.get(key)?.keyColumns ?? [];
+      updated = pick([...columns, ...keyColumns.filter((c) => !columns.includes(c))], change.new, change.old);
+    }
     // Neither row has a value column: no root can be found from it (the applier would skip it too).
     if (old === 0 && updated === 0) return undefined;
     const oldJson = JSON.stringify(old);

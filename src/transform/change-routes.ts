@@ -17,8 +17,23 @@ export interface TableRoute {
 export interface ChangeRoutes {
   /** Routes by `schema.table`; one table can appear several times in a tree (e.g. as child and as through table). */
   routes: Map<string, TableRoute[]>;
+  /**
+   * Per routed `schema.table`: its primary key, and the SQL reading the current values of its routes' value columns
+   * (text) for rows with the given keys. For an update whose new row lacks a value column (an unchanged TOASTed
+   * value) and whose old row was not sent (no REPLICA IDENTITY FULL): the value is then read from the row itself.
+   */
+  rowLookups: Map<string, RowLookup>;
   /** Columns of each table that some document uses (selected, joined, keys): other columns never matter. */
   relevantColumns: Map<string, Set<string>>;
+}
+
+export interface RowLookup {
+  /** The table, as `schema.table` (the key of `ChangeRoutes.routes`). */
+  table: string;
+  keyColumns: string[];
+  /** Every value column of the table's routes, in the order `currentValuesQuery` selects them. */
+  valueColumns: string[];
+  currentValuesQuery(keys: string[][]): { text: string; values: unknown[] };
 }
 
 export function tableKey(schema: string, table: string): string {
@@ -36,9 +51,11 @@ interface Step {
 export function compileChangeRoutes(plan: EntryPlan): ChangeRoutes {
   const routes = new Map<string, TableRoute[]>();
   const relevant = new Map<string, Set<string>>();
-  const add = (schema: string, table: string, route: TableRoute) => {
+  const primaryKeys = new Map<string, { schema: string; table: string; keyColumns: string[] }>();
+  const add = (schema: string, table: string, route: TableRoute, keyColumns: string[]) => {
     const key = tableKey(schema, table);
     routes.set(key, [...(routes.get(key) ?? []), route]);
+    primaryKeys.set(key, { schema, table, keyColumns });
   };
   const use = (schema: string, table: string, columns: Iterable<string>) => {
     const key = tableKey(schema, table);
@@ -52,7 +69,7 @@ export function compileChangeRoutes(plan: EntryPlan): ChangeRoutes {
     isRoot: true,
     valueColumns: root.primaryKey,
     rootKeysQuery: (tuples) => ({ text: '', values: tuples }),
-  });
+  }, root.primaryKey);
   // Tables whose updates are never skipped as irrelevant: a document uses a value that no compared column shows
   // changing. xmin changes with every update; a generated column's value is not in the WAL (pgoutput leaves it out),
   // and its sources may be columns no document names.
@@ -71,17 +88,17 @@ export function compileChangeRoutes(plan: EntryPlan): ChangeRoutes {
         use(node.schema, node.table, th.parentJoin.parentColumns);
         use(child.schema, child.table, th.childJoin.childColumns);
         // A row of the through table: its parent-side columns name the parent rows.
-        add(th.schema, th.table, pathRoute(plan, path, th.parentJoin.childColumns, (tuples) => match(parent.alias, th.parentJoin.parentColumns, tuples)));
+        add(th.schema, th.table, pathRoute(plan, path, th.parentJoin.childColumns, (tuples) => match(parent.alias, th.parentJoin.parentColumns, tuples)), th.primaryKey);
         // A row of the child: parents linked to it through the join table.
         const throughJoin = `JOIN ${qualified(th.schema, th.table)} AS ${t} ON ${eq(t, th.parentJoin.childColumns, parent.alias, th.parentJoin.parentColumns)}`;
-        add(child.schema, child.table, pathRoute(plan, path, th.childJoin.childColumns, (tuples) => match(t, th.childJoin.parentColumns, tuples), throughJoin));
+        add(child.schema, child.table, pathRoute(plan, path, th.childJoin.childColumns, (tuples) => match(t, th.childJoin.parentColumns, tuples), throughJoin), child.primaryKey);
         const joins = `${throughJoin} JOIN ${qualified(child.schema, child.table)} AS ${childAlias} ON ${eq(childAlias, th.childJoin.childColumns, t, th.childJoin.parentColumns)}`;
         visit(child, [...path, { node: child, alias: childAlias, joins }]);
       } else {
         const join = rel.join!;
         use(node.schema, node.table, join.parentColumns);
         use(child.schema, child.table, join.childColumns);
-        add(child.schema, child.table, pathRoute(plan, path, join.childColumns, (tuples) => match(parent.alias, join.parentColumns, tuples)));
+        add(child.schema, child.table, pathRoute(plan, path, join.childColumns, (tuples) => match(parent.alias, join.parentColumns, tuples)), child.primaryKey);
         const joins = `JOIN ${qualified(child.schema, child.table)} AS ${childAlias} ON ${eq(childAlias, join.childColumns, parent.alias, join.parentColumns)}`;
         visit(child, [...path, { node: child, alias: childAlias, joins }]);
       }
@@ -89,7 +106,21 @@ export function compileChangeRoutes(plan: EntryPlan): ChangeRoutes {
   };
   visit(root, [{ node: root, alias: rootAlias, joins: '' }]);
   for (const key of neverSkip) relevant.delete(key);
-  return { routes, relevantColumns: relevant };
+  const rowLookups = new Map<string, RowLookup>();
+  for (const [key, { schema, table, keyColumns }] of primaryKeys) {
+    const valueColumns = [...new Set(routes.get(key)!.flatMap((route) => route.valueColumns))];
+    const selected = valueColumns.map((c) => `n.${quoteIdent(c)}::text`).join(', ');
+    rowLookups.set(key, {
+      table: key,
+      keyColumns,
+      valueColumns,
+      currentValuesQuery: (keys) => {
+        const condition = match('n', keyColumns, keys);
+        return { text: `SELECT ${selected} FROM ${qualified(schema, table)} AS n WHERE ${condition.sql}`, values: condition.values };
+      },
+    });
+  }
+  return { routes, relevantColumns: relevant, rowLookups };
 }
 
 /**
@@ -99,7 +130,8 @@ export function compileChangeRoutes(plan: EntryPlan): ChangeRoutes {
 export function columnSelection(routes: ChangeRoutes): ColumnSelection {
   const selection = new Map<string, { identifying: Set<string>; compared?: ReadonlySet<string> }>();
   for (const [table, tableRoutes] of routes.routes) {
-    const identifying = new Set(tableRoutes.flatMap((route) => route.valueColumns));
+    // The key too: it finds the row when the new row lacks a value column (see ChangeRoutes.rowLookups).
+    const identifying = new Set([...tableRoutes.flatMap((route) => route.valueColumns), ...(routes.rowLookups.get(table)?.keyColumns ?? [])]);
     // No relevant columns known: updates are never skipped, so nothing is compared.
     const compared = routes.relevantColumns.get(table);
     selection.set(table, compared === undefined ? { identifying } : { identifying, compared });

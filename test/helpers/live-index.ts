@@ -30,6 +30,7 @@ export async function startLiveIndex(
   setupSql: string[],
   schemaFor: (database: string) => object[],
   extraEnv: Record<string, string> = {},
+  bootstrapFlags: string[] = [],
 ): Promise<LiveIndex> {
   const db = await createTestDatabase(prefix);
   for (const sql of setupSql) await db.query(sql);
@@ -40,7 +41,7 @@ export async function startLiveIndex(
   writeFileSync(schemaPath, JSON.stringify(schema));
   const plan = (await compileAgainst(db.url, schema)).plans[0]!;
   const env = sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', ...extraEnv });
-  const bootstrap = await runCli(['-c', schemaPath, 'bootstrap'], env);
+  const bootstrap = await runCli(['-c', schemaPath, 'bootstrap', ...bootstrapFlags], env);
   expect(bootstrap.code, bootstrap.stderr).toBe(0);
   const sluice = startSluice(['-c', schemaPath], env);
   return {

@@ -17,6 +17,7 @@ const ROUTES: ChangeRoutes = {
     ['public.book', new Set(['id', 'title'])],
     ['public.rating', new Set(['id', 'book_id', 'stars'])],
   ]),
+  rowLookups: new Map(),
 };
 
 const row = (values: Record<string, string | null | undefined>): RowValues => Object.assign(Object.create(null) as RowValues, values);
@@ -67,6 +68,20 @@ describe('StreamedTransactions', () => {
     ]);
     expect(buffer.size).toBe(0);
     expect(buffer.oldestStart()).toBeUndefined();
+  });
+
+  it('keeps the key of a row whose new values lack a value column and whose old row was not sent', async () => {
+    const routes: ChangeRoutes = { ...ROUTES, rowLookups: new Map([['public.rating', { table: 'public.rating', keyColumns: ['id'], valueColumns: ['book_id'], currentValuesQuery: () => ({ text: '', values: [] }) }]]) };
+    const buffer = new StreamedTransactions(routes, { directory: dir });
+    buffer.start(8, 1n);
+    // REPLICA IDENTITY DEFAULT: no old row, book_id an unchanged TOASTed value. The key lets the applier read it.
+    buffer.add(8, 8, { kind: 'update', schema: 'public', table: 'rating', new: row({ id: '7', book_id: undefined, stars: '2' }), oldIsKeyOnly: false });
+    // With the value there, the key is not kept (changes of one book's ratings stay one line).
+    buffer.add(8, 8, { kind: 'update', schema: 'public', table: 'rating', new: row({ id: '8', book_id: '4', stars: '2' }), oldIsKeyOnly: false });
+    expect(plain(await collect(buffer, 8))).toEqual([
+      { kind: 'insert', table: 'rating', new: { book_id: '4' } },
+      { kind: 'insert', table: 'rating', new: { id: '7' } },
+    ]);
   });
 
   it('spills past its memory bound to an already unlinked file, and reads everything back in batches', async () => {
