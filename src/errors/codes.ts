@@ -14,6 +14,8 @@ export const ERROR_CODES = {
     'The replication slot was invalidated (WAL beyond max_slot_wal_keep_size removed, or a recovery conflict). Its changes are gone: drop it and resync.',
   SRC_HISTORY_CHANGED:
     "The server's history no longer contains the checkpoint's position (point-in-time restore, failover to a replica that missed changes, another cluster). The index is rebuilt into a new generation from a snapshot.",
+  SRC_SYNC_STANDBY:
+    "Sluice's replication connection was chosen as a synchronous standby (synchronous_standby_names names it, e.g. with \"*\"): commits would wait for Sluice while Sluice waits for them. Sluice disconnects and retries with backoff; leave it out of synchronous_standby_names.",
   SRC_PROTOCOL: 'The replication stream sent data Sluice cannot decode (unknown relation, binary value, unknown message). Report it; a restart resumes from the last acknowledged position.',
   SNK_CONNECT: 'The search engine cannot be reached or refused the credentials. Check ELASTICSEARCH_* settings.',
   SNK_UNAVAILABLE: 'The search engine kept failing (429/5xx/connection, or answers cut short) past the retry budget, or failed a request other than a bulk with 408/429/5xx. Nothing was acknowledged; `sluice run` waits and tries again.',

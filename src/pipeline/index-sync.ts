@@ -54,7 +54,7 @@ export interface IndexSyncOptions {
 }
 
 /** Error codes after which waiting and starting again can help (a dependency is away); others stop the process. */
-const RETRYABLE = new Set(['SRC_CONNECT', 'SRC_QUERY', 'SNK_CONNECT', 'SNK_UNAVAILABLE', 'CKP_UNAVAILABLE', 'SRC_SLOT_LOST', 'SRC_SLOT_MISSING', 'CKP_NOT_OWNER']);
+const RETRYABLE = new Set(['SRC_CONNECT', 'SRC_QUERY', 'SRC_SYNC_STANDBY', 'SNK_CONNECT', 'SNK_UNAVAILABLE', 'CKP_UNAVAILABLE', 'SRC_SLOT_LOST', 'SRC_SLOT_MISSING', 'CKP_NOT_OWNER']);
 
 export function isRetryable(error: unknown): boolean {
   if (error instanceof AppError) {

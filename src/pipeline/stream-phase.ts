@@ -3,7 +3,7 @@ import type { Checkpoint, CheckpointStore } from '../checkpoint/checkpoint-store
 import type { EntryPlan } from '../schema/sync-plan.js';
 import type { ReplicationStream, RowChange, StreamMessage, TruncateChange } from '../source/change-source.js';
 import { formatLsn } from '../source/postgres/lsn.js';
-import { awaitVisible } from '../source/postgres/transaction-visibility.js';
+import { assertNotSynchronousStandby, awaitVisible } from '../source/postgres/transaction-visibility.js';
 import { tableKey, type ChangeRoutes } from '../transform/change-routes.js';
 import { buildChanges, writeBuiltChanges, type IndexScanner, type RoutingLookup } from './change-applier.js';
 import { runFullSync, type ActionWriter } from './full-sync.js';
@@ -114,7 +114,8 @@ export async function runStreamPhase(
   let currentXid: number | undefined;
   let version = 0n;
   let inTransaction = false;
-  const visible = (xids: number[]) => awaitVisible(pool, xids, options.signal, { onSlow: options.onInvisible });
+  const visible = (xids: number[]) =>
+    awaitVisible(pool, xids, options.signal, { onSlow: options.onInvisible, whileSlow: () => assertNotSynchronousStandby(pool, options.name) });
   let lastCommitEnd = 0n;
   let lastCommitTime: Date | undefined;
   let oldestCommitTime: Date | undefined;

@@ -79,4 +79,43 @@ describe('a transaction decoded before it is visible (synchronous replication)',
     expect(await sluice.stop()).toBe(0);
     sluice = undefined;
   });
+
+  it("fails with a clear error, not a silent hang, when Sluice's own walsender is the synchronous standby", async () => {
+    sluice = startSluice(['-c', schemaPath], env);
+    await expectConverged(dbUrl, plan, engine.url);
+    const waiting = new pg.Client({ connectionString: dbUrl });
+    const admin = new pg.Client({ connectionString: dbUrl });
+    await waiting.connect();
+    await admin.connect();
+    waiting.on('notice', () => undefined);
+    try {
+      // "*" names every standby, Sluice's logical walsender included: commits now wait for Sluice to confirm them.
+      await admin.query(`ALTER SYSTEM SET synchronous_standby_names = '*'`);
+      await admin.query('SELECT pg_reload_conf()');
+      await waitFor('Sluice to become the synchronous standby', async () => {
+        const { rows } = await admin.query(`SELECT 1 FROM pg_stat_replication WHERE application_name = 'sluice' AND sync_state = 'sync'`);
+        return rows.length === 1 ? true : undefined;
+      });
+      const pid = (await waiting.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      await waiting.query('SET synchronous_commit = on');
+      const committing = waiting.query(`UPDATE book SET title = 'Waits for Sluice, which waits for it' WHERE id = 2`);
+      await waitFor('Sluice to name the cycle', async () => (sluice!.output().includes('SRC_SYNC_STANDBY') ? true : undefined), 60_000);
+      expect(sluice.output()).toMatch(/is a synchronous standby .*synchronous_standby_names/);
+      // The operator's fix: Sluice out of synchronous_standby_names. The waiting commit is released (cancelled, as
+      // the named standby is absent) and Sluice, retrying on its own, applies it.
+      await admin.query('ALTER SYSTEM RESET synchronous_standby_names');
+      await admin.query('SELECT pg_reload_conf()');
+      await admin.query('SELECT pg_cancel_backend($1)', [pid]);
+      await committing;
+      await expectConverged(dbUrl, plan, engine.url, 60_000);
+    } finally {
+      await admin.query('ALTER SYSTEM RESET synchronous_standby_names').catch(() => undefined);
+      await admin.query('SELECT pg_reload_conf()').catch(() => undefined);
+      await waiting.end();
+      await admin.end();
+    }
+    expect(sluice.child.exitCode).toBeNull();
+    expect(await sluice.stop()).toBe(0);
+    sluice = undefined;
+  });
 });

@@ -5,6 +5,7 @@
  * query run in between reads the rows as they were before the commit, and the index keeps that old document
  * until the row changes again. So a batch's documents are read only once all its transactions are visible.
  */
+import { AppError } from '../../errors/app-error.js';
 import { sleep } from '../../util/backoff.js';
 import type { Queryable } from './replication-slot.js';
 
@@ -14,6 +15,8 @@ const MAX_POLL_MS = 200;
 export interface VisibilityWait {
   /** Called once when the transactions have not become visible within `slowAfterMs`. */
   onSlow?: (pending: number[], waitedMs: number) => void;
+  /** Called every `slowAfterMs` while they are not: rejecting ends the wait with its error. */
+  whileSlow?: () => Promise<void>;
   slowAfterMs?: number;
 }
 
@@ -24,17 +27,23 @@ export interface VisibilityWait {
 export async function awaitVisible(pool: Queryable, xids: readonly number[], signal: AbortSignal, wait: VisibilityWait = {}): Promise<void> {
   if (xids.length === 0) return;
   const started = Date.now();
+  const slowAfterMs = wait.slowAfterMs ?? 5000;
   let pause = 1;
   let reported = false;
+  let checked = 0;
   for (;;) {
     // txid_current_snapshot exists on every supported version (pg_current_snapshot only from PostgreSQL 13).
     const { rows } = await pool.query<{ snapshot: string }>('SELECT txid_current_snapshot()::text AS snapshot');
     const pending = notVisible(xids, rows[0]?.snapshot ?? '');
     if (pending.length === 0) return;
     const waited = Date.now() - started;
-    if (!reported && waited >= (wait.slowAfterMs ?? 5000)) {
+    if (!reported && waited >= slowAfterMs) {
       reported = true;
       wait.onSlow?.(pending, waited);
+    }
+    if (waited >= (checked + 1) * slowAfterMs) {
+      checked = Math.floor(waited / slowAfterMs);
+      await wait.whileSlow?.();
     }
     await sleep(pause, signal);
     pause = Math.min(pause * 2, MAX_POLL_MS);
@@ -60,4 +69,24 @@ function low32(id: string): number {
 /** TransactionIdPrecedes for normal ids: `a` is older than `b`, on the circle of 2^32 ids. */
 function precedes(a: number, b: number): boolean {
   return ((a - b) | 0) < 0;
+}
+
+/**
+ * Fails when the walsender streaming `slot` is a synchronous standby: commits then wait for Sluice to confirm them,
+ * while Sluice waits for them to become visible before reading their rows, and neither ever moves. pgoutput
+ * walsenders are standby candidates like physical ones, so a `*` in synchronous_standby_names names them too.
+ */
+export async function assertNotSynchronousStandby(pool: Queryable, slot: string): Promise<void> {
+  const { rows } = await pool.query<{ sync_state: string | null; application_name: string | null }>(
+    `SELECT r.sync_state, r.application_name FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = $1`,
+    [slot],
+  );
+  const state = rows[0]?.sync_state;
+  if (state !== 'sync' && state !== 'quorum') return;
+  const name = rows[0]?.application_name ?? 'sluice';
+  throw new AppError(
+    'SRC_SYNC_STANDBY',
+    `the replication connection of slot "${slot}" (application_name "${name}") is a synchronous standby (pg_stat_replication.sync_state = '${state}'): commits wait for Sluice to confirm them, and Sluice reads a transaction's rows only once it is visible, so neither can go on. Leave Sluice out of synchronous_standby_names (a "*" entry matches it too: name the standbys instead) and reload the configuration`,
+    { details: { slot, syncState: state } },
+  );
 }
