@@ -272,20 +272,42 @@ export async function deleteOrphans(
  */
 async function existingRootIds(plan: EntryPlan, pool: pg.Pool, ids: string[]): Promise<Set<string>> {
   const width = plan.root.primaryKey.length;
+  const plausible = plausibleKeyTest(plan);
   const keys: string[][] = [];
   const ambiguous: string[] = [];
   for (const id of ids) {
     const parts = width === 1 ? [id] : id.split('|');
-    if (parts.length === width) keys.push(parts);
-    else if (parts.length > width) {
+    if (parts.length === width) {
+      if (plausible(parts)) keys.push(parts);
+    } else if (parts.length > width) {
       const cuts = keyCuts(parts, width);
       if (cuts === undefined) ambiguous.push(id);
-      else keys.push(...cuts);
+      else keys.push(...cuts.filter(plausible));
     }
   }
   const existing = await existingKeys(plan, pool, keys);
   if (ambiguous.length > 0) for (const id of await existingIdsByText(plan, pool, ambiguous)) existing.add(id);
   return existing;
+}
+
+/** Text forms of common key types; a value that does not match cannot be a key of that type. */
+const KEY_TEXT: Record<string, RegExp> = {
+  smallint: /^-?\d{1,5}$/,
+  integer: /^-?\d{1,10}$/,
+  bigint: /^-?\d{1,19}$/,
+  numeric: /^(-?(\d+(\.\d*)?|\.\d+|Infinity)|NaN)$/,
+  uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+};
+
+/**
+ * Whether a key's values can be of the root key's types, for the types whose text form is simple. Looked up, a key
+ * that is not makes the whole query fail (class 22), and existingKeys then halves it down to single keys: a page of
+ * ids cut from a composite key like (tenant int, slug text), with "|" in slugs, would cost thousands of queries.
+ */
+function plausibleKeyTest(plan: EntryPlan): (key: string[]) => boolean {
+  const patterns = plan.root.primaryKey.map((c) => KEY_TEXT[(plan.root.primaryKeyTypes[c] ?? 'text').replace(/\(.*\)$/, '')]);
+  if (patterns.every((p) => p === undefined)) return () => true;
+  return (key) => key.every((value, i) => patterns[i] === undefined || patterns[i]!.test(value));
 }
 
 /** The most cuts of one id looked up by key; an id with more is compared as text over the whole table. */
