@@ -13,6 +13,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
+import { hostname } from 'node:os';
 import { access, link, open, readFile, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -330,7 +331,12 @@ async function withGuard<T>(lease: string, task: () => Promise<T>): Promise<T> {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
     if (handle !== undefined) {
-      await handle.close();
+      try {
+        // Who holds it: a process that dies holding it (SIGKILL during a checkpoint save) is then seen to be gone.
+        await handle.writeFile(`${hostname()} ${process.pid}`);
+      } finally {
+        await handle.close();
+      }
       try {
         return await task();
       } finally {
@@ -338,12 +344,36 @@ async function withGuard<T>(lease: string, task: () => Promise<T>): Promise<T> {
       }
     }
     const seen = await stat(guard).catch(() => undefined);
-    if (seen !== undefined && Date.now() - seen.mtimeMs > STALE_GUARD_MS) {
+    if (seen !== undefined && (Date.now() - seen.mtimeMs > STALE_GUARD_MS || (await holderGone(guard, seen.mtimeMs)))) {
       await removeStaleGuard(guard, seen);
       continue;
     }
     if (Date.now() > deadline) throw new Error(`lease guard ${guard} held for more than ${GUARD_WAIT_MS / 1000} s`);
     await sleep(Math.min(50, 2 + attempt * 2));
+  }
+}
+
+/** A guard whose holder is seen to have died needs not wait STALE_GUARD_MS. */
+const UNWRITTEN_GUARD_MS = 2_000;
+
+/**
+ * True when the guard's holder is known to be gone: a process of this host (same name, so the same process
+ * namespace) that no longer exists, or a guard still empty long after its creation (its holder died before writing
+ * it). A holder elsewhere, or one that cannot be told, is waited for until the guard is stale.
+ */
+async function holderGone(guard: string, mtimeMs: number): Promise<boolean> {
+  const text = await readFile(guard, 'utf8').catch(() => undefined);
+  if (text === undefined) return false;
+  if (text === '') return Date.now() - mtimeMs > UNWRITTEN_GUARD_MS;
+  const match = /^(.*) (\d+)$/.exec(text);
+  if (match === null || match[1] !== hostname()) return false;
+  const pid = Number(match[2]);
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }
 

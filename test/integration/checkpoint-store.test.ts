@@ -1,10 +1,10 @@
 // The checkpoint stores against real servers: one shared contract run over Redis, files and PostgreSQL,
 // then what each adapter adds (PGSync's Redis key and formats, auth, eviction warnings, reconnection, TLS;
 // atomic files; table creation and grants).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
@@ -401,6 +401,32 @@ describe('file checkpoint store', () => {
       expect(readdirSync(dir).filter((f) => f.includes('.guard') || f.endsWith('.expired'))).toEqual([]);
     } finally {
       await Promise.all(stores.map((s) => s.close()));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('does not wait for a lease guard left by a process that died holding it; waits while its holder lives', { timeout: 15_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-guard-'));
+    const store = await FileCheckpointStore.open(dir);
+    const guard = join(dir, '.db_g.sluice.lease.guard');
+    try {
+      expect((await store.claimLease('db_g', 'h', 60_000)).owner).toBe('h');
+      // A SIGKILL during a checkpoint save leaves the guard behind, naming a process that no longer exists.
+      const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+      writeFileSync(guard, `${hostname()} ${dead}`);
+      await store.save('db_g', sample('db_g', '0/1'), { lease: 'db_g', holder: 'h' });
+      expect(readdirSync(dir).filter((f) => f.includes('.guard'))).toEqual([]);
+      // A live holder (this test's parent process) is waited for, until it lets go.
+      writeFileSync(guard, `${hostname()} ${process.ppid}`);
+      let saved = false;
+      const saving = store.save('db_g', sample('db_g', '0/2'), { lease: 'db_g', holder: 'h' }).then(() => (saved = true));
+      await sleep(500);
+      expect(saved).toBe(false);
+      rmSync(guard);
+      await saving;
+      expect(await store.load('db_g')).toMatchObject({ lsn: '0/2' });
+    } finally {
+      await store.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
