@@ -20,16 +20,29 @@ export interface HistoryCheck {
 /** Checks `checkpoint` (its recorded origin and position) against the server; a checkpoint without either passes. */
 export async function checkHistory(source: ChangeSource, checkpoint: Checkpoint | undefined): Promise<HistoryCheck> {
   const recorded = checkpoint?.snapshot ? checkpoint.origin : undefined;
-  if (recorded === undefined) return { origin: await source.origin() };
-  const { leftSinceAt, ...origin } = await source.origin(recorded.timeline);
+  if (recorded === undefined) {
+    const { system, timeline } = await source.origin();
+    return { origin: { system, timeline } };
+  }
+  const { leftSinceAt, walEnd, ...origin } = await source.origin(recorded.timeline);
   if (origin.system !== recorded.system) {
     return {
       origin,
       diverged: `the database is on another PostgreSQL cluster (system identifier ${origin.system}; the checkpoint was taken on ${recorded.system}), restored from a dump or replaced`,
     };
   }
-  if (origin.timeline === recorded.timeline) return { origin };
   const position = checkpointPosition(checkpoint!);
+  if (origin.timeline === recorded.timeline) {
+    // WAL never moves back on one timeline of a running primary; it does when a crash-consistent copy (a volume or VM
+    // snapshot) is restored, which keeps the system identifier and the timeline.
+    if (walEnd !== undefined && walEnd < position) {
+      return {
+        origin,
+        diverged: `the server's WAL ends at ${formatLsn(walEnd)}, before the checkpoint's position ${formatLsn(position)} on the same timeline ${origin.timeline}: the database was restored from a copy taken before that position, and the changes in between never happened on this server`,
+      };
+    }
+    return { origin };
+  }
   if (leftSinceAt === null || leftSinceAt === undefined) {
     return { origin, diverged: `the server is on timeline ${origin.timeline}, whose history does not contain the checkpoint's timeline ${recorded.timeline}` };
   }

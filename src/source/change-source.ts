@@ -114,9 +114,10 @@ export interface ChangeSource {
   slotState(slot: string): Promise<SlotState>;
   /**
    * The server's origin now; with `since` (an earlier timeline of the same system), also `leftSinceAt`: the LSN at
-   * which its history left that timeline, or null when that timeline is not in its history.
+   * which its history left that timeline, or null when that timeline is not in its history. `walEnd`: on a primary,
+   * where its WAL ends now (absent on a standby).
    */
-  origin(since?: number): Promise<DatabaseOrigin & { leftSinceAt?: bigint | null }>;
+  origin(since?: number): Promise<DatabaseOrigin & { leftSinceAt?: bigint | null; walEnd?: bigint }>;
   /** Creates the slot; a `signal` aborting while it waits for open transactions cancels the creation. */
   createSlot(slot: string, signal?: AbortSignal): Promise<CreatedSlot>;
   dropSlot(slot: string): Promise<void>;

@@ -44,6 +44,11 @@ export interface PostgresCluster {
    * written after the backup is gone, replication slots included.
    */
   restoreAsNewTimeline(backup: string): Promise<void>;
+  /**
+   * Restores `backup` as a volume or VM snapshot is restored: stops the server, replaces its data directory with the
+   * copy and starts it. The timeline and system identifier stay; everything written after the backup is gone.
+   */
+  restoreInPlace(backup: string): Promise<void>;
 }
 
 export interface StartPostgresClusterOptions {
@@ -469,6 +474,12 @@ export async function startPostgresCluster(options: StartPostgresClusterOptions 
       execFileSync('cp', ['-a', dataDir, copy]);
       await start();
       return copy;
+    },
+    async restoreInPlace(backup: string): Promise<void> {
+      await stop({ keepData: true });
+      rmSync(dataDir, { recursive: true, force: true });
+      execFileSync('cp', ['-a', backup, dataDir]);
+      await start();
     },
     async restoreAsNewTimeline(backup: string): Promise<void> {
       await stop({ keepData: true });

@@ -106,4 +106,34 @@ describe('a point-in-time restore under a synced index', () => {
     expect(await sluice.stop()).toBe(0);
     sluice = undefined;
   });
+
+  it('builds a new generation after a restore that keeps the timeline (a volume snapshot): the WAL ends before the checkpoint', async () => {
+    sluice = startSluice(['-c', schemaPath], env);
+    // A change applied: the process is up and streaming (a SIGTERM before it has started would kill it).
+    await sql(`UPDATE book SET title = 'Before the volume snapshot' WHERE id = 1`);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(await sluice.stop()).toBe(0);
+    const before = await served();
+    const backup = await cluster.backup();
+
+    // WAL of a table outside the tree first, so the changes the index then gets sit well past the backup's end.
+    sluice = startSluice(['-c', schemaPath], env);
+    await sql(`CREATE TABLE filler AS SELECT g AS n, md5(g::text) AS t FROM generate_series(1, 20000) g`);
+    await sql(`DELETE FROM book WHERE id = 5`, `UPDATE author SET name = 'Only before the snapshot restore' WHERE id = 1`, `UPDATE book SET title = 'Lost with the snapshot' WHERE id = 1`);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(await sluice.stop()).toBe(0);
+
+    await cluster.restoreInPlace(backup);
+    // A change on the restored server, at an LSN below the changes the index got before.
+    await sql(`UPDATE book SET title = 'After the snapshot restore' WHERE id = 2`);
+
+    sluice = startSluice(['-c', schemaPath], env);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(sluice.output()).toMatch(/WAL ends at .*, before the checkpoint's position .* on the same timeline/);
+    const after = await served();
+    expect(after).toHaveLength(1);
+    expect(after).not.toEqual(before);
+    expect(await sluice.stop()).toBe(0);
+    sluice = undefined;
+  });
 });

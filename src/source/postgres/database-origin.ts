@@ -21,17 +21,18 @@ export async function readDatabaseOrigin(
   config: PostgresConfig,
   database: string,
   since?: number,
-): Promise<DatabaseOrigin & { leftSinceAt?: bigint | null }> {
+): Promise<DatabaseOrigin & { leftSinceAt?: bigint | null; walEnd?: bigint }> {
   // A standby (PostgreSQL 16 decodes there too) names no segment being written: its last restartpoint's timeline.
-  const result = await pool.query<{ system: string; timeline: number }>(
+  const result = await pool.query<{ system: string; timeline: number; wal_end: string | null }>(
     `SELECT system_identifier::text AS system,
             CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())
-                 ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline
+                 ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
+            CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS wal_end
        FROM pg_control_system()`,
   );
   const row = result.rows[0];
   if (row === undefined) throw new Error('pg_control_system() returned no row');
-  const origin = { system: row.system, timeline: Number(row.timeline) };
+  const origin = { system: row.system, timeline: Number(row.timeline), ...(row.wal_end !== null ? { walEnd: parseLsn(row.wal_end) } : {}) };
   if (since === undefined || since === origin.timeline) return origin;
   // Timeline 1 has no history file; a later one lists every timeline before it with the LSN where it ended.
   if (since > origin.timeline) return { ...origin, leftSinceAt: null };

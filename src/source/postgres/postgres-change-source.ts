@@ -26,7 +26,7 @@ export class PostgresChangeSource implements ChangeSource {
     };
   }
 
-  origin(since?: number): Promise<DatabaseOrigin & { leftSinceAt?: bigint | null }> {
+  origin(since?: number): Promise<DatabaseOrigin & { leftSinceAt?: bigint | null; walEnd?: bigint }> {
     return this.guard('identifying the database system', () => readDatabaseOrigin(this.pool, this.config, this.database, since));
   }
 

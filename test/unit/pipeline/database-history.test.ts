@@ -38,6 +38,15 @@ describe('checkHistory', () => {
     expect((await checkHistory(source('7', 3), checkpoint({ system: '7', timeline: 2 }))).diverged).toMatch(/timeline 3, whose history does not contain the checkpoint's timeline 2/);
   });
 
+  it('refuses a primary whose WAL ends before the checkpoint position on the same timeline (a snapshot restore), and keeps walEnd out of the origin', async () => {
+    const at = (walEnd: bigint) => ({ origin: async () => ({ system: '7', timeline: 1, walEnd }) }) as unknown as ChangeSource;
+    const restored = await checkHistory(at(0x2ffffffn), checkpoint({ system: '7', timeline: 1 }));
+    expect(restored.diverged).toMatch(/WAL ends at 0\/2FFFFFF, before the checkpoint's position 0\/3000000 on the same timeline 1/);
+    expect(restored.origin).toEqual({ system: '7', timeline: 1 });
+    expect(await checkHistory(at(0x3000000n), checkpoint({ system: '7', timeline: 1 }))).toEqual({ origin: { system: '7', timeline: 1 } });
+    expect(await checkHistory(at(0x10n), undefined)).toEqual({ origin: { system: '7', timeline: 1 } });
+  });
+
   it('takes the snapshot position when it is ahead of the acknowledged one', async () => {
     const early = { ...checkpoint({ system: '7', timeline: 1 }, '0/10'), snapshot: { consistentLsn: '0/5000000', complete: false } };
     expect((await checkHistory(source('7', 2, { 1: 0x4000000n }), early)).diverged).toMatch(/position 0\/5000000/);
