@@ -54,8 +54,11 @@ export class EntryCheckpointStore extends DelegatingCheckpointStore {
   override async remove(name: string, fence?: LeaseFence): Promise<void> {
     if (name !== this.name) return this.inner.remove(name, fence);
     this.last = undefined;
-    const { rebuild, retired } = this.fields;
+    const { rebuild, retired, generation, fingerprint } = this.fields;
     if (rebuild === undefined && retired.length === 0) return this.inner.remove(name, fence);
-    await this.inner.save(name, { slot: name, updatedAt: new Date().toISOString(), ...(rebuild ? { rebuild } : {}), retired }, fence);
+    // The generation being started, too: one named with a suffix (beside a retired one) could not be named again, and
+    // a restart before its first checkpoint would start yet another, leaving this one behind in the engine.
+    const started = generation !== undefined ? { generation, ...(fingerprint !== undefined ? { fingerprint } : {}) } : {};
+    await this.inner.save(name, { slot: name, updatedAt: new Date().toISOString(), ...started, ...(rebuild ? { rebuild } : {}), retired }, fence);
   }
 }

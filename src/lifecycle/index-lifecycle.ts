@@ -253,12 +253,13 @@ class Epoch {
       fields.generation = this.index;
       fields.fingerprint = checkpoint.fingerprint;
     } else {
-      // No progress to keep: start over into the generation the fingerprint names, reusing one already served unless
-      // it was retired (left because its history diverged).
+      // No progress to keep: start over into the generation the fingerprint names, going on with the one an earlier
+      // start began, or reusing one already served, unless it was retired (left because its history diverged).
       const retired = new Set(fields.retired.map((r) => r.index));
+      const begun = checkpoint?.generation !== undefined && checkpoint.fingerprint === this.fingerprint && !retired.has(checkpoint.generation) ? checkpoint.generation : undefined;
       const current = serving.kind === 'alias' ? serving.indices.find((i) => isGenerationOf(i, this.index, this.fingerprint) && !retired.has(i)) : undefined;
       const base = generationName(this.index, this.fingerprint);
-      fields.generation = current ?? (retired.has(base) ? generationName(this.index, this.fingerprint, Date.now().toString(36)) : base);
+      fields.generation = begun ?? current ?? (retired.has(base) ? generationName(this.index, this.fingerprint, Date.now().toString(36)) : base);
       fields.fingerprint = this.fingerprint;
     }
   }
@@ -335,14 +336,17 @@ class Epoch {
     const due = this.fields.retired.filter((r) => Date.parse(r.dropAfter) <= now);
     if (due.length === 0) return;
     const serving = servedIndices(await this.deps.target.resolveName(this.index), this.index);
+    // Still read by searches (a generation left for a diverged history, until the new one has caught up): it stays
+    // retired, so that no start takes it for the live generation again; the alias swap gives it a new grace period.
+    const served = new Set(due.filter((r) => serving.includes(r.index)));
     for (const retired of due) {
-      const inUse = serving.includes(retired.index) || retired.index === this.fields.generation || retired.index === this.fields.rebuild?.generation;
+      const inUse = served.has(retired) || retired.index === this.fields.generation || retired.index === this.fields.rebuild?.generation;
       this.stillOwner();
       if (!inUse && (await this.deps.target.deleteIndex(retired.index))) {
         this.deps.logger.info({ index: this.index, generation: retired.index }, 'deleted a previous generation after its grace period');
       }
     }
-    this.fields.retired = this.fields.retired.filter((r) => !due.includes(r));
+    this.fields.retired = this.fields.retired.filter((r) => !due.includes(r) || served.has(r));
     await this.store.saveFields();
   }
 

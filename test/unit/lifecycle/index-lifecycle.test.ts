@@ -106,4 +106,54 @@ describe('runIndexLifecycle', () => {
     expect(records.get('db_book')?.retired).toHaveLength(1);
     expect(records.get('db_book')?.rebuild?.generation).toBe('book-0000rebuild');
   });
+
+  it('keeps a generation left for a diverged history on the retired list past its grace while the alias still serves it', async () => {
+    // The diverged generation is the one the fingerprint names: the new one gets a suffix.
+    const diverged = `book-${fingerprint}`;
+    const records = new Map<string, Checkpoint>([
+      ['db_book', { slot: 'db_book', lsn: '0/20', snapshot: { consistentLsn: '0/10', complete: true }, generation: diverged, fingerprint, origin: { system: '1', timeline: 1 }, updatedAt: 't' }],
+    ]);
+    let stop = new AbortController();
+    const deleted: string[] = [];
+    const ensured = new Set<string>();
+    const deps = {
+      plan,
+      name: 'db_book',
+      publication: 'sluice',
+      store: memoryStore(records),
+      status: newIndexStatus('book'),
+      logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      source: {
+        slotState: async () => ({ exists: false, invalidated: false }),
+        // Another cluster now: the live generation holds changes the database does not have.
+        origin: async () => ({ system: '2', timeline: 1 }),
+        dropSlot: async () => undefined,
+        createSlot: async () => {
+          stop.abort('stopped while the slot is created');
+          throw new Error('stopped');
+        },
+      },
+      target: {
+        resolveName: async (): Promise<NameState> => ({ kind: 'alias', indices: [diverged] }),
+        deleteIndex: async (index: string) => (deleted.push(index), true),
+        swapAlias: async () => undefined,
+        ensureIndex: async (p: EntryPlan) => (ensured.add(p.index), true),
+        writer: () => ({ add: async () => undefined, flush: async () => undefined, close: async () => undefined }),
+      },
+    } as unknown as LifecycleDeps;
+    // No grace: the diverged generation is due at once, but searches still read it until the new one has caught up.
+    await runIndexLifecycle(deps, { ...options(stop.signal), graceMs: 0 }).catch(() => undefined);
+    expect(deleted).toEqual([]);
+    expect(records.get('db_book')?.retired?.map((r) => r.index)).toEqual([diverged]);
+    const created = [...ensured];
+    expect(created).toHaveLength(1);
+    expect(created[0]).not.toBe(diverged);
+
+    // Started again before the new generation's first checkpoint (the slot creation waited, then a restart): it goes
+    // on with the same new generation, not a third one that would leave the second behind in the engine.
+    stop = new AbortController();
+    await runIndexLifecycle(deps, { ...options(stop.signal), graceMs: 0 }).catch(() => undefined);
+    expect(deleted).toEqual([]);
+    expect([...ensured]).toEqual(created);
+  });
 });
