@@ -81,7 +81,16 @@ describe('a transaction decoded before it is visible (synchronous replication)',
   });
 
   it("fails with a clear error, not a silent hang, when Sluice's own walsender is the synchronous standby", async () => {
-    sluice = startSluice(['-c', schemaPath], env);
+    // As the README's least-privileged role: it cannot read its own walsender's sync_state.
+    const role = 'sluice_sync_reader';
+    await cluster.psql(
+      `CREATE ROLE ${role} LOGIN REPLICATION; GRANT USAGE ON SCHEMA public TO ${role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role};`,
+      'visibility',
+    );
+    const limited = new URL(dbUrl);
+    limited.username = role;
+    limited.password = '';
+    sluice = startSluice(['-c', schemaPath], { ...env, ...sluiceEnv(limited.toString(), engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'info' }) });
     await expectConverged(dbUrl, plan, engine.url);
     const waiting = new pg.Client({ connectionString: dbUrl });
     const admin = new pg.Client({ connectionString: dbUrl });
@@ -100,7 +109,7 @@ describe('a transaction decoded before it is visible (synchronous replication)',
       await waiting.query('SET synchronous_commit = on');
       const committing = waiting.query(`UPDATE book SET title = 'Waits for Sluice, which waits for it' WHERE id = 2`);
       await waitFor('Sluice to name the cycle', async () => (sluice!.output().includes('SRC_SYNC_STANDBY') ? true : undefined), 60_000);
-      expect(sluice.output()).toMatch(/is a synchronous standby .*synchronous_standby_names/);
+      expect(sluice.output()).toMatch(/is named by synchronous_standby_names = '\*' and its transactions stay invisible/);
       // The operator's fix: Sluice out of synchronous_standby_names. The waiting commit is released (cancelled, as
       // the named standby is absent) and Sluice, retrying on its own, applies it.
       await admin.query('ALTER SYSTEM RESET synchronous_standby_names');

@@ -75,18 +75,36 @@ function precedes(a: number, b: number): boolean {
  * Fails when the walsender streaming `slot` is a synchronous standby: commits then wait for Sluice to confirm them,
  * while Sluice waits for them to become visible before reading their rows, and neither ever moves. pgoutput
  * walsenders are standby candidates like physical ones, so a `*` in synchronous_standby_names names them too.
+ * `sync_state` is only readable with pg_read_all_stats (or pg_monitor); without it, being named in
+ * synchronous_standby_names while commits stay invisible is taken for the same cycle.
  */
-export async function assertNotSynchronousStandby(pool: Queryable, slot: string): Promise<void> {
-  const { rows } = await pool.query<{ sync_state: string | null; application_name: string | null }>(
-    `SELECT r.sync_state, r.application_name FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = $1`,
+export async function assertNotSynchronousStandby(pool: Queryable, slot: string, applicationName = 'sluice'): Promise<void> {
+  const { rows } = await pool.query<{ sync_state: string | null; names: string }>(
+    `SELECT (SELECT r.sync_state FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = $1) AS sync_state,
+            current_setting('synchronous_standby_names') AS names`,
     [slot],
   );
-  const state = rows[0]?.sync_state;
-  if (state !== 'sync' && state !== 'quorum') return;
-  const name = rows[0]?.application_name ?? 'sluice';
+  const state = rows[0]?.sync_state ?? null;
+  const names = rows[0]?.names ?? '';
+  if (state !== null ? state !== 'sync' && state !== 'quorum' : !namesStandby(names, applicationName)) return;
+  const seen = state !== null ? `is a synchronous standby (pg_stat_replication.sync_state = '${state}')` : `is named by synchronous_standby_names = '${names}'`;
   throw new AppError(
     'SRC_SYNC_STANDBY',
-    `the replication connection of slot "${slot}" (application_name "${name}") is a synchronous standby (pg_stat_replication.sync_state = '${state}'): commits wait for Sluice to confirm them, and Sluice reads a transaction's rows only once it is visible, so neither can go on. Leave Sluice out of synchronous_standby_names (a "*" entry matches it too: name the standbys instead) and reload the configuration`,
+    `the replication connection of slot "${slot}" (application_name "${applicationName}") ${seen} and its transactions stay invisible: commits wait for Sluice to confirm them, and Sluice reads a transaction's rows only once it is visible, so neither can go on. Leave Sluice out of synchronous_standby_names (a "*" entry matches it too: name the standbys instead) and reload the configuration`,
     { details: { slot, syncState: state } },
   );
+}
+
+/**
+ * Whether a synchronous_standby_names value (`a, b`, `FIRST 2 (a, "b")`, `ANY 1 (*)`) names `applicationName`:
+ * `*`, or the name itself, compared without case as PostgreSQL does.
+ */
+export function namesStandby(setting: string, applicationName: string): boolean {
+  const tokens = setting.match(/"(?:[^"]|"")*"|[^\s,()]+/g) ?? [];
+  const wanted = applicationName.toLowerCase();
+  return tokens.some((token) => {
+    if (token === '*') return true;
+    const name = token.startsWith('"') ? token.slice(1, -1).replace(/""/g, '"') : token;
+    return name.toLowerCase() === wanted;
+  });
 }

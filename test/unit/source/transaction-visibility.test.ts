@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { awaitVisible, notVisible } from '../../../src/source/postgres/transaction-visibility.js';
+import { awaitVisible, namesStandby, notVisible } from '../../../src/source/postgres/transaction-visibility.js';
 
 describe('notVisible', () => {
   it('finds transactions at or after xmax, or in progress, in a snapshot of 64-bit ids', () => {
@@ -41,3 +41,17 @@ describe('awaitVisible', () => {
     await expect(waiting).rejects.toThrow();
   });
 });
+
+describe('namesStandby', () => {
+  it('finds the application name, or *, in every form of synchronous_standby_names, without case', () => {
+    expect(namesStandby('*', 'sluice')).toBe(true);
+    expect(namesStandby('ANY 1 (*)', 'sluice')).toBe(true);
+    expect(namesStandby('FIRST 2 (replica_a, Sluice)', 'sluice')).toBe(true);
+    expect(namesStandby('2 (replica_a, "SLUICE")', 'sluice')).toBe(true);
+    expect(namesStandby('replica_a,sluice', 'sluice')).toBe(true);
+    expect(namesStandby('', 'sluice')).toBe(false);
+    expect(namesStandby('FIRST 1 (replica_a, replica_b)', 'sluice')).toBe(false);
+    expect(namesStandby('"sluice_b"', 'sluice')).toBe(false);
+  });
+});
+
