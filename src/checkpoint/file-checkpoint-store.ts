@@ -12,9 +12,9 @@
  * `<lease>.guard`, also created exclusively, so no process ever removes or touches a lease another has just taken.
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { access, link, open, readFile, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { access, link, open, readFile, readdir, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -24,8 +24,8 @@ import type { Checkpoint, CheckpointStore, LeaseFence, LeaseState } from './chec
 
 const SUFFIX = '.sluice.json';
 const LEASE_SUFFIX = '.sluice.lease';
-/** Temp files: `.<name>.sluice.json.<pid>.<random>.tmp`. */
-const TEMP = /^\..+\.sluice\.json\.\d+\.[0-9a-f]+\.tmp$/;
+/** Temp files: `.<name>.sluice.json.<pid>.<random>.tmp`, and lease guards being written (`….guard.<pid>.<random>.draft`). */
+const TEMP = /^\..+\.sluice\.(json\.\d+\.[0-9a-f]+\.tmp|lease\.guard\.\d+\.[0-9a-f]+\.draft)$/;
 const STALE_TEMP_MS = 60_000;
 /** A guard is held for a few file operations; one this old was left by a crashed process. */
 const STALE_GUARD_MS = 30_000;
@@ -324,19 +324,7 @@ async function withGuard<T>(lease: string, task: () => Promise<T>): Promise<T> {
   const guard = `${lease}.guard`;
   const deadline = Date.now() + GUARD_WAIT_MS;
   for (let attempt = 0; ; attempt++) {
-    let handle: FileHandle | undefined;
-    try {
-      handle = await open(guard, 'wx');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    if (handle !== undefined) {
-      try {
-        // Who holds it: a process that dies holding it (SIGKILL during a checkpoint save) is then seen to be gone.
-        await handle.writeFile(`${hostname()} ${process.pid}`);
-      } finally {
-        await handle.close();
-      }
+    if (await createGuard(guard)) {
       try {
         return await task();
       } finally {
@@ -344,7 +332,7 @@ async function withGuard<T>(lease: string, task: () => Promise<T>): Promise<T> {
       }
     }
     const seen = await stat(guard).catch(() => undefined);
-    if (seen !== undefined && (Date.now() - seen.mtimeMs > STALE_GUARD_MS || (await holderGone(guard, seen.mtimeMs)))) {
+    if (seen !== undefined && (Date.now() - seen.mtimeMs > STALE_GUARD_MS || (await holderGone(guard)))) {
       await removeStaleGuard(guard, seen);
       continue;
     }
@@ -353,28 +341,62 @@ async function withGuard<T>(lease: string, task: () => Promise<T>): Promise<T> {
   }
 }
 
-/** A guard whose holder is seen to have died needs not wait STALE_GUARD_MS. */
-const UNWRITTEN_GUARD_MS = 2_000;
+/**
+ * Creates the guard already naming its holder (written beside it, then linked in place: the guard never exists
+ * empty), or returns false when another process holds it. The holder is named by host, pid, pid namespace and the
+ * process's start time, so that a guard left by a process that died holding it (SIGKILL during a checkpoint save)
+ * is seen to be gone at once.
+ */
+async function createGuard(guard: string): Promise<boolean> {
+  const draft = `${guard}.${process.pid}.${randomBytes(4).toString('hex')}.draft`;
+  await writeFile(draft, guardHolder(), { mode: 0o600 });
+  try {
+    await link(draft, guard);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    await unlink(draft).catch(() => undefined);
+  }
+}
+
+/** `host pid pid-namespace start-time` of this process; `-` for what the platform does not tell (no /proc). */
+function guardHolder(): string {
+  return `${hostname()} ${process.pid} ${pidNamespace() ?? '-'} ${startTimeOf(process.pid) ?? '-'}`;
+}
+
+function pidNamespace(): string | undefined {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); undefined when there is no such process. */
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces: count from after its closing one.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
 
 /**
- * True when the guard's holder is known to be gone: a process of this host (same name, so the same process
- * namespace) that no longer exists, or a guard still empty long after its creation (its holder died before writing
- * it). A holder elsewhere, or one that cannot be told, is waited for until the guard is stale.
+ * True when the guard's holder is known to be gone: a process of this host and pid namespace that no longer runs,
+ * or whose pid now belongs to a process started later. A holder that cannot be told (another host or namespace, a
+ * platform without /proc, a guard from an older version) is waited for until the guard is stale.
  */
-async function holderGone(guard: string, mtimeMs: number): Promise<boolean> {
+async function holderGone(guard: string): Promise<boolean> {
   const text = await readFile(guard, 'utf8').catch(() => undefined);
-  if (text === undefined) return false;
-  if (text === '') return Date.now() - mtimeMs > UNWRITTEN_GUARD_MS;
-  const match = /^(.*) (\d+)$/.exec(text);
-  if (match === null || match[1] !== hostname()) return false;
-  const pid = Number(match[2]);
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  const [host, pidText, namespace, startTime] = (text ?? '').split(' ');
+  const ours = pidNamespace();
+  if (host !== hostname() || pidText === undefined || !/^\d+$/.test(pidText) || ours === undefined || namespace !== ours || startTime === undefined || startTime === '-') return false;
+  const now = startTimeOf(Number(pidText));
+  return now === undefined ? existsSync('/proc/self') : now !== startTime;
 }
 
 async function removeStaleGuard(guard: string, seen: { ino: number; mtimeMs: number }): Promise<void> {

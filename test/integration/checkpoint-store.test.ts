@@ -3,7 +3,7 @@
 // atomic files; table creation and grants).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -409,22 +409,32 @@ describe('file checkpoint store', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-guard-'));
     const store = await FileCheckpointStore.open(dir);
     const guard = join(dir, '.db_g.sluice.lease.guard');
+    // What a guard names: host, pid, pid namespace, the process's start time (field 22 of /proc/<pid>/stat).
+    const namespace = readlinkSync('/proc/self/ns/pid');
+    const startTime = (pid: number) => {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!;
+    };
     try {
       expect((await store.claimLease('db_g', 'h', 60_000)).owner).toBe('h');
       // A SIGKILL during a checkpoint save leaves the guard behind, naming a process that no longer exists.
       const dead = spawnSync(process.execPath, ['-e', '']).pid!;
-      writeFileSync(guard, `${hostname()} ${dead}`);
+      writeFileSync(guard, `${hostname()} ${dead} ${namespace} 12345`);
       await store.save('db_g', sample('db_g', '0/1'), { lease: 'db_g', holder: 'h' });
       expect(readdirSync(dir).filter((f) => f.includes('.guard'))).toEqual([]);
-      // A live holder (this test's parent process) is waited for, until it lets go.
-      writeFileSync(guard, `${hostname()} ${process.ppid}`);
+      // Its pid since taken by a process started later (this test's parent, here): gone too.
+      writeFileSync(guard, `${hostname()} ${process.ppid} ${namespace} 1`);
+      await store.save('db_g', sample('db_g', '0/2'), { lease: 'db_g', holder: 'h' });
+      // A live holder is waited for, until it lets go.
+      writeFileSync(guard, `${hostname()} ${process.ppid} ${namespace} ${startTime(process.ppid)}`);
       let saved = false;
-      const saving = store.save('db_g', sample('db_g', '0/2'), { lease: 'db_g', holder: 'h' }).then(() => (saved = true));
+      const saving = store.save('db_g', sample('db_g', '0/3'), { lease: 'db_g', holder: 'h' }).then(() => (saved = true));
       await sleep(500);
       expect(saved).toBe(false);
       rmSync(guard);
       await saving;
-      expect(await store.load('db_g')).toMatchObject({ lsn: '0/2' });
+      expect(await store.load('db_g')).toMatchObject({ lsn: '0/3' });
+      expect(readdirSync(dir).filter((f) => f.includes('.guard'))).toEqual([]);
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
