@@ -21,6 +21,9 @@ import { EntryCheckpointStore } from './entry-checkpoint-store.js';
 import { entryFingerprint, generationName, isGenerationOf, rebuildSlotName, reindexRequestName } from './generation-names.js';
 
 /** The engine operations the lifecycle needs beyond writing documents. */
+/** How long a retired generation found still served waits before it is looked at again. */
+const SERVED_RETIRED_RECHECK_MS = 60_000;
+
 export interface GenerationTarget extends IndexTarget {
   resolveName(name: string): Promise<NameState>;
   swapAlias(swap: AliasSwap): Promise<void>;
@@ -337,8 +340,10 @@ class Epoch {
     if (due.length === 0) return;
     const serving = servedIndices(await this.deps.target.resolveName(this.index), this.index);
     // Still read by searches (a generation left for a diverged history, until the new one has caught up): it stays
-    // retired, so that no start takes it for the live generation again; the alias swap gives it a new grace period.
+    // retired, so that no start takes it for the live generation again, due again a while later (looked at every
+    // supervision step otherwise, each time with a checkpoint write); the alias swap gives it a new grace period.
     const served = new Set(due.filter((r) => serving.includes(r.index)));
+    const later = new Date(now + Math.max(this.options.graceMs, SERVED_RETIRED_RECHECK_MS)).toISOString();
     for (const retired of due) {
       const inUse = served.has(retired) || retired.index === this.fields.generation || retired.index === this.fields.rebuild?.generation;
       this.stillOwner();
@@ -346,7 +351,7 @@ class Epoch {
         this.deps.logger.info({ index: this.index, generation: retired.index }, 'deleted a previous generation after its grace period');
       }
     }
-    this.fields.retired = this.fields.retired.filter((r) => !due.includes(r) || served.has(r));
+    this.fields.retired = this.fields.retired.filter((r) => !due.includes(r) || served.has(r)).map((r) => (served.has(r) ? { index: r.index, dropAfter: later } : r));
     await this.store.saveFields();
   }
 
