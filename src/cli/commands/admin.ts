@@ -68,6 +68,10 @@ export async function resetCommand(flags: GlobalFlags, index: string, out: NodeJ
         const current = await entry.load(name);
         entry.fields.rebuild = current?.rebuild;
         entry.fields.retired = current?.retired ?? [];
+        // And the generation being synced, which the next run goes on with: one started beside a retired generation
+        // has a name the next run could not give it again, and would be left in the engine.
+        if (current?.generation !== undefined) entry.fields.generation = current.generation;
+        if (current?.fingerprint !== undefined) entry.fields.fingerprint = current.fingerprint;
         cleanup = [...(current?.rebuild ? [current.rebuild.generation] : []), ...entry.fields.retired.map((r) => r.index)];
         await entry.remove(name, { lease: name, holder });
         for (const record of [rebuildSlotName(name), reindexRequestName(name)]) await store.remove(record, { lease: name, holder });
