@@ -45,16 +45,22 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
+/** A session to commit with synchronous_commit = on (its warnings muted), and one to watch and configure with. */
+async function sessions(): Promise<{ waiting: pg.Client; admin: pg.Client }> {
+  const waiting = new pg.Client({ connectionString: dbUrl });
+  const admin = new pg.Client({ connectionString: dbUrl });
+  await waiting.connect();
+  await admin.connect();
+  waiting.on('notice', () => undefined);
+  return { waiting, admin };
+}
+
 describe('a transaction decoded before it is visible (synchronous replication)', () => {
   it('is applied once visible, with its new rows, not the old ones', async () => {
     sluice = startSluice(['-c', schemaPath], env);
     await expectConverged(dbUrl, plan, engine.url);
 
-    const waiting = new pg.Client({ connectionString: dbUrl });
-    const admin = new pg.Client({ connectionString: dbUrl });
-    await waiting.connect();
-    await admin.connect();
-    waiting.on('notice', () => undefined);
+    const { waiting, admin } = await sessions();
     try {
       const pid = (await waiting.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
       await waiting.query('SET synchronous_commit = on');
@@ -92,11 +98,7 @@ describe('a transaction decoded before it is visible (synchronous replication)',
     limited.password = '';
     sluice = startSluice(['-c', schemaPath], { ...env, ...sluiceEnv(limited.toString(), engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'info' }) });
     await expectConverged(dbUrl, plan, engine.url);
-    const waiting = new pg.Client({ connectionString: dbUrl });
-    const admin = new pg.Client({ connectionString: dbUrl });
-    await waiting.connect();
-    await admin.connect();
-    waiting.on('notice', () => undefined);
+    const { waiting, admin } = await sessions();
     try {
       // "*" names every standby, Sluice's logical walsender included: commits now wait for Sluice to confirm them.
       await admin.query(`ALTER SYSTEM SET synchronous_standby_names = '*'`);

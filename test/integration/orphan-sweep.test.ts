@@ -22,54 +22,46 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** Sweeps an index whose stored ids are `stored` over `schema`'s root table: the deletes, and the queries it took. */
+async function sweep(schema: object[], stored: string[]): Promise<{ removed: number; deletes: string[]; queries: number }> {
+  const plan = (await compileAgainst(db.url, schema)).plans[0]!;
+  const scanner = {
+    refresh: async () => undefined,
+    documents: async function* () {
+      for (const id of stored) yield { id };
+    },
+  };
+  const deletes: string[] = [];
+  const writer = { add: async (action: BulkAction) => void deletes.push(action.id), flush: async () => undefined };
+  const pool = testPool(db.url, 2);
+  let queries = 0;
+  const counting = { query: (...args: Parameters<typeof pool.query>) => (queries++, (pool.query as (...a: unknown[]) => unknown)(...args)) };
+  try {
+    const removed = await deleteOrphans(plan, counting as never, writer, scanner as never, 10n, 'orphan:test');
+    return { removed, deletes, queries };
+  } finally {
+    await pool.end();
+  }
+}
+
 describe('the orphan sweep', () => {
   it('keeps documents whose composite key has "|" in a value, deletes those whose row is gone', async () => {
     const schema = [{ database: db.name, index: 'pairs', nodes: { table: 'pair', columns: ['a', 'b', 'title'] } }];
-    const plan = (await compileAgainst(db.url, schema)).plans[0]!;
     const stored = ['x|y|z', 'p|q|r', 'm|n', `${many}|last`, 'gone|row', 'x|y|gone', 'no-pipe', `${many}|other`];
-    const scanner = {
-      refresh: async () => undefined,
-      documents: async function* () {
-        for (const id of stored) yield { id };
-      },
-    };
-    const deletes: string[] = [];
-    const writer = { add: async (action: BulkAction) => void deletes.push(action.id), flush: async () => undefined };
-    const pool = testPool(db.url, 2);
-    try {
-      const removed = await deleteOrphans(plan, pool, writer, scanner as never, 10n, 'orphan:test');
-      expect(deletes.sort()).toEqual(['gone|row', 'x|y|gone', 'no-pipe', `${many}|other`].sort());
-      expect(removed).toBe(4);
-    } finally {
-      await pool.end();
-    }
+    const { removed, deletes } = await sweep(schema, stored);
+    expect(deletes.sort()).toEqual(['gone|row', 'x|y|gone', 'no-pipe', `${many}|other`].sort());
+    expect(removed).toBe(4);
   });
 
   it('looks up a page of ids in one query when their cuts include values the key type refuses', async () => {
     // (tenant int, slug text) with "|" in slugs; ids put the key columns in alphabetical order, so "a|7|7" cuts into
-    // ("a", "7|7") and ("a|7", "7"), and the first one's tenant is no integer. Looked up together, such a cut fails the whole query and the lookup halves down to single ids.
+    // ("a", "7|7") and ("a|7", "7"), and the first one's tenant is no integer. Looked up together, such a cut fails
+    // the whole query and the lookup halves down to single ids.
     const schema = [{ database: db.name, index: 'pages', nodes: { table: 'page', columns: ['tenant', 'slug'] } }];
-    const plan = (await compileAgainst(db.url, schema)).plans[0]!;
-    const stored = Array.from({ length: 1000 }, (_, i) => `a|${i + 1}|${i + 1}`);
-    const scanner = {
-      refresh: async () => undefined,
-      documents: async function* () {
-        for (const id of stored) yield { id };
-      },
-    };
-    const deletes: string[] = [];
-    const writer = { add: async (action: BulkAction) => void deletes.push(action.id), flush: async () => undefined };
-    const pool = testPool(db.url, 2);
-    let queries = 0;
-    const counting = { query: (...args: Parameters<typeof pool.query>) => (queries++, (pool.query as (...a: unknown[]) => unknown)(...args)) };
-    try {
-      const removed = await deleteOrphans(plan, counting as never, writer, scanner as never, 10n, 'orphan:test');
-      // Rows exist for odd tenants only.
-      expect(removed).toBe(500);
-      expect(deletes.every((id) => Number(id.split('|')[2]) % 2 === 0)).toBe(true);
-      expect(queries).toBe(1);
-    } finally {
-      await pool.end();
-    }
+    const { removed, deletes, queries } = await sweep(schema, Array.from({ length: 1000 }, (_, i) => `a|${i + 1}|${i + 1}`));
+    // Rows exist for odd tenants only.
+    expect(removed).toBe(500);
+    expect(deletes.every((id) => Number(id.split('|')[2]) % 2 === 0)).toBe(true);
+    expect(queries).toBe(1);
   });
 });

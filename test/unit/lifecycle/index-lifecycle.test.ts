@@ -43,6 +43,16 @@ function memoryStore(records: Map<string, Checkpoint>): CheckpointStore {
   };
 }
 
+/** The entry `db_book` of `plan`, its records in `records`, logging nothing. */
+const entryDeps = (records: Map<string, Checkpoint>) => ({
+  plan,
+  name: 'db_book',
+  publication: 'sluice',
+  store: memoryStore(records),
+  status: newIndexStatus('book'),
+  logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
+});
+
 const options = (signal: AbortSignal): LifecycleOptions => ({
   batchSize: 100,
   flushIntervalMs: 50,
@@ -78,12 +88,7 @@ describe('runIndexLifecycle', () => {
     const lost = new AbortController();
     const destructive: string[] = [];
     const deps = {
-      plan,
-      name: 'db_book',
-      publication: 'sluice',
-      store: memoryStore(records),
-      status: newIndexStatus('book'),
-      logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      ...entryDeps(records),
       source: {
         slotState: async () => ({ exists: true, invalidated: false }),
         origin: async () => ({ system: '1', timeline: 1 }),
@@ -117,12 +122,7 @@ describe('runIndexLifecycle', () => {
     const deleted: string[] = [];
     const ensured = new Set<string>();
     const deps = {
-      plan,
-      name: 'db_book',
-      publication: 'sluice',
-      store: memoryStore(records),
-      status: newIndexStatus('book'),
-      logger: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      ...entryDeps(records),
       source: {
         slotState: async () => ({ exists: false, invalidated: false }),
         // Another cluster now: the live generation holds changes the database does not have.
