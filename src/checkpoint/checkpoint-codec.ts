@@ -49,6 +49,7 @@ export function checkpointProblem(value: unknown): string | undefined {
   if (typeof value['slot'] !== 'string' || value['slot'] === '') return '"slot" must be a non-empty string';
   if (typeof value['updatedAt'] !== 'string') return '"updatedAt" must be a string';
   if (value['lsn'] !== undefined && !isLsn(value['lsn'])) return '"lsn" must be an LSN such as "0/16B3748"';
+  if (value['ceiling'] !== undefined && !isLsn(value['ceiling'])) return '"ceiling" must be an LSN such as "0/16B3748"';
   if (value['fingerprint'] !== undefined && typeof value['fingerprint'] !== 'string') return '"fingerprint" must be a string';
   if (value['generation'] !== undefined && typeof value['generation'] !== 'string') return '"generation" must be a string';
   const rebuild = value['rebuild'];

@@ -31,6 +31,11 @@ export interface Checkpoint {
   retired?: RetiredGeneration[];
   /** The PostgreSQL cluster and timeline the positions above belong to (absent in checkpoints of older versions). */
   origin?: DatabaseOrigin;
+  /**
+   * No document written from this slot carries a higher version (LSN): recorded before any write above it, since
+   * writes run ahead of the saved `lsn` (the batches since the last save, a transaction a batch boundary cut).
+   */
+  ceiling?: string;
   updatedAt: string;
 }
 

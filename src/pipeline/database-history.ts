@@ -57,11 +57,13 @@ export async function checkHistory(source: ChangeSource, checkpoint: Checkpoint 
   return { origin };
 }
 
-/** The highest LSN the checkpoint's writes may carry as a version: its acknowledged position or its snapshot's. */
+/** The highest LSN the checkpoint's writes may carry as a version: its acknowledged position, its snapshot's, or its ceiling. */
 export function checkpointPosition(checkpoint: Checkpoint): bigint {
-  const lsn = checkpoint.lsn === undefined ? 0n : parseLsn(checkpoint.lsn);
-  const snapshot = checkpoint.snapshot === undefined ? 0n : parseLsn(checkpoint.snapshot.consistentLsn);
-  return lsn > snapshot ? lsn : snapshot;
+  let highest = 0n;
+  for (const lsn of [checkpoint.lsn, checkpoint.snapshot?.consistentLsn, checkpoint.ceiling]) {
+    if (lsn !== undefined && parseLsn(lsn) > highest) highest = parseLsn(lsn);
+  }
+  return highest;
 }
 
 /** The error a sync stops with when its checkpoint left the server's history: the lifecycle starts a new generation. */

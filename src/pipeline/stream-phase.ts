@@ -2,10 +2,11 @@ import type pg from 'pg';
 import type { Checkpoint, CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import type { ReplicationStream, RowChange, StreamMessage, TruncateChange } from '../source/change-source.js';
-import { formatLsn } from '../source/postgres/lsn.js';
+import { formatLsn, parseLsn } from '../source/postgres/lsn.js';
 import { assertNotSynchronousStandby, awaitVisible } from '../source/postgres/transaction-visibility.js';
 import { tableKey, type ChangeRoutes } from '../transform/change-routes.js';
 import { buildChanges, writeBuiltChanges, type IndexScanner, type RoutingLookup } from './change-applier.js';
+import { checkpointPosition } from './database-history.js';
 import { runFullSync, type ActionWriter } from './full-sync.js';
 import { StreamedTransactions, type CommittedTransaction, type StreamedTransactionsOptions } from './streamed-transactions.js';
 
@@ -16,6 +17,18 @@ import { StreamedTransactions, type CommittedTransaction, type StreamedTransacti
  * applied again, which external versions make harmless.
  */
 const CHECKPOINT_INTERVAL_MS = 100;
+
+/** How far past a write's version the saved version ceiling may go (16 MiB of WAL): see `cover`. */
+const CEILING_STEP = 0x1000000n;
+
+/** Where the server's WAL is durable (on a standby: replayed), which no version decoded from it can pass. */
+async function flushedWal(pool: pg.Pool): Promise<bigint | undefined> {
+  const { rows } = await pool.query<{ lsn: string | null }>(
+    'SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_flush_lsn() END)::text AS lsn',
+  );
+  const lsn = rows[0]?.lsn;
+  return lsn ? parseLsn(lsn) : undefined;
+}
 
 export interface StreamPhaseOptions {
   name: string;
@@ -171,16 +184,47 @@ export async function runStreamPhase(
   // batch and in line, it held every batch behind it. A batch is complete once its writes are durable; positions
   // are then saved one save at a time, at most every CHECKPOINT_INTERVAL_MS, each save covering every position
   // reported since the previous one.
+  // Positions and the version ceiling are saved one save at a time, each save the newest of both.
+  let saving: Promise<void> = Promise.resolve();
+  const saveCurrent = (): Promise<void> => {
+    const saved = saving.then(() => store.save(options.name, { ...current, updatedAt: new Date().toISOString() }));
+    saving = saved.then(
+      () => undefined,
+      () => undefined,
+    );
+    return saved;
+  };
   const checkpoints = new LatestPositionSaver(
     async (lsn) => {
-      current = { ...current, lsn: formatLsn(lsn), updatedAt: new Date().toISOString() };
-      await store.save(options.name, current);
+      current = { ...current, lsn: formatLsn(lsn) };
+      await saveCurrent();
       stream.acknowledge(lsn);
       acknowledged = lsn;
     },
     fail,
     CHECKPOINT_INTERVAL_MS,
   );
+  /**
+   * Writes run ahead of the saved position, so before one carries a version above the recorded ceiling, a higher
+   * ceiling is saved: a server whose history later turns out to have left the timeline below it (a failover to a
+   * replica that had not received everything) is then known to lack changes the index has (database-history.ts).
+   * Raised to the server's flushed WAL (at most CEILING_STEP past the version), so a backlog saves it rarely.
+   */
+  let ceiling = checkpointPosition(checkpoint);
+  let raising: Promise<void> | undefined;
+  const cover = async (writeVersion: bigint): Promise<void> => {
+    while (writeVersion > ceiling) {
+      raising ??= (async () => {
+        const flushed = await flushedWal(pool);
+        const step = writeVersion + CEILING_STEP;
+        const raised = flushed === undefined || flushed < writeVersion ? writeVersion : flushed < step ? flushed : step;
+        current = { ...current, ceiling: formatLsn(raised) };
+        await saveCurrent();
+        ceiling = raised;
+      })().finally(() => (raising = undefined));
+      await raising;
+    }
+  };
 
   const commit = (batch: Dispatched, indexed: number, deleted: number) => {
     if (batch.changes > 0) {
@@ -217,7 +261,9 @@ export async function runStreamPhase(
     // for a promise of exactly these actions (and earlier ones) being durable, without waiting for it.
     const applied = applying.then(async () => {
       if (failure || built === undefined) return { indexed: 0, deleted: 0, written: Promise.resolve() };
-      const result = await writeBuiltChanges(plan, pool, writer, await built, batch.version, `lsn:${formatLsn(batch.version)}`, routing);
+      const resolved = await built;
+      await cover(batch.version);
+      const result = await writeBuiltChanges(plan, pool, writer, resolved, batch.version, `lsn:${formatLsn(batch.version)}`, routing);
       const written = durable();
       // Awaited by the commit stage, possibly after it has rejected: keep that from being an unhandled rejection.
       written.catch(() => undefined);
@@ -273,6 +319,7 @@ export async function runStreamPhase(
     try {
       for (const truncate of txn.truncates) {
         await finish();
+        await cover(version);
         await applyTruncate(plan, pool, writer, scanner, truncate, version, options.chunkSize, options.signal);
       }
       for await (const rows of txn.changes(options.batchSize)) {
@@ -351,6 +398,7 @@ export async function runStreamPhase(
             // Deletes or rebuilds everything: every earlier batch must be in the engine first.
             await finish();
             if (currentXid !== undefined) await visible([currentXid]);
+            await cover(version);
             await applyTruncate(plan, pool, writer, scanner, message.change, version, options.chunkSize, options.signal);
           } else {
             changes.push(message.change);

@@ -10,7 +10,7 @@ interface Armed {
   skip: number;
 }
 
-const KINDS = new Set(['status', 'delay', 'drop', 'bulkItems']);
+const KINDS = new Set(['status', 'delay', 'delayReply', 'drop', 'bulkItems']);
 
 export class FaultRegistry implements FaultController {
   private rules: Armed[] = [];
@@ -20,7 +20,7 @@ export class FaultRegistry implements FaultController {
     if ((rule.kind === 'status' || rule.kind === 'bulkItems') && !(Number.isInteger(rule.status) && rule.status >= 100 && rule.status <= 599)) {
       throw new Error(`invalid fault status ${String(rule.status)}`);
     }
-    if (rule.kind === 'delay' && !(typeof rule.ms === 'number' && rule.ms >= 0)) throw new Error('delay fault needs ms >= 0');
+    if ((rule.kind === 'delay' || rule.kind === 'delayReply') && !(typeof rule.ms === 'number' && rule.ms >= 0)) throw new Error(`${rule.kind} fault needs ms >= 0`);
     if (rule.kind === 'bulkItems') {
       const items = rule.items;
       const valid = items === 'all' || (Array.isArray(items) && items.every((i) => Number.isInteger(i) && i >= 0)) || (!Array.isArray(items) && typeof items === 'object' && items !== null && Number.isInteger(items.every) && items.every >= 1);

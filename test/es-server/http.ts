@@ -205,6 +205,7 @@ export function createRequestListener(deps: FrontDeps): (req: IncomingMessage, r
     } catch (err) {
       reply = errorReply(err);
     }
+    if (fault?.kind === 'delayReply') await sleep(fault.ms);
     sendReply(req, res, reply, contentType, query);
   };
 

@@ -31,6 +31,8 @@ export type FaultRule = {
 } & (
   | { kind: 'status'; status: number }
   | { kind: 'delay'; ms: number }
+  /** The request is carried out at once and its answer held back `ms`: done, but not yet known to be. */
+  | { kind: 'delayReply'; ms: number }
   | { kind: 'drop' }
   | {
       kind: 'bulkItems';

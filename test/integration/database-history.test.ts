@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntryPlan } from '../../src/schema/sync-plan.js';
-import { engineForTest, type EngineUnderTest } from '../helpers/engine.js';
+import { allDocuments, engineForTest, type EngineUnderTest } from '../helpers/engine.js';
 import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
-import { expectConverged, startSluice, type RunningSluice } from '../helpers/live-sluice.js';
+import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
 import { startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
 
@@ -133,6 +133,36 @@ describe('a point-in-time restore under a synced index', () => {
     const after = await served();
     expect(after).toHaveLength(1);
     expect(after).not.toEqual(before);
+    expect(await sluice.stop()).toBe(0);
+    sluice = undefined;
+  });
+
+  it('builds a new generation when the history left the timeline between the saved position and documents already written', async () => {
+    if (!engine.server) return; // holds bulk answers back: the test engine only
+    sluice = startSluice(['-c', schemaPath], env);
+    await sql(`UPDATE book SET title = 'Before the failover' WHERE id = 1`);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(await sluice.stop()).toBe(0);
+    const backup = await cluster.backup();
+
+    // The engine carries out every bulk request but holds its answer back: a change's documents are written while the
+    // position after it is never saved. Then the process dies.
+    engine.server.faults.inject({ kind: 'delayReply', ms: 120_000, path: '_bulk$', times: 1_000 });
+    sluice = startSluice(['-c', schemaPath], env);
+    await sql(`UPDATE book SET title = 'Written, never saved' WHERE id = 2`);
+    await waitFor('the unsaved change to be in the index', async () =>
+      (await allDocuments(engine.url, 'history_book')).get('2')?.book_title === 'Written, never saved' ? true : undefined,
+    );
+    await sluice.kill();
+    engine.server.faults.clear();
+
+    // A failover to a replica that had not received that change: its history leaves the timeline after the saved
+    // position but before the written document's version.
+    await cluster.restoreAsNewTimeline(backup);
+    await sql(`UPDATE book SET title = 'After the failover' WHERE id = 3`);
+    sluice = startSluice(['-c', schemaPath], env);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(sluice.output()).toContain('not in the database any more');
     expect(await sluice.stop()).toBe(0);
     sluice = undefined;
   });
