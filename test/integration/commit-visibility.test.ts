@@ -2,17 +2,14 @@
 // is done, which with synchronous replication waits for a standby. Here the standby never answers (named but not
 // connected), so a transaction with synchronous_commit = on stays invisible: Sluice must not read its documents
 // before it is visible (it would index the old rows and never correct them), and must apply it once it is.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntryPlan } from '../../src/schema/sync-plan.js';
-import { engineForTest, type EngineUnderTest } from '../helpers/engine.js';
-import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
+import { startClusterBookIndex, type ClusterBookIndex } from '../helpers/cluster-book-index.js';
+import type { EngineUnderTest } from '../helpers/engine.js';
 import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
-import { startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
-import { runCli, sluiceEnv } from '../helpers/run-cli.js';
+import type { PostgresCluster } from '../helpers/postgres-cluster.js';
+import { sluiceEnv } from '../helpers/run-cli.js';
 
 let cluster: PostgresCluster;
 let engine: EngineUnderTest;
@@ -22,27 +19,17 @@ let plan: EntryPlan;
 let env: Record<string, string>;
 let schemaPath: string;
 let sluice: RunningSluice | undefined;
+let setup: ClusterBookIndex | undefined;
 
 beforeAll(async () => {
   // Every session commits locally except the one that asks for the (absent) synchronous standby.
-  cluster = await startPostgresCluster({ settings: { synchronous_standby_names: 'absent_standby', synchronous_commit: 'local' } });
-  dbUrl = await cluster.createDatabase('visibility');
-  await cluster.psql(fixtureSql('book.sql') + fixtureSql('book-data.sql'), 'visibility');
-  engine = await engineForTest('es8');
-  work = mkdtempSync(join(tmpdir(), 'sluice-visibility-'));
-  const schema = fixtureSchema('book.json', 'visibility').map((e) => ({ ...(e as object), index: 'visibility_book' }));
-  schemaPath = join(work, 'schema.json');
-  writeFileSync(schemaPath, JSON.stringify(schema));
-  plan = (await compileAgainst(dbUrl, schema)).plans[0]!;
-  env = sluiceEnv(dbUrl, engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'info' });
-  expect((await runCli(['-c', schemaPath, 'bootstrap'], env)).code).toBe(0);
+  setup = await startClusterBookIndex('visibility', { settings: { synchronous_standby_names: 'absent_standby', synchronous_commit: 'local' } });
+  ({ cluster, engine, work, dbUrl, plan, env, schemaPath } = setup);
 });
 
 afterAll(async () => {
   await sluice?.stop();
-  await engine?.close();
-  await cluster?.stop();
-  rmSync(work, { recursive: true, force: true });
+  await setup?.close();
 });
 
 /** A session to commit with synchronous_commit = on (its warnings muted), and one to watch and configure with. */

@@ -3,46 +3,31 @@
 // restored server's next changes, so writing on into the same index would keep the lost changes and refuse the
 // real ones as stale. Sluice notices (system identifier and timeline in the checkpoint), builds a new generation
 // from a snapshot, swaps the alias, and the index equals the restored database.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntryPlan } from '../../src/schema/sync-plan.js';
-import { allDocuments, engineForTest, type EngineUnderTest } from '../helpers/engine.js';
-import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
+import { startClusterBookIndex, type ClusterBookIndex } from '../helpers/cluster-book-index.js';
+import { allDocuments, type EngineUnderTest } from '../helpers/engine.js';
 import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
-import { startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
-import { runCli, sluiceEnv } from '../helpers/run-cli.js';
+import type { PostgresCluster } from '../helpers/postgres-cluster.js';
 
 let cluster: PostgresCluster;
 let engine: EngineUnderTest;
-let work: string;
 let dbUrl: string;
 let plan: EntryPlan;
 let env: Record<string, string>;
 let schemaPath: string;
 let sluice: RunningSluice | undefined;
+let setup: ClusterBookIndex | undefined;
 
 beforeAll(async () => {
-  cluster = await startPostgresCluster();
-  dbUrl = await cluster.createDatabase('history');
-  await cluster.psql(fixtureSql('book.sql') + fixtureSql('book-data.sql'), 'history');
-  engine = await engineForTest('es8');
-  work = mkdtempSync(join(tmpdir(), 'sluice-history-'));
-  const schema = fixtureSchema('book.json', 'history').map((e) => ({ ...(e as object), index: 'history_book' }));
-  schemaPath = join(work, 'schema.json');
-  writeFileSync(schemaPath, JSON.stringify(schema));
-  plan = (await compileAgainst(dbUrl, schema)).plans[0]!;
-  env = sluiceEnv(dbUrl, engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'info' });
-  expect((await runCli(['-c', schemaPath, 'bootstrap'], env)).code).toBe(0);
+  setup = await startClusterBookIndex('history');
+  ({ cluster, engine, dbUrl, plan, env, schemaPath } = setup);
 });
 
 afterAll(async () => {
   await sluice?.stop();
-  await engine?.close();
-  await cluster?.stop();
-  rmSync(work, { recursive: true, force: true });
+  await setup?.close();
 });
 
 async function sql(...statements: string[]): Promise<void> {

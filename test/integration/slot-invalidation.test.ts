@@ -1,47 +1,31 @@
 // A replication slot invalidated under Sluice (it fell further behind than max_slot_wal_keep_size): the next
 // start logs it clearly, starts the index over from a fresh snapshot instead of failing in a loop, and the index
 // converges — including a delete made while the slot was lost.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntryPlan } from '../../src/schema/sync-plan.js';
 import { slotNameFor } from '../../src/source/postgres/replication-slot.js';
-import { engineForTest, type EngineUnderTest } from '../helpers/engine.js';
-import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
+import { startClusterBookIndex, type ClusterBookIndex } from '../helpers/cluster-book-index.js';
+import type { EngineUnderTest } from '../helpers/engine.js';
 import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
-import { startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
-import { runCli, sluiceEnv } from '../helpers/run-cli.js';
+import { runCli } from '../helpers/run-cli.js';
 
-let cluster: PostgresCluster;
 let engine: EngineUnderTest;
-let work: string;
 let dbUrl: string;
 let plan: EntryPlan;
 let env: Record<string, string>;
 let schemaPath: string;
 let sluice: RunningSluice | undefined;
+let setup: ClusterBookIndex | undefined;
 
 beforeAll(async () => {
-  cluster = await startPostgresCluster({ settings: { max_slot_wal_keep_size: '1MB', max_wal_size: '32MB', min_wal_size: '32MB' } });
-  dbUrl = await cluster.createDatabase('lost');
-  await cluster.psql(fixtureSql('book.sql') + fixtureSql('book-data.sql') + 'CREATE TABLE filler (id serial PRIMARY KEY, pad text);', 'lost');
-  engine = await engineForTest('es8');
-  work = mkdtempSync(join(tmpdir(), 'sluice-lost-'));
-  const schema = fixtureSchema('book.json', 'lost').map((e) => ({ ...(e as object), index: 'lost_book' }));
-  schemaPath = join(work, 'schema.json');
-  writeFileSync(schemaPath, JSON.stringify(schema));
-  plan = (await compileAgainst(dbUrl, schema)).plans[0]!;
-  env = sluiceEnv(dbUrl, engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'info' });
-  expect((await runCli(['-c', schemaPath, 'bootstrap'], env)).code).toBe(0);
+  setup = await startClusterBookIndex('lost', { settings: { max_slot_wal_keep_size: '1MB', max_wal_size: '32MB', min_wal_size: '32MB' }, extraSql: 'CREATE TABLE filler (id serial PRIMARY KEY, pad text);' });
+  ({ engine, dbUrl, plan, env, schemaPath } = setup);
 });
 
 afterAll(async () => {
   await sluice?.stop();
-  await engine?.close();
-  await cluster?.stop();
-  rmSync(work, { recursive: true, force: true });
+  await setup?.close();
 });
 
 describe('an invalidated replication slot', () => {
