@@ -2,7 +2,8 @@ import type pg from 'pg';
 import type { Checkpoint, CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import type { ReplicationStream, RowChange, StreamMessage, TruncateChange } from '../source/change-source.js';
-import { formatLsn, parseLsn } from '../source/postgres/lsn.js';
+import { durableWalEnd } from '../source/postgres/database-origin.js';
+import { formatLsn } from '../source/postgres/lsn.js';
 import { assertNotSynchronousStandby, awaitVisible } from '../source/postgres/transaction-visibility.js';
 import { tableKey, type ChangeRoutes } from '../transform/change-routes.js';
 import { buildChanges, writeBuiltChanges, type IndexScanner, type RoutingLookup } from './change-applier.js';
@@ -20,15 +21,6 @@ const CHECKPOINT_INTERVAL_MS = 100;
 
 /** How far past a write's version the saved version ceiling may go (16 MiB of WAL): see `cover`. */
 const CEILING_STEP = 0x1000000n;
-
-/** Where the server's WAL is durable (on a standby: replayed), which no version decoded from it can pass. */
-async function flushedWal(pool: pg.Pool): Promise<bigint | undefined> {
-  const { rows } = await pool.query<{ lsn: string | null }>(
-    'SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_flush_lsn() END)::text AS lsn',
-  );
-  const lsn = rows[0]?.lsn;
-  return lsn ? parseLsn(lsn) : undefined;
-}
 
 export interface StreamPhaseOptions {
   name: string;
@@ -97,9 +89,8 @@ interface Dispatched {
  * has two requests for one document in flight.
  * Batch N+1's document queries may read rows before batch N's, and before batch N's writes are in the engine; that
  * is harmless because every query runs once its batch's transactions are visible (awaitVisible: decoded is not yet
- * visible), documents are built from current rows, and they
- * carry their batch's commit LSN as external version (`external_gte`): the write with the highest version, built
- * from rows at least that new, is the one that stays.
+ * visible), documents are built from current rows, and they carry their batch's commit LSN as external version
+ * (`external_gte`): the write with the highest version, built from rows at least that new, is the one that stays.
  *
  * A transaction streamed before its commit (pgoutput v2) is buffered, reduced to what root resolution needs, and
  * applied at its Stream Commit, in commit order, as batches with the commit LSN as version; an aborted one (or
@@ -183,8 +174,8 @@ export async function runStreamPhase(
   // Saving the checkpoint (a file's fsyncs, a Redis or PostgreSQL round trip) takes milliseconds: done once per
   // batch and in line, it held every batch behind it. A batch is complete once its writes are durable; positions
   // are then saved one save at a time, at most every CHECKPOINT_INTERVAL_MS, each save covering every position
-  // reported since the previous one.
-  // Positions and the version ceiling are saved one save at a time, each save the newest of both.
+  // reported since the previous one. Those saves and the version ceiling's (`cover`) go through one queue, each save
+  // the newest of both.
   let saving: Promise<void> = Promise.resolve();
   const saveCurrent = (): Promise<void> => {
     const saved = saving.then(() => store.save(options.name, { ...current, updatedAt: new Date().toISOString() }));
@@ -215,7 +206,7 @@ export async function runStreamPhase(
   const cover = async (writeVersion: bigint): Promise<void> => {
     while (writeVersion > ceiling) {
       raising ??= (async () => {
-        const flushed = await flushedWal(pool);
+        const flushed = await durableWalEnd(pool);
         const step = writeVersion + CEILING_STEP;
         const raised = flushed === undefined || flushed < writeVersion ? writeVersion : flushed < step ? flushed : step;
         current = { ...current, ceiling: formatLsn(raised) };

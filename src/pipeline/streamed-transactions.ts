@@ -69,8 +69,6 @@ export class StreamedTransactions {
   private readonly directory: string;
   private memoryBytes = 0;
   private spilledBytes = 0;
-  /** Per table: the union of its routes' value columns. */
-  private readonly columnsByTable = new Map<string, string[]>();
 
   constructor(
     private readonly routes: ChangeRoutes,
@@ -184,16 +182,16 @@ export class StreamedTransactions {
   /** The change as a line of JSON: [schema, table, old values, new values], values as [column, value, …] or 0. */
   private reduce(change: RowChange): string | undefined {
     const key = tableKey(change.schema, change.table);
-    const columns = this.columnsOf(key);
-    if (columns === undefined) return undefined;
+    const lookup = this.routes.rowLookups.get(key);
+    if (lookup === undefined) return undefined;
+    const columns = lookup.valueColumns;
     if (!isRelevant(change, this.routes.relevantColumns.get(key))) return undefined;
     const old = change.old === undefined ? 0 : pick(columns, change.old, undefined);
     let updated = change.new === undefined ? 0 : pick(columns, change.new, change.old);
     // A value column neither row shows (an unchanged TOASTed value, no old row): keep the row's key as well, so that
     // the applier can read the value from the row (ChangeRoutes.rowLookups).
     if (change.new !== undefined && (updated === 0 || updated.length < columns.length * 2)) {
-      const keyColumns = this.routes.rowLookups.get(key)?.keyColumns ?? [];
-      updated = pick([...columns, ...keyColumns.filter((c) => !columns.includes(c))], change.new, change.old);
+      updated = pick([...columns, ...lookup.keyColumns.filter((c) => !columns.includes(c))], change.new, change.old);
     }
     // Neither row has a value column: no root can be found from it (the applier would skip it too).
     if (old === 0 && updated === 0) return undefined;
@@ -203,16 +201,6 @@ export class StreamedTransactions {
     return `[${JSON.stringify(change.schema)},${JSON.stringify(change.table)},${oldJson === newJson ? '0' : oldJson},${newJson}]`;
   }
 
-  private columnsOf(key: string): string[] | undefined {
-    let columns = this.columnsByTable.get(key);
-    if (columns === undefined) {
-      const tableRoutes = this.routes.routes.get(key);
-      if (tableRoutes === undefined) return undefined;
-      columns = [...new Set(tableRoutes.flatMap((r) => r.valueColumns))];
-      this.columnsByTable.set(key, columns);
-    }
-    return columns;
-  }
 
   private async spillAll(): Promise<void> {
     for (const txn of this.open.values()) {

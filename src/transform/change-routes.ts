@@ -129,9 +129,9 @@ export function compileChangeRoutes(plan: EntryPlan): ChangeRoutes {
  */
 export function columnSelection(routes: ChangeRoutes): ColumnSelection {
   const selection = new Map<string, { identifying: Set<string>; compared?: ReadonlySet<string> }>();
-  for (const [table, tableRoutes] of routes.routes) {
+  for (const [table, lookup] of routes.rowLookups) {
     // The key too: it finds the row when the new row lacks a value column (see ChangeRoutes.rowLookups).
-    const identifying = new Set([...tableRoutes.flatMap((route) => route.valueColumns), ...(routes.rowLookups.get(table)?.keyColumns ?? [])]);
+    const identifying = new Set([...lookup.valueColumns, ...lookup.keyColumns]);
     // No relevant columns known: updates are never skipped, so nothing is compared.
     const compared = routes.relevantColumns.get(table);
     selection.set(table, compared === undefined ? { identifying } : { identifying, compared });

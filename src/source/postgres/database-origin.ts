@@ -69,3 +69,12 @@ export function switchPoint(history: string, timeline: number): bigint | null {
   }
   return null;
 }
+
+/** Where the server's WAL is durable (on a standby: replayed), which no LSN decoded from it can pass. */
+export async function durableWalEnd(pool: Queryable): Promise<bigint | undefined> {
+  const { rows } = await pool.query<{ lsn: string | null }>(
+    'SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_flush_lsn() END)::text AS lsn',
+  );
+  const lsn = rows[0]?.lsn;
+  return lsn ? parseLsn(lsn) : undefined;
+}

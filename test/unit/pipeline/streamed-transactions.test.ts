@@ -4,9 +4,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StreamedTransactions } from '../../../src/pipeline/streamed-transactions.js';
 import type { RowChange, RowValues } from '../../../src/source/change-source.js';
-import type { ChangeRoutes, TableRoute } from '../../../src/transform/change-routes.js';
+import type { ChangeRoutes, RowLookup, TableRoute } from '../../../src/transform/change-routes.js';
 
 const route = (isRoot: boolean, valueColumns: string[]): TableRoute => ({ isRoot, valueColumns, rootKeysQuery: () => ({ text: '', values: [] }) });
+const lookup = (table: string, keyColumns: string[], valueColumns: string[]): RowLookup => ({ table, keyColumns, valueColumns, currentValuesQuery: () => ({ text: '', values: [] }) });
 // book (root, key id) and rating (child, found through book_id).
 const ROUTES: ChangeRoutes = {
   routes: new Map([
@@ -17,7 +18,10 @@ const ROUTES: ChangeRoutes = {
     ['public.book', new Set(['id', 'title'])],
     ['public.rating', new Set(['id', 'book_id', 'stars'])],
   ]),
-  rowLookups: new Map(),
+  rowLookups: new Map([
+    ['public.book', lookup('public.book', ['id'], ['id'])],
+    ['public.rating', lookup('public.rating', ['id'], ['book_id'])],
+  ]),
 };
 
 const row = (values: Record<string, string | null | undefined>): RowValues => Object.assign(Object.create(null) as RowValues, values);
@@ -71,8 +75,7 @@ describe('StreamedTransactions', () => {
   });
 
   it('keeps the key of a row whose new values lack a value column and whose old row was not sent', async () => {
-    const routes: ChangeRoutes = { ...ROUTES, rowLookups: new Map([['public.rating', { table: 'public.rating', keyColumns: ['id'], valueColumns: ['book_id'], currentValuesQuery: () => ({ text: '', values: [] }) }]]) };
-    const buffer = new StreamedTransactions(routes, { directory: dir });
+    const buffer = new StreamedTransactions(ROUTES, { directory: dir });
     buffer.start(8, 1n);
     // REPLICA IDENTITY DEFAULT: no old row, book_id an unchanged TOASTed value. The key lets the applier read it.
     buffer.add(8, 8, { kind: 'update', schema: 'public', table: 'rating', new: row({ id: '7', book_id: undefined, stars: '2' }), oldIsKeyOnly: false });
