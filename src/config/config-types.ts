@@ -28,6 +28,11 @@ export interface PostgresConfig {
    * (SLUICE_REPLICATION_TIMEOUT_SECONDS; default 120 s).
    */
   replicationTimeoutMs?: number;
+  /**
+   * A query connection without an answer for this long is checked from a new connection, and dropped when the server
+   * no longer holds its session (SLUICE_QUERY_PROBE_SECONDS; default 30 s).
+   */
+  queryProbeMs?: number;
 }
 
 export type EngineAuth =

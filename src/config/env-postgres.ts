@@ -49,6 +49,8 @@ export function parsePostgres(r: EnvReader): PostgresConfig {
   if (workMem !== undefined) config.workMem = workMem;
   const replicationTimeout = r.int('SLUICE_REPLICATION_TIMEOUT_SECONDS', { min: 15, max: 3600 });
   if (replicationTimeout !== undefined) config.replicationTimeoutMs = replicationTimeout * 1000;
+  const queryProbe = r.int('SLUICE_QUERY_PROBE_SECONDS', { min: 5, max: 3600 });
+  if (queryProbe !== undefined) config.queryProbeMs = queryProbe * 1000;
   return config;
 }
 

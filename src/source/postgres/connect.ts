@@ -1,6 +1,9 @@
 import pg from 'pg';
 import type { PostgresConfig } from '../../config/config-types.js';
 import { AppError } from '../../errors/app-error.js';
+import { LivenessClient, type LivenessOptions } from './session-probe.js';
+
+const CONNECT_TIMEOUT_MS = 30_000;
 
 /** node-postgres connection options for one database, with TLS from PG_SSLMODE / PG_SSLROOTCERT. */
 export function connectionOptions(config: PostgresConfig, database: string): pg.ClientConfig {
@@ -16,6 +19,8 @@ export function connectionOptions(config: PostgresConfig, database: string): pg.
     // instead of leaving a query or an idle pooled client waiting on it for good.
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
+    // A connection attempt to a host that drops packets fails after this instead of the kernel's two minutes.
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     // Documents carry timestamptz values; UTC makes their text independent of the server's TimeZone.
     options: `-c TimeZone=UTC -c DateStyle=ISO,MDY -c extra_float_digits=1${config.workMem ? ` -c work_mem=${config.workMem}` : ''}`,
   };
@@ -42,8 +47,28 @@ function sslOptions(config: PostgresConfig): pg.ClientConfig['ssl'] {
   }
 }
 
+/** SLUICE_QUERY_PROBE_SECONDS's default. */
+export const DEFAULT_QUERY_PROBE_MS = 30_000;
+
+/**
+ * A pool whose connections are watched: one whose query waits without progress past SLUICE_QUERY_PROBE_SECONDS is
+ * asked about on a new connection, and destroyed when its session is gone (see session-probe.ts).
+ */
 export function createPool(config: PostgresConfig, database: string, max: number): pg.Pool {
-  const pool = new pg.Pool({ ...connectionOptions(config, database), max, idleTimeoutMillis: 10_000 });
+  const options = connectionOptions(config, database);
+  const liveness: LivenessOptions = { probeAfterMs: config.queryProbeMs ?? DEFAULT_QUERY_PROBE_MS, probeOptions: options };
+  class WatchedClient extends LivenessClient {
+    constructor(clientOptions: pg.ClientConfig) {
+      super(clientOptions, liveness);
+    }
+  }
+  const pool = new pg.Pool({
+    ...options,
+    max,
+    idleTimeoutMillis: 10_000,
+    Client: WatchedClient as unknown as new () => pg.ClientBase,
+    onConnect: (client) => (client as WatchedClient).identify(),
+  });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
   return pool;
@@ -53,7 +78,7 @@ export function createPool(config: PostgresConfig, database: string, max: number
 export function postgresError(error: unknown, doing: string, config: PostgresConfig, database: string): AppError {
   const e = error as { code?: string; message?: string };
   const where = `${config.user}@${config.host}:${config.port}/${database}`;
-  const connectCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', '28P01', '28000', '3D000', '57P03']);
+  const connectCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', '28P01', '28000', '3D000', '57P03', 'ECONNABORTED']);
   const tls = isTlsFailure(e.code, e.message);
   const code = tls || (e.code && connectCodes.has(e.code)) ? 'SRC_CONNECT' : 'SRC_QUERY';
   const hint = tls && e.code !== undefined ? ` (PG_SSLMODE=${config.sslMode ?? 'unset'}: check PG_SSLROOTCERT and, for verify-full, that PG_HOST is a name on the server's certificate)` : '';

@@ -71,6 +71,14 @@ describe('parseEnvironment: PostgreSQL', () => {
     ]);
   });
 
+  it('reads SLUICE_QUERY_PROBE_SECONDS in seconds within 5-3600, unset by default', () => {
+    expect(parse({ PG_USER: 'a' }).config?.postgres.queryProbeMs).toBeUndefined();
+    expect(parse({ PG_USER: 'a', SLUICE_QUERY_PROBE_SECONDS: '45' }).config?.postgres.queryProbeMs).toBe(45_000);
+    for (const bad of ['4', '3601', 'soon']) {
+      expect(parse({ PG_USER: 'a', SLUICE_QUERY_PROBE_SECONDS: bad }).problems.map((p) => p.location)).toEqual(['SLUICE_QUERY_PROBE_SECONDS']);
+    }
+  });
+
   it('validates PG_WORK_MEM as a PostgreSQL memory size', () => {
     expect(parse({ PG_USER: 'a', PG_WORK_MEM: '16MB' }).config?.postgres.workMem).toBe('16MB');
     expect(parse({ PG_USER: 'a', PG_WORK_MEM: "16MB'; DROP" }).problems.map((p) => p.location)).toEqual(['PG_WORK_MEM']);
