@@ -88,9 +88,10 @@ interface Dispatched {
  * Per document, writes still reach the writer in LSN order (the apply stage is sequential) and the writer never
  * has two requests for one document in flight.
  * Batch N+1's document queries may read rows before batch N's, and before batch N's writes are in the engine; that
- * is harmless because every query runs once its batch's transactions are visible (awaitVisible: decoded is not yet
- * visible), documents are built from current rows, and they carry their batch's commit LSN as external version
- * (`external_gte`): the write with the highest version, built from rows at least that new, is the one that stays.
+ * is harmless because every query runs once its batch's transactions and all earlier ones are visible (awaitVisible:
+ * decoded is not yet visible), documents are built from current rows, and they carry their batch's commit LSN as
+ * external version (`external_gte`): the write with the highest version, built from rows at least that new, is the
+ * one that stays.
  *
  * A transaction streamed before its commit (pgoutput v2) is buffered, reduced to what root resolution needs, and
  * applied at its Stream Commit, in commit order, as batches with the commit LSN as version; an aborted one (or
@@ -118,8 +119,20 @@ export async function runStreamPhase(
   let currentXid: number | undefined;
   let version = 0n;
   let inTransaction = false;
-  const visible = (xids: number[]) =>
-    awaitVisible(pool, xids, options.signal, { onSlow: options.onInvisible, whileSlow: () => assertNotSynchronousStandby(pool, options.name) });
+  /**
+   * Resolves once `xids` and every transaction of earlier calls are visible. In commit order, not each batch on its
+   * own: a later transaction can be visible before an earlier one (committed with synchronous_commit = local while the
+   * earlier waits for a standby), and a batch reading a document then would miss the earlier transaction's rows of
+   * it, yet carry the higher version and so replace the earlier batch's complete document.
+   */
+  let visibleSoFar: Promise<void> = Promise.resolve();
+  const visible = (xids: number[]) => {
+    const earlier = visibleSoFar;
+    visibleSoFar = earlier.then(() =>
+      awaitVisible(pool, xids, options.signal, { onSlow: options.onInvisible, whileSlow: () => assertNotSynchronousStandby(pool, options.name) }),
+    );
+    return visibleSoFar;
+  };
   let lastCommitEnd = 0n;
   let lastCommitTime: Date | undefined;
   let oldestCommitTime: Date | undefined;

@@ -73,6 +73,35 @@ describe('a transaction decoded before it is visible (synchronous replication)',
     sluice = undefined;
   });
 
+  it('reads a later batch only once the earlier batches are visible too, though its own transaction is', async () => {
+    sluice = startSluice(['-c', schemaPath], env);
+    await expectConverged(dbUrl, plan, engine.url);
+
+    const { waiting, admin } = await sessions();
+    try {
+      const pid = (await waiting.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      await waiting.query('SET synchronous_commit = on');
+      // T1 changes book 1's rating and stays invisible, waiting for the standby.
+      const committing = waiting.query(`UPDATE rating SET value = 1.5 WHERE book_isbn = '001'`);
+      await waitFor('Sluice to wait for T1 to become visible', async () =>
+        sluice!.output().includes('waiting for committed transactions to become visible') ? true : undefined,
+      );
+      // T2 changes another row of the same document, commits locally and is visible at once; it is decoded into a
+      // later batch, which must not read book 1 (T2's title with the old rating) before T1 is visible: written with
+      // T2's higher version, that document would replace the complete one for good.
+      await admin.query(`UPDATE book SET title = 'Changed after an invisible rating' WHERE id = 1`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await admin.query('SELECT pg_cancel_backend($1)', [pid]);
+      await committing;
+      await expectConverged(dbUrl, plan, engine.url);
+    } finally {
+      await waiting.end();
+      await admin.end();
+    }
+    expect(await sluice.stop()).toBe(0);
+    sluice = undefined;
+  });
+
   it("fails with a clear error, not a silent hang, when Sluice's own walsender is the synchronous standby", async () => {
     // As the README's least-privileged role: it cannot read its own walsender's sync_state.
     const role = 'sluice_sync_reader';
