@@ -52,6 +52,7 @@ export function checkpointProblem(value: unknown): string | undefined {
   if (value['ceiling'] !== undefined && !isLsn(value['ceiling'])) return '"ceiling" must be an LSN such as "0/16B3748"';
   if (value['fingerprint'] !== undefined && typeof value['fingerprint'] !== 'string') return '"fingerprint" must be a string';
   if (value['generation'] !== undefined && typeof value['generation'] !== 'string') return '"generation" must be a string';
+  if (value['diverged'] !== undefined && typeof value['diverged'] !== 'string') return '"diverged" must be a string';
   const rebuild = value['rebuild'];
   if (rebuild !== undefined && !(isObject(rebuild) && ['generation', 'fingerprint', 'slot', 'startedAt'].every((key) => typeof rebuild[key] === 'string'))) {
     return '"rebuild" must be an object with string "generation", "fingerprint", "slot" and "startedAt"';

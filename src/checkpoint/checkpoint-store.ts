@@ -36,6 +36,11 @@ export interface Checkpoint {
    * writes run ahead of the saved `lsn` (the batches since the last save, a transaction a batch boundary cut).
    */
   ceiling?: string;
+  /**
+   * Why the generation this checkpoint writes to turned out to hold changes from another database history (the
+   * engine refused a snapshot's writes as older than documents already there): the lifecycle leaves it for a new one.
+   */
+  diverged?: string;
   updatedAt: string;
 }
 

@@ -19,6 +19,10 @@ export interface HistoryCheck {
 
 /** Checks `checkpoint` (its recorded origin and position) against the server; a checkpoint without either passes. */
 export async function checkHistory(source: ChangeSource, checkpoint: Checkpoint | undefined): Promise<HistoryCheck> {
+  if (checkpoint?.snapshot && checkpoint.diverged !== undefined) {
+    const { system, timeline } = await source.origin();
+    return { origin: { system, timeline }, diverged: checkpoint.diverged };
+  }
   const recorded = checkpoint?.snapshot ? checkpoint.origin : undefined;
   if (recorded === undefined) {
     const { system, timeline } = await source.origin();

@@ -10,6 +10,8 @@ export interface ActionWriter {
   flush(): Promise<void>;
   /** Stops the writer: waits for requests in flight to settle and drops what is buffered. */
   close?(): Promise<void>;
+  /** Counts so far; `stale`: versioned writes refused because the engine had a higher version of the document. */
+  stats?(): { stale: number };
 }
 
 /** A key range of the root table: keys after `after` (exclusive) up to `upTo` (inclusive); open ends when absent. */

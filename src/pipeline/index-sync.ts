@@ -115,6 +115,7 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
   const { plan, name, source, store, logger, target } = deps;
   const status = deps.status!;
   let checkpoint = await store.load(name);
+  const staleBefore = writer.stats?.().stale ?? 0;
   // Every attempt: a reconnect may reach a server promoted or restored meanwhile. The lifecycle builds a new generation.
   const history = await checkHistory(source, checkpoint);
   if (history.diverged !== undefined) throw historyChanged(plan.index, history.diverged);
@@ -175,6 +176,7 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
         concurrency: options.concurrency,
         snapshotName: created?.snapshotName,
         signal: options.signal,
+        staleBefore,
         status,
         onProgress: () => onProgress(),
       });

@@ -3,6 +3,7 @@ import type { Checkpoint, CheckpointStore } from '../checkpoint/checkpoint-store
 import type { EntryPlan } from '../schema/sync-plan.js';
 import { parseLsn } from '../source/postgres/lsn.js';
 import { qualified, quoteIdent, quoteLiteral } from '../transform/sql.js';
+import { historyChanged } from './database-history.js';
 import { runFullSync, type ActionWriter, type KeyRange } from './full-sync.js';
 import { recordSnapshotProgress, startSnapshotProgress, type IndexStatus } from './index-status.js';
 
@@ -16,6 +17,8 @@ export interface SnapshotPhaseOptions {
   /** Receives the estimate of rows to read and the documents written so far. */
   status?: IndexStatus;
   onProgress?: (documents: number) => void;
+  /** The writer's `stale` count before the sync's first write to this generation in this attempt (default 0). */
+  staleBefore?: number;
 }
 
 /**
@@ -23,6 +26,11 @@ export interface SnapshotPhaseOptions {
  * version. After each chunk the writer is flushed and the longest run of finished chunks is checkpointed,
  * so a crash resumes after the last durable chunk instead of starting over. Chunks read after a restart see
  * a newer state than the slot's start; the stream replays every change since then, so that converges.
+ *
+ * Every version already in the index is below the slot's consistent LSN when it was written from this server's
+ * history, so the engine refusing a snapshot write as stale proves it was not: a database restored from a dump or
+ * moved to another cluster, then the checkpoint deleted or reset, which leaves no recorded origin to compare. The
+ * snapshot then stops, marking its checkpoint `diverged`, and the lifecycle builds a new generation (SRC_HISTORY_CHANGED).
  */
 export async function runSnapshotPhase(
   plan: EntryPlan,
@@ -38,6 +46,17 @@ export async function runSnapshotPhase(
   const done = new Set<KeyRange>();
   let current = checkpoint;
   let documents = 0;
+  const refuseNewerVersions = async () => {
+    const stale = (writer.stats?.().stale ?? 0) - (options.staleBefore ?? 0);
+    if (stale <= 0) return;
+    const reason =
+      `the engine refused ${stale} of this snapshot's writes as older than documents already in the index, whose versions are ` +
+      `above this server's position ${snapshot.consistentLsn}: they were written from another history of the database (restored from ` +
+      `a dump, or on another cluster) before its checkpoint was removed`;
+    current = { ...current, diverged: reason, updatedAt: new Date().toISOString() };
+    await store.save(options.name, current);
+    throw historyChanged(plan.index, reason);
+  };
   if (options.status !== undefined) startSnapshotProgress(options.status, await estimateRootRows(plan, pool, snapshot.doneUpTo));
   await runFullSync(plan, pool, writer, {
     chunkSize: options.chunkSize,
@@ -56,10 +75,13 @@ export async function runSnapshotPhase(
       while (started.length > 0 && done.has(started[0]!)) prefix = started.shift();
       if (!prefix) return;
       await writer.flush();
+      await refuseNewerVersions();
       current = { ...current, snapshot: { ...snapshot, doneUpTo: prefix.upTo ?? current.snapshot?.doneUpTo, complete: false }, updatedAt: new Date().toISOString() };
       await store.save(options.name, current);
     },
   });
+  await writer.flush();
+  await refuseNewerVersions();
   current = { ...current, snapshot: { ...snapshot, doneUpTo: current.snapshot?.doneUpTo, complete: true, snapshotName: undefined }, updatedAt: new Date().toISOString() };
   await store.save(options.name, current);
   return current;

@@ -63,6 +63,11 @@ export interface DeadLetter {
 export interface BulkStats {
   indexed: number;
   deleted: number;
+  /**
+   * Of those, versioned writes the engine refused because the document already has a higher version (409): applied
+   * as far as the sync goes, as a newer write of the document won.
+   */
+  stale: number;
   /** Actions that failed permanently and went to the dead-letter store. */
   deadLettered: number;
   /** Item or request retries performed. */

@@ -10,6 +10,7 @@ import { startClusterBookIndex, type ClusterBookIndex } from '../helpers/cluster
 import { allDocuments, type EngineUnderTest } from '../helpers/engine.js';
 import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
 import type { PostgresCluster } from '../helpers/postgres-cluster.js';
+import { runCli } from '../helpers/run-cli.js';
 
 let cluster: PostgresCluster;
 let engine: EngineUnderTest;
@@ -148,6 +149,37 @@ describe('a point-in-time restore under a synced index', () => {
     sluice = startSluice(['-c', schemaPath], env);
     await expectConverged(dbUrl, plan, engine.url);
     expect(sluice.output()).toContain('not in the database any more');
+    expect(await sluice.stop()).toBe(0);
+    sluice = undefined;
+  });
+  it('builds a new generation after a restore and a reset: with no checkpoint to compare, the engine refusing the snapshot as stale tells', async () => {
+    sluice = startSluice(['-c', schemaPath], env);
+    await sql(`UPDATE book SET title = 'Before the second volume snapshot' WHERE id = 1`);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(await sluice.stop()).toBe(0);
+    const backup = await cluster.backup();
+
+    sluice = startSluice(['-c', schemaPath], env);
+    await sql(`CREATE TABLE filler_reset AS SELECT g AS n, md5(g::text) AS t FROM generate_series(1, 20000) g`);
+    await sql(`UPDATE book SET title = 'Lost with the restore' WHERE id = 2`, `UPDATE author SET name = 'Lost author name' WHERE id = 2`);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(await sluice.stop()).toBe(0);
+    const before = await served();
+
+    await cluster.restoreInPlace(backup);
+    // The operator starts the index over, as the seed's runbook does after a restore: the checkpoint, and with it the
+    // recorded origin and position, is gone.
+    const reset = await runCli(['-c', schemaPath, 'reset', 'history_book'], env);
+    expect(reset.code, reset.stderr).toBe(0);
+
+    sluice = startSluice(['-c', schemaPath], env);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(sluice.output()).toMatch(/refused \d+ of this snapshot's writes as older than documents already in the index/);
+    const after = await served();
+    expect(after).toHaveLength(1);
+    expect(after).not.toEqual(before);
+    await sql(`UPDATE book SET title = 'Streamed after the reset' WHERE id = 4`);
+    await expectConverged(dbUrl, plan, engine.url);
     expect(await sluice.stop()).toBe(0);
     sluice = undefined;
   });

@@ -83,6 +83,8 @@ export async function sendBulk(client: EngineClient, actions: readonly EncodedAc
 export interface OutcomeTally {
   indexed: number;
   deleted: number;
+  /** Of those, refused as older than the indexed document (409 on a versioned write). */
+  stale: number;
   /** Items to send again (only these). */
   retry: EncodedAction[];
   /** Documents the engine refused for good. */
@@ -103,7 +105,7 @@ export const SUSPECT_ATTEMPTS = 5;
 
 /** `strikes` counts, per action across attempts, its server errors (see SUSPECT_ATTEMPTS). */
 export function tallyOutcomes(items: readonly EncodedAction[], outcomes: readonly ItemOutcome[], strikes?: WeakMap<EncodedAction, number>): OutcomeTally {
-  const tally: OutcomeTally = { indexed: 0, deleted: 0, retry: [], letters: [], throttled: false, reason: '' };
+  const tally: OutcomeTally = { indexed: 0, deleted: 0, stale: 0, retry: [], letters: [], throttled: false, reason: '' };
   outcomes.forEach((outcome, i) => {
     const item = items[i]!;
     let struck = 0;
@@ -114,6 +116,7 @@ export function tallyOutcomes(items: readonly EncodedAction[], outcomes: readonl
     if (outcome.kind === 'success') {
       if (item.action.op === 'index') tally.indexed++;
       else tally.deleted++;
+      if (outcome.stale) tally.stale++;
     } else if (outcome.kind === 'retry' && struck >= SUSPECT_ATTEMPTS) {
       const reason = `${outcome.reason} (this document failed ${struck} times in a row while the engine answered for the others)`;
       tally.letters.push(letterOf(item.action, outcome.status, outcome.errorType, reason));

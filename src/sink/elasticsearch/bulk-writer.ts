@@ -72,7 +72,7 @@ export class BulkWriter {
   private readonly tasks = new Set<Promise<void>>();
   /** Server errors of each action in a row (a document that breaks the engine is dead-lettered after a few). */
   private readonly strikes = new WeakMap<EncodedAction, number>();
-  private readonly counters: BulkStats = { indexed: 0, deleted: 0, deadLettered: 0, retries: 0, requests: 0 };
+  private readonly counters: BulkStats = { indexed: 0, deleted: 0, stale: 0, deadLettered: 0, retries: 0, requests: 0 };
   private readonly config: WriterConfig;
 
   constructor(
@@ -307,6 +307,7 @@ export class BulkWriter {
     const tally = tallyOutcomes(items, outcomes, this.strikes);
     this.counters.indexed += tally.indexed;
     this.counters.deleted += tally.deleted;
+    this.counters.stale += tally.stale;
     await this.deadLetter(tally.letters);
     if (tally.fatal) throw tally.fatal;
     if (tally.throttled) this.throttle();

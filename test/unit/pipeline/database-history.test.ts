@@ -33,6 +33,11 @@ describe('checkHistory', () => {
     expect(diverged.origin).toEqual({ system: '7', timeline: 2 });
   });
 
+  it('refuses a checkpoint its snapshot marked diverged (the engine had newer versions), even on the same system and timeline', async () => {
+    const marked = { ...checkpoint({ system: '7', timeline: 1 }), diverged: 'the engine refused 3 of this snapshot\'s writes' };
+    expect(await checkHistory(source('7', 1), marked)).toEqual({ origin: { system: '7', timeline: 1 }, diverged: marked.diverged });
+  });
+
   it('refuses another system, and a timeline whose history lacks the checkpoint timeline', async () => {
     expect((await checkHistory(source('8', 1), checkpoint({ system: '7', timeline: 1 }))).diverged).toMatch(/another PostgreSQL cluster \(system identifier 8; the checkpoint was taken on 7\)/);
     expect((await checkHistory(source('7', 3), checkpoint({ system: '7', timeline: 2 }))).diverged).toMatch(/timeline 3, whose history does not contain the checkpoint's timeline 2/);

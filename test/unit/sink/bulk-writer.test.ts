@@ -47,7 +47,7 @@ describe('BulkWriter', () => {
     expect(server.requests[0]!.headers['content-type']).toBe('application/x-ndjson');
     // Only the fields the writer reads come back (BULK_FILTER_PATH), not ~180 bytes of metadata per document.
     expect(server.requests[0]!.url).toBe('/_bulk?filter_path=took%2Cerrors%2Citems.*.status%2Citems.*.error%2Citems.*.result');
-    expect(writer.stats()).toEqual({ indexed: 25, deleted: 0, deadLettered: 0, retries: 0, requests: 3 });
+    expect(writer.stats()).toEqual({ indexed: 25, deleted: 0, stale: 0, deadLettered: 0, retries: 0, requests: 3 });
   });
 
   it('splits requests by bytes and sends an oversized action alone', async () => {
@@ -72,7 +72,7 @@ describe('BulkWriter', () => {
     await writer.flush();
     expect(server.requests).toHaveLength(4);
     expect(server.requests.every((r) => r.body === server.requests[0]!.body)).toBe(true);
-    expect(writer.stats()).toEqual({ indexed: 3, deleted: 0, deadLettered: 0, retries: 3, requests: 4 });
+    expect(writer.stats()).toEqual({ indexed: 3, deleted: 0, stale: 0, deadLettered: 0, retries: 3, requests: 4 });
   });
 
   it('re-sends only the items that failed with a retryable error', async () => {
@@ -84,7 +84,7 @@ describe('BulkWriter', () => {
     for (let i = 0; i < 5; i++) await writer.add(doc(i));
     await writer.flush();
     expect(ids(server, 1)).toEqual(['1', '3']);
-    expect(writer.stats()).toEqual({ indexed: 5, deleted: 0, deadLettered: 0, retries: 2, requests: 2 });
+    expect(writer.stats()).toEqual({ indexed: 5, deleted: 0, stale: 0, deadLettered: 0, retries: 2, requests: 2 });
   });
 
   it('halves the batch size on throttling and recovers gradually', async () => {
@@ -335,7 +335,7 @@ describe('BulkWriter', () => {
     expect(server.requests).toHaveLength(1);
   });
 
-  it('counts stale versions as applied and not-found deletes as deleted', async () => {
+  it('counts stale versions as applied (and as stale) and not-found deletes as deleted', async () => {
     const { writer } = await setup((req) =>
       bulkResponse(req.body, (l) =>
         l.op === 'delete' ? { status: 404, result: 'not_found' } : itemError(409, 'version_conflict_engine_exception', 'version conflict'),
@@ -344,7 +344,7 @@ describe('BulkWriter', () => {
     await writer.add({ ...doc(1), version: 10n });
     await writer.add({ op: 'delete', index: 'books', id: '2', version: 11n });
     await writer.flush();
-    expect(writer.stats()).toMatchObject({ indexed: 1, deleted: 1, deadLettered: 0 });
+    expect(writer.stats()).toMatchObject({ indexed: 1, deleted: 1, stale: 1, deadLettered: 0 });
   });
 
   it('settled() waits for the actions added before it, sends them at once, and not for those added after', async () => {
