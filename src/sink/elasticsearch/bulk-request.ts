@@ -100,18 +100,23 @@ export interface OutcomeTally {
 /**
  * How many server errors in a row one document may get, in answers the engine gave per item (so the engine is up),
  * before it is taken for the cause and dead-lettered: otherwise it would be retried, and the sync restarted, forever.
+ * Counted from an answer in which the engine handled another document (see tallyOutcomes).
  */
 export const SUSPECT_ATTEMPTS = 5;
 
 /** `strikes` counts, per action across attempts, its server errors (see SUSPECT_ATTEMPTS). */
 export function tallyOutcomes(items: readonly EncodedAction[], outcomes: readonly ItemOutcome[], strikes?: WeakMap<EncodedAction, number>): OutcomeTally {
   const tally: OutcomeTally = { indexed: 0, deleted: 0, stale: 0, retry: [], letters: [], throttled: false, reason: '' };
+  // A document's first strike needs the engine to have handled another document of the same answer: when every item
+  // fails alike the engine is in trouble (a failing shard), not the documents, and they are retried as for an outage.
+  const othersHandled = outcomes.some((o) => o.kind === 'success' || o.kind === 'document');
   outcomes.forEach((outcome, i) => {
     const item = items[i]!;
     let struck = 0;
     if (strikes !== undefined && outcome.kind === 'retry') {
-      if (outcome.suspect === true) strikes.set(item, (struck = (strikes.get(item) ?? 0) + 1));
-      else strikes.delete(item);
+      const previous = strikes.get(item) ?? 0;
+      if (outcome.suspect !== true) strikes.delete(item);
+      else if (othersHandled || previous > 0) strikes.set(item, (struck = previous + 1));
     }
     if (outcome.kind === 'success') {
       if (item.action.op === 'index') tally.indexed++;

@@ -3,6 +3,7 @@ import type { EngineConfig } from '../../../src/config/config-types.js';
 import type { AppError } from '../../../src/errors/app-error.js';
 import type { BulkAction } from '../../../src/sink/document-sink.js';
 import { BulkWriter } from '../../../src/sink/elasticsearch/bulk-writer.js';
+import { SUSPECT_ATTEMPTS } from '../../../src/sink/elasticsearch/bulk-request.js';
 import { EngineClient } from '../../../src/sink/elasticsearch/engine-client.js';
 import { engineConfig, MemoryDeadLetters } from './helpers.js';
 import type { Responder, ScriptedServer } from './scripted-server.js';
@@ -309,6 +310,20 @@ describe('BulkWriter', () => {
     expect(dead.letters[0]!.reason).toContain('failed 5 times in a row while the engine answered for the others');
     expect(writer.stats()).toMatchObject({ indexed: 2, deadLettered: 1 });
     expect(server.requests.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it('retries, and never dead-letters, documents that all get the same server error: the engine is failing, not them', async () => {
+    // A shard failing: every item of every answer gets HTTP 500 of an unknown type, for more attempts than a
+    // suspected document is given; then the engine recovers.
+    const { server, writer, dead } = await setup(
+      (req, n) => bulkResponse(req.body, () => (n < 2 * SUSPECT_ATTEMPTS ? itemError(500, 'engine_exception', 'shard failed') : undefined)),
+      { retryInitialMs: 1, retryMaxMs: 2 },
+    );
+    for (const id of [1, 2, 3]) await writer.add(doc(id));
+    await writer.flush();
+    expect(dead.letters).toEqual([]);
+    expect(writer.stats()).toMatchObject({ indexed: 3, deadLettered: 0 });
+    expect(server.requests.length).toBe(2 * SUSPECT_ATTEMPTS + 1);
   });
 
   it('once stopped, does not retry a failed request: the wait for the next attempt ends and the writer fails', async () => {
