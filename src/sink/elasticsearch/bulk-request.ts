@@ -14,8 +14,8 @@ import { EngineTransportError, parseEngineErrorText, requestRejected } from './e
 export type BulkAttempt =
   /** The engine answered per item; `outcomes[i]` belongs to `actions[i]`. */
   | { kind: 'items'; outcomes: ItemOutcome[] }
-  /** The request failed as a whole in a way that may pass later; `throttled` for HTTP 429. */
-  | { kind: 'retry'; throttled: boolean; reason: string }
+  /** The request failed as a whole in a way that may pass later; `throttled` when smaller requests should follow (HTTP 429, 408, 504, a timeout). */
+  | { kind: 'retry'; throttled: boolean; timedOut?: boolean; reason: string }
   /** HTTP 413: the body exceeds the engine's `http.max_content_length`. */
   | { kind: 'tooLarge'; reason: string };
 
@@ -36,6 +36,9 @@ const APPLIED: ItemOutcome = { kind: 'success', status: 200, stale: false };
  */
 export const BULK_FILTER_PATH = 'took,errors,items.*.status,items.*.error,items.*.result';
 
+/** Our own request timeout, and undici's for the answer's headers and body (set to the same value). */
+const TIMEOUT_CODES = new Set(['TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
 /** Statuses of a whole bulk request worth retrying: timeout, throttling, server and gateway errors. */
 const RETRY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
 
@@ -50,7 +53,9 @@ export async function sendBulk(client: EngineClient, actions: readonly EncodedAc
       query: { filter_path: BULK_FILTER_PATH },
     });
   } catch (err) {
-    if (err instanceof EngineTransportError && err.retryable) return { kind: 'retry', throttled: false, reason: err.message };
+    // A request that timed out is sent again smaller: the engine goes on executing the abandoned one, and the same
+    // size would time out again, each attempt adding one more copy to its load.
+    if (err instanceof EngineTransportError && err.retryable) return { kind: 'retry', throttled: TIMEOUT_CODES.has(err.transportCode), timedOut: TIMEOUT_CODES.has(err.transportCode), reason: err.message };
     throw err;
   }
   if (res.status === 200) {
@@ -74,7 +79,8 @@ export async function sendBulk(client: EngineClient, actions: readonly EncodedAc
   }
   if (RETRY_STATUSES.has(res.status)) {
     const { type, reason } = parseEngineErrorText(res.body, res.status);
-    return { kind: 'retry', throttled: res.status === 429, reason: `HTTP ${res.status} ${type}: ${reason}` };
+    const timedOut = res.status === 408 || res.status === 504;
+    return { kind: 'retry', throttled: res.status === 429 || timedOut, timedOut, reason: `HTTP ${res.status} ${type}: ${reason}` };
   }
   throw requestRejected(`bulk request of ${actions.length} actions`, res.status, res.body);
 }

@@ -287,7 +287,7 @@ export class BulkWriter {
           await this.deadLetter([letterOf(sub.items[0]!.action, 413, 'request_too_large', result.reason)]);
         }
       } else if (result.kind === 'retry') {
-        if (result.throttled) this.throttle();
+        if (result.throttled) this.throttle(result.timedOut ? sub.items.length : undefined);
         await this.backoff(sub, sub.items.length, result.reason, 1);
       } else {
         const retry = await this.settleItems(sub.items, result.outcomes);
@@ -359,9 +359,13 @@ export class BulkWriter {
     return parts;
   }
 
-  private throttle(): void {
-    const next = Math.max(1, Math.floor(this.maxActions / 2));
-    if (next !== this.maxActions) this.logger?.info({ maxActions: next }, 'search engine is throttling; smaller bulk requests');
+  /**
+   * Halves the request size. After a timeout, half of the request that timed out (`size` actions) when that is
+   * smaller: only a smaller request can be answered in time.
+   */
+  private throttle(size = Infinity): void {
+    const next = Math.max(1, Math.floor(Math.min(this.maxActions, size) / 2));
+    if (next !== this.maxActions) this.logger?.info({ maxActions: next }, 'search engine is throttling or too slow; smaller bulk requests');
     this.maxActions = next;
   }
 

@@ -326,6 +326,23 @@ describe('BulkWriter', () => {
     expect(server.requests.length).toBe(2 * SUSPECT_ATTEMPTS + 1);
   });
 
+  it('sends a request that timed out again smaller, until the engine answers in time', async () => {
+    // An engine that needs longer than the request timeout for more than 4 documents (and executes them anyway).
+    const { server, writer, dead } = await setup(
+      async (req) => {
+        if (parseBulk(req.body).length > 4) await new Promise((resolve) => setTimeout(resolve, 600));
+        return bulkResponse(req.body);
+      },
+      { requestTimeoutMs: 200, retryInitialMs: 1, retryMaxMs: 2, retryGiveUpMs: 5_000 },
+    );
+    for (let id = 1; id <= 16; id++) await writer.add(doc(id));
+    await writer.flush();
+    expect(dead.letters).toEqual([]);
+    expect(writer.stats()).toMatchObject({ indexed: 16 });
+    // 16 and 8 documents timed out; then requests of 4 went through.
+    expect(server.requests.map((r) => parseBulk(r.body).length).slice(0, 3)).toEqual([16, 8, 4]);
+  });
+
   it('once stopped, does not retry a failed request: the wait for the next attempt ends and the writer fails', async () => {
     const server = await startScriptedServer(() => ({ status: 503, body: { error: { type: 'unavailable', reason: 'engine down' }, status: 503 } }));
     // A minute between attempts and five before giving up: without the stop, flush() would wait that long.
