@@ -132,6 +132,19 @@ describe('a query connection gone silent', () => {
     expect(error?.message).toMatch(/the server cannot be reached on a new connection/);
   }, 60_000);
 
+  it('lets a query wait for a free connection longer than a connection attempt may take', async () => {
+    const small = createPool(configThrough(proxy, db.name), db.name, 1, 500);
+    try {
+      const held = await small.connect();
+      const waiting = outcome(small.query('SELECT 1'));
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      held.release();
+      expect((await waiting).error).toBeUndefined();
+    } finally {
+      await small.end();
+    }
+  });
+
   it('leaves alone queries that run or wait on the server for long', async () => {
     await lockTable();
     const waiting = outcome(pool.query('SELECT count(*) FROM t'));

@@ -54,16 +54,19 @@ export const DEFAULT_QUERY_PROBE_MS = 30_000;
  * A pool whose connections are watched: one whose query waits without progress past SLUICE_QUERY_PROBE_SECONDS is
  * asked about on a new connection, and destroyed when its session is gone (see session-probe.ts).
  */
-export function createPool(config: PostgresConfig, database: string, max: number): pg.Pool {
-  const options = connectionOptions(config, database);
+export function createPool(config: PostgresConfig, database: string, max: number, connectTimeoutMs = CONNECT_TIMEOUT_MS): pg.Pool {
+  const options = { ...connectionOptions(config, database), connectionTimeoutMillis: connectTimeoutMs };
   const liveness: LivenessOptions = { probeAfterMs: config.queryProbeMs ?? DEFAULT_QUERY_PROBE_MS, probeOptions: options };
   class WatchedClient extends LivenessClient {
     constructor(clientOptions: pg.ClientConfig) {
-      super(clientOptions, liveness);
+      super({ ...clientOptions, connectionTimeoutMillis: connectTimeoutMs }, liveness);
     }
   }
   const pool = new pg.Pool({
     ...options,
+    // The pool applies its own connectionTimeoutMillis to waiting for a free client too, which a busy pool may
+    // rightly do for long (snapshot chunks): connection attempts time out in the client instead.
+    connectionTimeoutMillis: 0,
     max,
     idleTimeoutMillis: 10_000,
     Client: WatchedClient as unknown as new () => pg.ClientBase,
