@@ -77,6 +77,10 @@ export function checkpointProblem(value: unknown): string | undefined {
   if (doneUpTo !== undefined && !(Array.isArray(doneUpTo) && doneUpTo.every((part) => typeof part === 'string'))) {
     return '"snapshot.doneUpTo" must be an array of strings';
   }
+  const keyOrder = snapshot['keyOrder'];
+  if (keyOrder !== undefined && !(Array.isArray(keyOrder) && keyOrder.every((part) => typeof part === 'string'))) {
+    return '"snapshot.keyOrder" must be an array of strings';
+  }
   return undefined;
 }
 

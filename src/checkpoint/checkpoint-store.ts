@@ -11,6 +11,11 @@ export interface SnapshotProgress {
   consistentLsn: string;
   /** Last root key whose chunk (and every chunk before it) is durable in the engine; absent = none yet. */
   doneUpTo?: string[];
+  /**
+   * The key column order `doneUpTo` was reached in ("every chunk before it" depends on it). Absent in checkpoints of
+   * versions that scanned in alphabetical column order.
+   */
+  keyOrder?: string[];
   /** True once every chunk is done. */
   complete: boolean;
 }

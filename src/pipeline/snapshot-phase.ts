@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Checkpoint, CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import { parseLsn } from '../source/postgres/lsn.js';
+import { scanOrder } from '../transform/document-query.js';
 import { qualified, quoteIdent, quoteLiteral } from '../transform/sql.js';
 import { historyChanged } from './database-history.js';
 import { runFullSync, type ActionWriter, type KeyRange } from './full-sync.js';
@@ -40,11 +41,15 @@ export async function runSnapshotPhase(
   checkpoint: Checkpoint,
   options: SnapshotPhaseOptions,
 ): Promise<Checkpoint> {
-  const snapshot = checkpoint.snapshot!;
+  const order = scanOrder(plan);
+  // Chunks done in another column order do not cover "every key up to doneUpTo" in this one: the snapshot starts
+  // again from the first key (rewriting documents at the same version is harmless).
+  const doneInOrder = (checkpoint.snapshot!.keyOrder ?? plan.root.primaryKey).join() === order.join();
+  const snapshot = { ...checkpoint.snapshot!, keyOrder: order, ...(doneInOrder ? {} : { doneUpTo: undefined }) };
   const version = parseLsn(snapshot.consistentLsn);
   const started: KeyRange[] = [];
   const done = new Set<KeyRange>();
-  let current = checkpoint;
+  let current: Checkpoint = { ...checkpoint, snapshot };
   let documents = 0;
   const refuseNewerVersions = async () => {
     const stale = (writer.stats?.().stale ?? 0) - (options.staleBefore ?? 0);
@@ -127,7 +132,7 @@ async function plannerRows(pool: pg.Pool, select: string): Promise<number | unde
 
 /** The same order as the chunk boundaries: the key columns, compared as a row. Literals, because EXPLAIN takes no parameters here. */
 function afterKey(plan: EntryPlan, after: string[]): string {
-  const columns = plan.root.primaryKey;
-  const literals = columns.map((c, i) => `${quoteLiteral(after[i] ?? '')}::${plan.root.primaryKeyTypes[c] ?? 'text'}`);
+  const columns = scanOrder(plan);
+  const literals = columns.map((c) => `${quoteLiteral(after[plan.root.primaryKey.indexOf(c)] ?? '')}::${plan.root.primaryKeyTypes[c] ?? 'text'}`);
   return `(${columns.map((c) => `n.${quoteIdent(c)}`).join(', ')}) > (${literals.join(', ')})`;
 }

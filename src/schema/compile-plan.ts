@@ -57,7 +57,8 @@ function compileNode(
     problems.error(`${spec.location}.table`, `table "${spec.schema}.${spec.table}" does not exist`);
     return undefined;
   }
-  const primaryKey = resolvePrimaryKey(spec, relation, problems);
+  const keyInIndexOrder = resolvePrimaryKey(spec, relation, problems);
+  const primaryKey = keyInIndexOrder === undefined ? undefined : [...keyInIndexOrder].sort();
   const columns = resolveColumns(spec, relation, problems);
   for (const base of spec.baseTables) {
     if (!catalog.relation(spec.schema, base)) problems.error(`${spec.location}.base_tables`, `base table "${spec.schema}.${base}" does not exist`);
@@ -90,6 +91,7 @@ function compileNode(
     label: spec.label,
     outputKey,
     primaryKey,
+    keyOrder: keyInIndexOrder,
     primaryKeyTypes: Object.fromEntries(primaryKey.map((c) => [c, relation.columns.get(c)?.type ?? 'text'])),
     columns,
     children,
@@ -99,12 +101,13 @@ function compileNode(
   };
 }
 
+/** The key columns in the order of the table's primary-key index (as declared for `primary_key`). */
 function resolvePrimaryKey(spec: NodeSpec, relation: RelationInfo, problems: ProblemList): string[] | undefined {
   if (relation.primaryKey.length > 0) {
     if (spec.primaryKey && spec.primaryKey.join() !== relation.primaryKey.join()) {
       problems.warning(`${spec.location}.primary_key`, `"${relation.schema}.${relation.name}" has a primary key (${relation.primaryKey.join(', ')}); primary_key is only used for views and tables without one`);
     }
-    return [...relation.primaryKey].sort();
+    return relation.primaryKey;
   }
   if (!spec.primaryKey || spec.primaryKey.length === 0) {
     const what = relation.kind.includes('view') ? `${relation.kind} "${relation.schema}.${relation.name}"` : `table "${relation.schema}.${relation.name}" has no primary key and`;
@@ -116,7 +119,7 @@ function resolvePrimaryKey(spec: NodeSpec, relation: RelationInfo, problems: Pro
     problems.error(`${spec.location}.primary_key`, `primary_key column(s) ${missing.map((c) => `"${c}"`).join(', ')} not found on "${relation.schema}.${relation.name}"`);
     return undefined;
   }
-  return [...spec.primaryKey].sort();
+  return spec.primaryKey;
 }
 
 function resolveColumns(spec: NodeSpec, relation: RelationInfo, problems: ProblemList): PlanColumn[] | undefined {

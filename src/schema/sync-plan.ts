@@ -50,8 +50,13 @@ export interface PlanNode {
   label: string;
   /** Key of this node's value in its parent's object, after the parent's rename. */
   outputKey: string;
-  /** Primary-key columns sorted alphabetically (PGSync's `_id` order). */
+  /** Primary-key columns sorted alphabetically (PGSync's `_id` order). Key values are always in this order. */
   primaryKey: string[];
+  /**
+   * The same columns in the order of the primary-key index (as declared for `primary_key`): key ranges are scanned
+   * and compared in this order, which the index serves. Absent: `primaryKey`'s order.
+   */
+  keyOrder?: string[];
   /** format_type() of each primary-key column, for casting key parameters. */
   primaryKeyTypes: Record<string, string>;
   columns: PlanColumn[];

@@ -28,6 +28,7 @@ export function buildDocumentQuery(plan: EntryPlan, filter: RootFilter): Documen
   const { object, fields } = nodeObject(root, alias, aliases);
   const document = applyMoves(object, rootMoves(root, []));
   const keyColumns = root.primaryKey.map((c) => `${alias}.${quoteIdent(c)}`);
+  const scanColumns = scanOrder(plan).map((c) => `${alias}.${quoteIdent(c)}`);
   const routingField = plan.routing === undefined ? undefined : fields.get(plan.routing);
   const { where, values } = rootWhere(plan, alias, filter);
   const text = [
@@ -36,21 +37,30 @@ export function buildDocumentQuery(plan: EntryPlan, filter: RootFilter): Documen
     `       replace((${document})::text, E'\\n', '') AS _source`,
     `  FROM ${qualified(root.schema, root.table)} AS ${alias}`,
     where ? ` WHERE ${where}` : '',
-    ` ORDER BY ${keyColumns.join(', ')}`,
+    ` ORDER BY ${scanColumns.join(', ')}`,
   ]
     .filter((line) => line !== '')
     .join('\n');
   return { text, values };
 }
 
-/** Root key values as text for key-range chunking, `limit` rows after `after`. */
+/**
+ * Root key values as text (in `primaryKey` order) for key-range chunking, `offset` rows after `after`, walking the
+ * primary-key index in its own column order.
+ */
 export function buildKeyBoundaryQuery(plan: EntryPlan, after: string[] | undefined, offset: number): DocumentQuery {
   const root = plan.root;
   const keyColumns = root.primaryKey.map((c) => `n.${quoteIdent(c)}`);
+  const scanColumns = scanOrder(plan).map((c) => `n.${quoteIdent(c)}`);
   const { where, values } = after ? rangeCondition(plan, 'n', '>', after, []) : { where: '', values: [] as unknown[] };
   values.push(offset);
-  const text = `SELECT ${keyColumns.map((k) => `${k}::text`).join(', ')} FROM ${qualified(root.schema, root.table)} AS n${where ? ` WHERE ${where}` : ''} ORDER BY ${keyColumns.join(', ')} OFFSET $${values.length} LIMIT 1`;
+  const text = `SELECT ${keyColumns.map((k) => `${k}::text`).join(', ')} FROM ${qualified(root.schema, root.table)} AS n${where ? ` WHERE ${where}` : ''} ORDER BY ${scanColumns.join(', ')} OFFSET $${values.length} LIMIT 1`;
   return { text, values };
+}
+
+/** The root key columns in the order key ranges are scanned and compared: the primary-key index's. */
+export function scanOrder(plan: EntryPlan): string[] {
+  return plan.root.keyOrder ?? plan.root.primaryKey;
 }
 
 function rootWhere(plan: EntryPlan, alias: string, filter: RootFilter): { where: string; values: unknown[] } {
@@ -70,10 +80,11 @@ function rootWhere(plan: EntryPlan, alias: string, filter: RootFilter): { where:
   return { where: parts.join(' AND '), values };
 }
 
+/** `(key columns) <operator> (key)` in scan order; `key` holds the values in `primaryKey` order. */
 function rangeCondition(plan: EntryPlan, alias: string, operator: '>' | '<=', key: string[], values: unknown[]): { where: string; values: unknown[] } {
-  const columns = plan.root.primaryKey;
-  const params = columns.map((c, i) => {
-    values.push(key[i]);
+  const columns = scanOrder(plan);
+  const params = columns.map((c) => {
+    values.push(key[plan.root.primaryKey.indexOf(c)]);
     return `$${values.length}::${columnType(plan, c)}`;
   });
   return { where: `(${columns.map((c) => `${alias}.${quoteIdent(c)}`).join(', ')}) ${operator} (${params.join(', ')})`, values };
