@@ -65,8 +65,9 @@ export function isRetryable(error: unknown): boolean {
     return RETRYABLE.has(error.code);
   }
   const code = (error as { code?: string }).code;
-  // Driver-level network errors and PostgreSQL shutdown/connection classes (57P, 08).
-  return typeof code === 'string' && (/^E[A-Z]+$/.test(code) || code.startsWith('57P') || code.startsWith('08'));
+  // Driver-level network errors, PostgreSQL shutdown/connection classes (57P, 08), a query cancelled (by an
+  // administrator, 57014) and a lock not granted in lock_timeout (55P03): all pass by trying again.
+  return typeof code === 'string' && (/^E[A-Z]+$/.test(code) || code.startsWith('57P') || code.startsWith('08') || code === '57014' || code === '55P03');
 }
 
 /**

@@ -93,6 +93,21 @@ describe('least privilege', () => {
     }
   });
 
+  it("a role's statement_timeout and idle_in_transaction_session_timeout do not cut Sluice's queries", async () => {
+    // As a DBA may set for every application role; 1 ms cuts nearly any query (the document queries always).
+    await db.query(`ALTER ROLE ${role} SET statement_timeout = '1ms'; ALTER ROLE ${role} SET idle_in_transaction_session_timeout = '1ms'`);
+    try {
+      sluice = startSluice(['-c', schemaPath], limitedEnv());
+      await db.query(`UPDATE author SET name = 'Renamed under a timeout' WHERE id = 2; UPDATE book SET title = 'Titled under a timeout' WHERE id = 3`);
+      await expectConverged(db.url, plan, engine.url);
+      expect(sluice.output()).not.toContain('statement timeout');
+      expect(await sluice.stop()).toBe(0);
+      sluice = undefined;
+    } finally {
+      await db.query(`ALTER ROLE ${role} RESET statement_timeout; ALTER ROLE ${role} RESET idle_in_transaction_session_timeout`);
+    }
+  });
+
   it('SIGTERM while a new slot waits for a transaction left open exits 0 at once, leaving no half-made slot', async () => {
     const slot = `${db.name}_privileged_book`;
     const reset = await runCli(['-c', schemaPath, 'reset', 'privileged_book'], sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work }));

@@ -22,7 +22,12 @@ export function connectionOptions(config: PostgresConfig, database: string): pg.
     // A connection attempt to a host that drops packets fails after this instead of the kernel's two minutes.
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     // Documents carry timestamptz values; UTC makes their text independent of the server's TimeZone.
-    options: `-c TimeZone=UTC -c DateStyle=ISO,MDY -c extra_float_digits=1${config.workMem ? ` -c work_mem=${config.workMem}` : ''}`,
+    // Timeouts a DBA set for the role or database would cut a snapshot chunk or a large batch's document query, and
+    // every retry the same way: Sluice's queries are bounded by its batch and chunk sizes, and a connection that
+    // died is found by the query probe (SLUICE_QUERY_PROBE_SECONDS).
+    options:
+      `-c TimeZone=UTC -c DateStyle=ISO,MDY -c extra_float_digits=1 -c statement_timeout=0 -c idle_in_transaction_session_timeout=0` +
+      (config.workMem ? ` -c work_mem=${config.workMem}` : ''),
   };
 }
 
