@@ -4,6 +4,7 @@ import type { EntryPlan } from '../schema/sync-plan.js';
 import { parseLsn } from '../source/postgres/lsn.js';
 import { scanOrder } from '../transform/document-query.js';
 import { qualified, quoteIdent, quoteLiteral } from '../transform/sql.js';
+import { AppError } from '../errors/app-error.js';
 import { historyChanged } from './database-history.js';
 import { runFullSync, type ActionWriter, type KeyRange } from './full-sync.js';
 import { recordSnapshotProgress, startSnapshotProgress, type IndexStatus } from './index-status.js';
@@ -62,6 +63,7 @@ export async function runSnapshotPhase(
     await store.save(options.name, current);
     throw historyChanged(plan.index, reason);
   };
+  await refuseNullKeys(plan, pool);
   if (options.status !== undefined) startSnapshotProgress(options.status, await estimateRootRows(plan, pool, snapshot.doneUpTo));
   await runFullSync(plan, pool, writer, {
     chunkSize: options.chunkSize,
@@ -90,6 +92,23 @@ export async function runSnapshotPhase(
   current = { ...current, snapshot: { ...snapshot, doneUpTo: current.snapshot?.doneUpTo, complete: true, snapshotName: undefined }, updatedAt: new Date().toISOString() };
   await store.save(options.name, current);
   return current;
+}
+
+/**
+ * A root read through `primary_key` (a view, a table without a primary key) may have rows whose key is NULL: such a
+ * row has no document id, and key ranges compare it with nothing, so the snapshot would skip it without a word.
+ */
+async function refuseNullKeys(plan: EntryPlan, pool: pg.Pool): Promise<void> {
+  const root = plan.root;
+  if (root.declaredKey !== true) return;
+  const anyNull = root.primaryKey.map((c) => `n.${quoteIdent(c)} IS NULL`).join(' OR ');
+  const { rows } = await pool.query(`SELECT 1 FROM ${qualified(root.schema, root.table)} AS n WHERE ${anyNull} LIMIT 1`);
+  if (rows.length === 0) return;
+  throw new AppError(
+    'SCH_INVALID',
+    `${root.location}.primary_key: "${root.schema}.${root.table}" has rows whose primary_key (${root.primaryKey.join(', ')}) is NULL: ` +
+      'a root row needs a key for its document id. Choose columns that are never NULL, or leave those rows out of the view',
+  );
 }
 
 /** Up to this many rows are counted when the table has no statistics; past it, the planner's estimate is used. */

@@ -92,6 +92,7 @@ function compileNode(
     outputKey,
     primaryKey,
     keyOrder: keyInIndexOrder,
+    ...(relation.primaryKey.length === 0 ? { declaredKey: true as const } : {}),
     primaryKeyTypes: Object.fromEntries(primaryKey.map((c) => [c, relation.columns.get(c)?.type ?? 'text'])),
     columns,
     children,

@@ -57,6 +57,8 @@ export interface PlanNode {
    * and compared in this order, which the index serves. Absent: `primaryKey`'s order.
    */
   keyOrder?: string[];
+  /** The key comes from the schema's `primary_key` (a view, a table without one): nothing keeps it from NULL. */
+  declaredKey?: true;
   /** format_type() of each primary-key column, for casting key parameters. */
   primaryKeyTypes: Record<string, string>;
   columns: PlanColumn[];

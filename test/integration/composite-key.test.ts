@@ -2,7 +2,8 @@
 // the snapshot's key ranges walk the primary-key index in its own column order, so each boundary and chunk query is
 // an index range scan, not a scan and sort of the whole table per chunk; every row is read exactly once; and a
 // snapshot checkpointed by a version that walked the keys in alphabetical order starts over instead of resuming
-// from a point that means something else now.
+// from a point that means something else now. A key declared with primary_key (a view) that is NULL in some row
+// is refused with a clear error instead of the row being skipped.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,6 +103,23 @@ describe('a root with a composite primary key', () => {
       const current = { slot: 'lines', snapshot: { consistentLsn: '0/1000000', complete: false, doneUpTo: ['10', '9998'], keyOrder: ['order_id', 'line_no'] }, updatedAt: 't' };
       await runSnapshotPhase(plan, pool, again, store, current, { name: 'lines', chunkSize: 50, concurrency: 2 });
       expect(again.ids).toHaveLength(2 * LINES);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses, naming the view and the key, a root read through primary_key whose key is NULL in some row', async () => {
+    await db.query(`CREATE VIEW line_or_none AS SELECT CASE WHEN order_id = 42 AND line_no = 1 THEN NULL ELSE order_id END AS order_id, line_no, item FROM order_line`);
+    const view = (await compileAgainst(db.url, [{ database: db.name, index: 'maybe', nodes: { table: 'line_or_none', primary_key: ['order_id', 'line_no'] } }])).plans[0]!;
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-null-key-'));
+    const store = await FileCheckpointStore.open(dir);
+    try {
+      const start = { slot: 'maybe', snapshot: { consistentLsn: '0/1000000', complete: false }, updatedAt: 't' };
+      await expect(runSnapshotPhase(view, pool, collectingWriter(), store, start, { name: 'maybe', chunkSize: 1000, concurrency: 2 })).rejects.toMatchObject({
+        code: 'SCH_INVALID',
+        message: expect.stringMatching(/"public.line_or_none" has rows whose primary_key \(line_no, order_id\) is NULL/) as unknown,
+      });
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
