@@ -79,7 +79,11 @@ export async function runSnapshotPhase(
       options.onProgress?.(documents);
       done.add(range);
       let prefix: KeyRange | undefined;
-      while (started.length > 0 && done.has(started[0]!)) prefix = started.shift();
+      // Finished chunks leave both lists as the durable prefix grows: memory holds the chunks in flight, not the table's.
+      while (started.length > 0 && done.has(started[0]!)) {
+        prefix = started.shift()!;
+        done.delete(prefix);
+      }
       if (!prefix) return;
       await writer.flush();
       await refuseNewerVersions();
