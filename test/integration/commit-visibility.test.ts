@@ -32,14 +32,19 @@ afterAll(async () => {
   await setup?.close();
 });
 
-/** A session to commit with synchronous_commit = on (its warnings muted), and one to watch and configure with. */
-async function sessions(): Promise<{ waiting: pg.Client; admin: pg.Client }> {
+/**
+ * A session that commits with synchronous_commit = on (its warnings muted) and its backend pid, and one to watch
+ * and configure with.
+ */
+async function sessions(): Promise<{ waiting: pg.Client; pid: number; admin: pg.Client }> {
   const waiting = new pg.Client({ connectionString: dbUrl });
   const admin = new pg.Client({ connectionString: dbUrl });
   await waiting.connect();
   await admin.connect();
   waiting.on('notice', () => undefined);
-  return { waiting, admin };
+  const pid = (await waiting.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+  await waiting.query('SET synchronous_commit = on');
+  return { waiting, pid, admin };
 }
 
 describe('a transaction decoded before it is visible (synchronous replication)', () => {
@@ -47,10 +52,8 @@ describe('a transaction decoded before it is visible (synchronous replication)',
     sluice = startSluice(['-c', schemaPath], env);
     await expectConverged(dbUrl, plan, engine.url);
 
-    const { waiting, admin } = await sessions();
+    const { waiting, pid, admin } = await sessions();
     try {
-      const pid = (await waiting.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-      await waiting.query('SET synchronous_commit = on');
       // Committed locally, then waits for the standby: invisible to every other session meanwhile.
       const committing = waiting.query(`UPDATE book SET title = 'Visible once the standby answers' WHERE id = 1`);
       await waitFor('the transaction to wait for the standby', async () => {
@@ -77,10 +80,8 @@ describe('a transaction decoded before it is visible (synchronous replication)',
     sluice = startSluice(['-c', schemaPath], env);
     await expectConverged(dbUrl, plan, engine.url);
 
-    const { waiting, admin } = await sessions();
+    const { waiting, pid, admin } = await sessions();
     try {
-      const pid = (await waiting.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-      await waiting.query('SET synchronous_commit = on');
       // T1 changes book 1's rating and stays invisible, waiting for the standby.
       const committing = waiting.query(`UPDATE rating SET value = 1.5 WHERE book_isbn = '001'`);
       await waitFor('Sluice to wait for T1 to become visible', async () =>
@@ -114,7 +115,7 @@ describe('a transaction decoded before it is visible (synchronous replication)',
     limited.password = '';
     sluice = startSluice(['-c', schemaPath], { ...env, ...sluiceEnv(limited.toString(), engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'info' }) });
     await expectConverged(dbUrl, plan, engine.url);
-    const { waiting, admin } = await sessions();
+    const { waiting, pid, admin } = await sessions();
     try {
       // "*" names every standby, Sluice's logical walsender included: commits now wait for Sluice to confirm them.
       await admin.query(`ALTER SYSTEM SET synchronous_standby_names = '*'`);
@@ -123,8 +124,6 @@ describe('a transaction decoded before it is visible (synchronous replication)',
         const { rows } = await admin.query(`SELECT 1 FROM pg_stat_replication WHERE application_name = 'sluice' AND sync_state = 'sync'`);
         return rows.length === 1 ? true : undefined;
       });
-      const pid = (await waiting.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-      await waiting.query('SET synchronous_commit = on');
       const committing = waiting.query(`UPDATE book SET title = 'Waits for Sluice, which waits for it' WHERE id = 2`);
       await waitFor('Sluice to name the cycle', async () => (sluice!.output().includes('SRC_SYNC_STANDBY') ? true : undefined), 60_000);
       expect(sluice.output()).toMatch(/is named by synchronous_standby_names = '\*' and its transactions stay invisible/);
