@@ -64,7 +64,10 @@ export function createPool(config: PostgresConfig, database: string, max: number
   const liveness: LivenessOptions = { probeAfterMs: config.queryProbeMs ?? DEFAULT_QUERY_PROBE_MS, probeOptions: options };
   class WatchedClient extends LivenessClient {
     constructor(clientOptions: pg.ClientConfig) {
-      super({ ...clientOptions, connectionTimeoutMillis: connectTimeoutMs }, liveness);
+      // A copy with its property descriptors: pg-pool hides the password as a non-enumerable property, which a spread drops.
+      const own = Object.defineProperties({}, Object.getOwnPropertyDescriptors(clientOptions)) as pg.ClientConfig;
+      own.connectionTimeoutMillis = connectTimeoutMs;
+      super(own, liveness);
     }
   }
   const pool = new pg.Pool({
