@@ -12,8 +12,11 @@ import { buildDocumentQuery } from '../transform/document-query.js';
  * generation; anything else (batch sizes, credentials) does not.
  */
 export function entryFingerprint(plan: EntryPlan): string {
+  // The order rows are read in shapes no document: the query is taken in primary-key order whatever the scan order,
+  // so that scanning a composite key in its index's order did not rebuild every such index.
+  const inKeyOrder: EntryPlan = { ...plan, root: { ...plan.root, keyOrder: undefined } };
   const shape = {
-    query: buildDocumentQuery(plan, { kind: 'all' }).text,
+    query: buildDocumentQuery(inKeyOrder, { kind: 'all' }).text,
     settings: plan.settings ?? null,
     mappings: plan.mappings ?? null,
     routing: plan.routing ?? null,
