@@ -5,6 +5,7 @@
 import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresConfig } from '../../src/config/config-types.js';
+import { isRetryable } from '../../src/pipeline/index-sync.js';
 import { createPool } from '../../src/source/postgres/connect.js';
 import { fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
 import { startLiveIndex, type LiveIndex } from '../helpers/live-index.js';
@@ -129,7 +130,7 @@ describe('a query connection gone silent', () => {
     proxy.blackhole(port);
     proxy.swallowNew(true);
     const { error } = await waiting;
-    expect(error?.message).toMatch(/the server cannot be reached on a new connection/);
+    expect(error?.message).toMatch(/the server cannot be reached on a new connection, twice in a row/);
   }, 60_000);
 
   it('lets a query wait for a free connection longer than a connection attempt may take', async () => {
@@ -140,6 +141,18 @@ describe('a query connection gone silent', () => {
       await new Promise((resolve) => setTimeout(resolve, 1500));
       held.release();
       expect((await waiting).error).toBeUndefined();
+    } finally {
+      await small.end();
+    }
+  });
+
+  it('gives up a connection attempt to a server that swallows it, with an error the sync retries', async () => {
+    const small = createPool(configThrough(proxy, db.name), db.name, 1, 500);
+    try {
+      proxy.swallowNew(true);
+      const { error } = await outcome(small.query('SELECT 1'));
+      expect((error as { code?: string }).code).toBe('ETIMEDOUT');
+      expect(isRetryable(error)).toBe(true);
     } finally {
       await small.end();
     }

@@ -28,6 +28,13 @@ export type SessionState = 'running' | 'idle' | 'gone' | 'unreachable' | 'unknow
 /** Node codes of a connection attempt that never reached a server, as opposed to a server refusing it. */
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN', 'ENOTFOUND', 'EAI_AGAIN']);
 
+function timedOut(error: Error | null | undefined): Error | null | undefined {
+  if (error instanceof Error && error.message === 'timeout expired' && (error as { code?: unknown }).code === undefined) {
+    return Object.assign(error, { code: 'ETIMEDOUT' });
+  }
+  return error;
+}
+
 /** The session of `client`'s connection, asked on that connection. */
 export async function identifySession(client: pg.ClientBase): Promise<ServerSession | undefined> {
   const { rows } = await client.query<{ pid: number; started: string }>(
@@ -47,6 +54,7 @@ export async function probeSession(options: pg.ClientConfig, session: ServerSess
       (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
       resolve('unreachable');
     }, timeoutMs);
+    timer.unref();
   });
   const ask = (async (): Promise<SessionState> => {
     await client.connect();
@@ -78,7 +86,7 @@ export interface LivenessOptions {
 
 /**
  * A node-postgres client that is destroyed, failing its queries with code `ECONNABORTED` (aborted here), when a probe finds that
- * the server no longer holds its session, cannot be reached, or twice in a row waits for this client while this
+ * the server no longer holds its session, or twice in a row cannot be reached or waits for this client while this
  * client waits for it. Queries still running or waiting on the server are left alone however long they take.
  */
 export class LivenessClient extends pg.Client {
@@ -87,7 +95,7 @@ export class LivenessClient extends pg.Client {
   /** When a query last completed, or when the client became busy: the stall is measured from here. */
   private progressAt = 0;
   private timer: NodeJS.Timeout | undefined;
-  private idleStrikes = 0;
+  private suspicions = 0;
   private probing = false;
 
   constructor(
@@ -116,6 +124,15 @@ export class LivenessClient extends pg.Client {
         throw error;
       }
     };
+    // node-postgres fails a connection attempt past connectionTimeoutMillis with a bare Error('timeout expired'): given
+    // the network's code, it is retried like any other unreachable server.
+    const connect = this.connect.bind(this) as (callback?: (error?: Error | null, client?: unknown) => void) => Promise<void> | undefined;
+    (this as { connect: unknown }).connect = (callback?: (error?: Error | null, client?: unknown) => void) => {
+      if (typeof callback === 'function') return connect((error, client) => callback(timedOut(error), client));
+      return (connect() as Promise<void>).catch((error: Error) => {
+        throw timedOut(error);
+      });
+    };
     this.on('end', () => clearTimeout(this.timer));
     // A connection that breaks fails its queries, which is how callers learn of it; the event must not also crash the
     // process while the client is checked out of its pool (the pool listens only while the client is idle).
@@ -136,7 +153,7 @@ export class LivenessClient extends pg.Client {
   private ended(): void {
     this.pending--;
     this.progressAt = Date.now();
-    this.idleStrikes = 0;
+    this.suspicions = 0;
     if (this.pending === 0) clearTimeout(this.timer);
   }
 
@@ -163,11 +180,14 @@ export class LivenessClient extends pg.Client {
     if (this.pending === 0 || this.progressAt !== progressAt) return;
     const seconds = Math.round((Date.now() - progressAt) / 1000);
     if (state === 'gone') return this.kill(`the server no longer has its session (backend pid ${session.pid}) after ${seconds} s without an answer: a restart, a failover or a terminated backend whose connection never closed`);
-    if (state === 'unreachable') return this.kill(`the server cannot be reached on a new connection after ${seconds} s without an answer`);
-    if (state === 'idle' && ++this.idleStrikes >= 2) {
+    // Unreachable or idle once may be a slow server or an answer on its way; twice in a row, an interval apart, is not.
+    if (state === 'unreachable' && ++this.suspicions >= 2) {
+      return this.kill(`the server cannot be reached on a new connection, twice in a row, after ${seconds} s without an answer`);
+    }
+    if (state === 'idle' && ++this.suspicions >= 2) {
       return this.kill(`the server has been waiting for this connection (backend pid ${session.pid}) while it waited ${seconds} s for an answer: the answer was lost on the way`);
     }
-    if (state !== 'idle') this.idleStrikes = 0;
+    if (state !== 'idle' && state !== 'unreachable') this.suspicions = 0;
     this.arm(this.liveness.probeAfterMs);
   }
 
