@@ -114,8 +114,9 @@ export const SUSPECT_ATTEMPTS = 5;
 export function tallyOutcomes(items: readonly EncodedAction[], outcomes: readonly ItemOutcome[], strikes?: WeakMap<EncodedAction, number>): OutcomeTally {
   const tally: OutcomeTally = { indexed: 0, deleted: 0, stale: 0, retry: [], letters: [], throttled: false, reason: '' };
   // A document's first strike needs the engine to have handled another document of the same answer: when every item
-  // fails alike the engine is in trouble (a failing shard), not the documents, and they are retried as for an outage.
-  const othersHandled = outcomes.some((o) => o.kind === 'success' || o.kind === 'document');
+  // of several fails alike the engine is in trouble (a failing shard), not the documents, and they are retried as
+  // for an outage. A document sent alone cannot be told apart: it is struck, or a bad one would stall the sync.
+  const othersHandled = outcomes.length === 1 || outcomes.some((o) => o.kind === 'success' || o.kind === 'document');
   outcomes.forEach((outcome, i) => {
     const item = items[i]!;
     let struck = 0;

@@ -326,6 +326,16 @@ describe('BulkWriter', () => {
     expect(server.requests.length).toBe(2 * SUSPECT_ATTEMPTS + 1);
   });
 
+  it('dead-letters a document sent alone that gets a server error every time', async () => {
+    const { writer, dead } = await setup((req) => bulkResponse(req.body, () => itemError(500, 'null_pointer_exception', 'Cannot invoke "Object.toString()"')), {
+      retryInitialMs: 1,
+      retryMaxMs: 2,
+    });
+    await writer.add(doc(7));
+    await writer.flush();
+    expect(dead.letters.map((l) => [l.id, l.errorType])).toEqual([['7', 'null_pointer_exception']]);
+  });
+
   it('sends a request that timed out again smaller, until the engine answers in time', async () => {
     // An engine that needs longer than the request timeout for more than 4 documents (and executes them anyway).
     const { server, writer, dead } = await setup(
