@@ -11,7 +11,7 @@ export interface ActionWriter {
   /** Stops the writer: waits for requests in flight to settle and drops what is buffered. */
   close?(): Promise<void>;
   /** Counts so far; `stale`: versioned writes refused because the engine had a higher version of the document. */
-  stats?(): { stale: number };
+  stats?(): { stale: number; newestRefusingVersion?: bigint };
 }
 
 /** A key range of the root table: keys after `after` (exclusive) up to `upTo` (inclusive); open ends when absent. */

@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import type { Checkpoint, CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { EntryPlan } from '../schema/sync-plan.js';
-import { parseLsn } from '../source/postgres/lsn.js';
+import { walHandedOut } from '../source/postgres/database-origin.js';
+import { formatLsn, parseLsn } from '../source/postgres/lsn.js';
 import { scanOrder } from '../transform/document-query.js';
 import { qualified, quoteIdent, quoteLiteral } from '../transform/sql.js';
 import { AppError } from '../errors/app-error.js';
@@ -52,13 +53,22 @@ export async function runSnapshotPhase(
   const done = new Set<KeyRange>();
   let current: Checkpoint = { ...checkpoint, snapshot };
   let documents = 0;
+  let staleSeen = options.staleBefore ?? 0;
   const refuseNewerVersions = async () => {
-    const stale = (writer.stats?.().stale ?? 0) - (options.staleBefore ?? 0);
-    if (stale <= 0) return;
+    const stats = writer.stats?.();
+    const stale = (stats?.stale ?? 0) - (options.staleBefore ?? 0);
+    if (stats === undefined || stats.stale <= staleSeen) return;
+    staleSeen = stats.stale;
+    // Documents written from this history after the slot's position (`sluice verify --repair` writes at the current
+    // WAL position) rightly refuse the snapshot's older writes; only versions beyond all WAL this server has handed out
+    // prove another history. Without the version in the engine's message, any refusal counts.
+    const newest = stats.newestRefusingVersion;
+    const handedOut = newest === undefined ? undefined : await walHandedOut(pool);
+    if (newest !== undefined && handedOut !== undefined && newest <= handedOut) return;
     const reason =
-      `the engine refused ${stale} of this snapshot's writes as older than documents already in the index, whose versions are ` +
-      `above this server's position ${snapshot.consistentLsn}: they were written from another history of the database (restored from ` +
-      `a dump, or on another cluster) before its checkpoint was removed`;
+      `the engine refused ${stale} of this snapshot's writes as older than documents already in the index` +
+      (newest !== undefined && handedOut !== undefined ? `, with versions up to ${formatLsn(newest)}, past all WAL of this server (${formatLsn(handedOut)})` : '') +
+      `: they were written from another history of the database (restored from a dump, or on another cluster) before its checkpoint was removed`;
     current = { ...current, diverged: reason, updatedAt: new Date().toISOString() };
     await store.save(options.name, current);
     throw historyChanged(plan.index, reason);

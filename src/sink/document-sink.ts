@@ -68,6 +68,8 @@ export interface BulkStats {
    * as far as the sync goes, as a newer write of the document won.
    */
   stale: number;
+  /** The highest version of a document that refused a write as stale, when the engine's messages give it. */
+  newestRefusingVersion?: bigint;
   /** Actions that failed permanently and went to the dead-letter store. */
   deadLettered: number;
   /** Item or request retries performed. */

@@ -6,8 +6,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntryPlan } from '../../src/schema/sync-plan.js';
+import { parseLsn } from '../../src/source/postgres/lsn.js';
 import { startClusterBookIndex, type ClusterBookIndex } from '../helpers/cluster-book-index.js';
 import { allDocuments, type EngineUnderTest } from '../helpers/engine.js';
+import { buildDocuments } from '../helpers/fixtures.js';
 import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
 import type { PostgresCluster } from '../helpers/postgres-cluster.js';
 import { runCli } from '../helpers/run-cli.js';
@@ -30,6 +32,17 @@ afterAll(async () => {
   await sluice?.stop();
   await setup?.close();
 });
+
+/** The server's WAL insert position as a number, the version `sluice verify --repair` writes with. */
+async function walInsertLsn(): Promise<bigint> {
+  const client = new pg.Client({ connectionString: dbUrl });
+  await client.connect();
+  try {
+    return parseLsn((await client.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn);
+  } finally {
+    await client.end();
+  }
+}
 
 async function sql(...statements: string[]): Promise<void> {
   const client = new pg.Client({ connectionString: dbUrl });
@@ -180,6 +193,37 @@ describe('a point-in-time restore under a synced index', () => {
     expect(after).not.toEqual(before);
     await sql(`UPDATE book SET title = 'Streamed after the reset' WHERE id = 4`);
     await expectConverged(dbUrl, plan, engine.url);
+    expect(await sluice.stop()).toBe(0);
+    sluice = undefined;
+  });
+  it('keeps the generation when a document written from this history after the new slot refuses the snapshot (verify --repair)', async () => {
+    sluice = startSluice(['-c', schemaPath], env);
+    await sql(`UPDATE book SET title = 'Before the repair' WHERE id = 3`);
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(await sluice.stop()).toBe(0);
+    const before = await served();
+    const reset = await runCli(['-c', schemaPath, 'reset', 'history_book'], env);
+    expect(reset.code, reset.stderr).toBe(0);
+
+    // The snapshot's bulk request waits, and meanwhile book 3 is written as `sluice verify --repair` writes: the
+    // document PostgreSQL builds, at the current WAL position, which is past the new slot's.
+    engine.server!.faults.inject({ kind: 'delay', ms: 3000, path: '_bulk$', times: 1 });
+    sluice = startSluice(['-c', schemaPath], env);
+    await waitFor('the new slot', async () => (sluice!.output().includes('replication slot created') ? true : undefined));
+    await sql(`CREATE TABLE filler_repair AS SELECT 1 AS n`);
+    const lsn = await walInsertLsn();
+    const [book] = await buildDocuments(dbUrl, plan, { kind: 'keys', keys: [['3']] });
+    const put = await fetch(`${engine.url}/history_book/_doc/3?routing=${book!.routing}&version=${lsn}&version_type=external_gte`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: book!.raw,
+    });
+    expect(put.ok).toBe(true);
+
+    await waitFor('the snapshot', async () => (sluice!.output().includes('snapshot finished; streaming') ? true : undefined));
+    await expectConverged(dbUrl, plan, engine.url);
+    expect(sluice.output()).not.toContain('not in the database any more');
+    expect(await served()).toEqual(before);
     expect(await sluice.stop()).toBe(0);
     sluice = undefined;
   });

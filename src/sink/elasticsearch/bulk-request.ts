@@ -91,6 +91,8 @@ export interface OutcomeTally {
   deleted: number;
   /** Of those, refused as older than the indexed document (409 on a versioned write). */
   stale: number;
+  /** The highest version of a document that refused a write, as far as the engine's messages tell. */
+  newestRefusing?: bigint;
   /** Items to send again (only these). */
   retry: EncodedAction[];
   /** Documents the engine refused for good. */
@@ -129,6 +131,7 @@ export function tallyOutcomes(items: readonly EncodedAction[], outcomes: readonl
       if (item.action.op === 'index') tally.indexed++;
       else tally.deleted++;
       if (outcome.stale) tally.stale++;
+      if (outcome.current !== undefined && (tally.newestRefusing === undefined || outcome.current > tally.newestRefusing)) tally.newestRefusing = outcome.current;
     } else if (outcome.kind === 'retry' && struck >= SUSPECT_ATTEMPTS) {
       const reason = `${outcome.reason} (this document failed ${struck} times in a row while the engine answered for the others)`;
       tally.letters.push(letterOf(item.action, outcome.status, outcome.errorType, reason));

@@ -6,8 +6,11 @@ import type { BulkAction } from '../document-sink.js';
 import { asRecord, parseEngineError } from './es-errors.js';
 
 export type ItemOutcome =
-  /** Applied; `stale` when a newer external version was already indexed (409 with version). */
-  | { kind: 'success'; status: number; stale: boolean }
+  /**
+   * Applied; `stale` when a newer external version was already indexed (409 with version), `current` that version
+   * when the engine's message gives it.
+   */
+  | { kind: 'success'; status: number; stale: boolean; current?: bigint }
   /**
    * Transient (overload, shard unavailable, disk-full block): send the item again after a backoff. `suspect` for a
    * server error of this item alone (HTTP 500 of no known transient type): after a few, the document is suspected.
@@ -61,7 +64,8 @@ export function classifyItem(item: unknown, action: BulkAction, options: Classif
     return { kind: 'fatal', status, errorType: type, reason };
   }
   if (status === 409 && type === 'version_conflict_engine_exception' && action.version !== undefined) {
-    return { kind: 'success', status, stale: true };
+    const current = /current version \[(\d+)\]/.exec(reason)?.[1];
+    return { kind: 'success', status, stale: true, ...(current !== undefined ? { current: BigInt(current) } : {}) };
   }
   if (type === 'cluster_block_exception') {
     return isRetryableBlock(status, reason)

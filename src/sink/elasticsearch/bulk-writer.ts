@@ -308,6 +308,8 @@ export class BulkWriter {
     this.counters.indexed += tally.indexed;
     this.counters.deleted += tally.deleted;
     this.counters.stale += tally.stale;
+    const newest = this.counters.newestRefusingVersion;
+    if (tally.newestRefusing !== undefined && (newest === undefined || tally.newestRefusing > newest)) this.counters.newestRefusingVersion = tally.newestRefusing;
     await this.deadLetter(tally.letters);
     if (tally.fatal) throw tally.fatal;
     if (tally.throttled) this.throttle();
