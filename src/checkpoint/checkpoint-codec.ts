@@ -77,9 +77,9 @@ export function checkpointProblem(value: unknown): string | undefined {
   if (doneUpTo !== undefined && !(Array.isArray(doneUpTo) && doneUpTo.every((part) => typeof part === 'string'))) {
     return '"snapshot.doneUpTo" must be an array of strings';
   }
-  const keyOrder = snapshot['keyOrder'];
-  if (keyOrder !== undefined && !(Array.isArray(keyOrder) && keyOrder.every((part) => typeof part === 'string'))) {
-    return '"snapshot.keyOrder" must be an array of strings';
+  for (const field of ['keyOrder', 'doneInKeyOrder']) {
+    const list = snapshot[field];
+    if (list !== undefined && !(Array.isArray(list) && list.every((part) => typeof part === 'string'))) return `"snapshot.${field}" must be an array of strings`;
   }
   return undefined;
 }

@@ -12,7 +12,12 @@ export interface SnapshotProgress {
   /** Last root key whose chunk (and every chunk before it) is durable in the engine; absent = none yet. */
   doneUpTo?: string[];
   /**
-   * The key column order `doneUpTo` was reached in ("every chunk before it" depends on it). Absent in checkpoints of
+   * `doneUpTo` for a snapshot scanning the key in another column order than alphabetical (`keyOrder`): kept apart, so
+   * that versions which scanned alphabetically, and do not know this field, start such a snapshot over.
+   */
+  doneInKeyOrder?: string[];
+  /**
+   * The key column order the snapshot scans in ("every chunk before it" depends on it). Absent in checkpoints of
    * versions that scanned in alphabetical column order.
    */
   keyOrder?: string[];

@@ -9,7 +9,7 @@ import { backoffDelayMs, sleep } from '../util/backoff.js';
 import type { ActionWriter } from './full-sync.js';
 import { deleteOrphans, type IndexScanner } from './change-applier.js';
 import { checkHistory, historyChanged } from './database-history.js';
-import { runSnapshotPhase } from './snapshot-phase.js';
+import { resumePoint, runSnapshotPhase } from './snapshot-phase.js';
 import { newIndexStatus, type IndexStatus } from './index-status.js';
 import { runStreamPhase } from './stream-phase.js';
 
@@ -170,7 +170,8 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
   try {
     if (!checkpoint.snapshot?.complete) {
       status.phase = 'snapshot';
-      logger.info({ index: plan.index, resumeAfter: checkpoint.snapshot?.doneUpTo }, checkpoint.snapshot?.doneUpTo ? 'resuming snapshot' : 'snapshot started');
+      const resumeAfter = checkpoint.snapshot ? resumePoint(plan, checkpoint.snapshot) : undefined;
+      logger.info({ index: plan.index, resumeAfter }, resumeAfter ? 'resuming snapshot' : 'snapshot started');
       checkpoint = await runSnapshotPhase(plan, deps.pool, writer, store, checkpoint, {
         name,
         chunkSize: options.chunkSize,

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { Checkpoint, CheckpointStore } from '../checkpoint/checkpoint-store.js';
+import type { Checkpoint, CheckpointStore, SnapshotProgress } from '../checkpoint/checkpoint-store.js';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import { walHandedOut } from '../source/postgres/database-origin.js';
 import { formatLsn, parseLsn } from '../source/postgres/lsn.js';
@@ -43,11 +43,9 @@ export async function runSnapshotPhase(
   checkpoint: Checkpoint,
   options: SnapshotPhaseOptions,
 ): Promise<Checkpoint> {
-  const order = scanOrder(plan);
-  // Chunks done in another column order do not cover "every key up to doneUpTo" in this one: the snapshot starts
-  // again from the first key (rewriting documents at the same version is harmless).
-  const doneInOrder = (checkpoint.snapshot!.keyOrder ?? plan.root.primaryKey).join() === order.join();
-  const snapshot = { ...checkpoint.snapshot!, keyOrder: order, ...(doneInOrder ? {} : { doneUpTo: undefined }) };
+  const resumeAfter = resumePoint(plan, checkpoint.snapshot!);
+  const snapshot: SnapshotProgress = { ...checkpoint.snapshot!, keyOrder: scanOrder(plan) };
+  let doneUpTo = resumeAfter;
   const version = parseLsn(snapshot.consistentLsn);
   const started: KeyRange[] = [];
   const done = new Set<KeyRange>();
@@ -74,12 +72,12 @@ export async function runSnapshotPhase(
     throw historyChanged(plan.index, reason);
   };
   await refuseNullKeys(plan, pool);
-  if (options.status !== undefined) startSnapshotProgress(options.status, await estimateRootRows(plan, pool, snapshot.doneUpTo));
+  if (options.status !== undefined) startSnapshotProgress(options.status, await estimateRootRows(plan, pool, resumeAfter));
   await runFullSync(plan, pool, writer, {
     chunkSize: options.chunkSize,
     concurrency: options.concurrency,
     snapshotName: options.snapshotName,
-    resumeAfter: snapshot.doneUpTo,
+    resumeAfter,
     version,
     signal: options.signal,
     onChunkStarted: (range) => started.push(range),
@@ -97,15 +95,38 @@ export async function runSnapshotPhase(
       if (!prefix) return;
       await writer.flush();
       await refuseNewerVersions();
-      current = { ...current, snapshot: { ...snapshot, doneUpTo: prefix.upTo ?? current.snapshot?.doneUpTo, complete: false }, updatedAt: new Date().toISOString() };
+      doneUpTo = prefix.upTo ?? doneUpTo;
+      current = { ...current, snapshot: { ...progressUpTo(plan, snapshot, doneUpTo), complete: false }, updatedAt: new Date().toISOString() };
       await store.save(options.name, current);
     },
   });
   await writer.flush();
   await refuseNewerVersions();
-  current = { ...current, snapshot: { ...snapshot, doneUpTo: current.snapshot?.doneUpTo, complete: true, snapshotName: undefined }, updatedAt: new Date().toISOString() };
+  current = { ...current, snapshot: { ...progressUpTo(plan, snapshot, doneUpTo), complete: true, snapshotName: undefined }, updatedAt: new Date().toISOString() };
   await store.save(options.name, current);
   return current;
+}
+
+/**
+ * The key after which a snapshot resumes: its progress, when it was made in the order this version scans; otherwise
+ * none, and the snapshot starts again from the first key (documents rewritten at the same version, harmlessly).
+ * Chunks done in another column order do not cover "every key up to" that key in this one.
+ */
+export function resumePoint(plan: EntryPlan, progress: SnapshotProgress): string[] | undefined {
+  const order = scanOrder(plan).join();
+  if (order === plan.root.primaryKey.join()) return (progress.keyOrder ?? plan.root.primaryKey).join() === order ? progress.doneUpTo : undefined;
+  return progress.keyOrder?.join() === order ? progress.doneInKeyOrder : undefined;
+}
+
+/**
+ * Progress up to `upTo`. Scanned in alphabetical column order it is `doneUpTo`, as versions before `keyOrder`
+ * stored it; in another order it is `doneInKeyOrder`, which those versions do not read: one of them taking the
+ * index over mid-snapshot starts it again instead of resuming from a key that means another set of keys to it.
+ */
+function progressUpTo(plan: EntryPlan, snapshot: SnapshotProgress, upTo: string[] | undefined): SnapshotProgress {
+  const { doneUpTo: _alphabetical, doneInKeyOrder: _inKeyOrder, ...rest } = snapshot;
+  if (upTo === undefined) return rest;
+  return scanOrder(plan).join() === plan.root.primaryKey.join() ? { ...rest, doneUpTo: upTo } : { ...rest, doneInKeyOrder: upTo };
 }
 
 /**

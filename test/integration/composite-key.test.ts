@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileCheckpointStore } from '../../src/checkpoint/file-checkpoint-store.js';
 import { entryFingerprint } from '../../src/lifecycle/generation-names.js';
 import { runFullSync, type ActionWriter } from '../../src/pipeline/full-sync.js';
-import { runSnapshotPhase } from '../../src/pipeline/snapshot-phase.js';
+import { resumePoint, runSnapshotPhase } from '../../src/pipeline/snapshot-phase.js';
 import type { BulkAction } from '../../src/sink/document-sink.js';
 import type { EntryPlan } from '../../src/schema/sync-plan.js';
 import { buildDocumentQuery, buildKeyBoundaryQuery } from '../../src/transform/document-query.js';
@@ -99,13 +99,21 @@ describe('a root with a composite primary key', () => {
       const done = await runSnapshotPhase(plan, pool, writer, store, old, { name: 'lines', chunkSize: 50, concurrency: 2 });
       expect(new Set(writer.ids).size).toBe(ORDERS * LINES);
       expect(done.snapshot).toMatchObject({ complete: true, keyOrder: ['order_id', 'line_no'] });
-      expect((await store.load('lines'))?.snapshot?.keyOrder).toEqual(['order_id', 'line_no']);
+      // Progress in index order is kept where versions scanning alphabetically do not look: they would start over.
+      const stored = (await store.load('lines'))?.snapshot;
+      expect(stored?.keyOrder).toEqual(['order_id', 'line_no']);
+      expect(stored?.doneInKeyOrder).toBeDefined();
+      expect(stored?.doneUpTo).toBeUndefined();
 
       // Progress saved in index order resumes from where it was.
       const again = collectingWriter();
-      const current = { slot: 'lines', snapshot: { consistentLsn: '0/1000000', complete: false, doneUpTo: ['10', '9998'], keyOrder: ['order_id', 'line_no'] }, updatedAt: 't' };
+      const current = { slot: 'lines', snapshot: { consistentLsn: '0/1000000', complete: false, doneInKeyOrder: ['10', '9998'], keyOrder: ['order_id', 'line_no'] }, updatedAt: 't' };
       await runSnapshotPhase(plan, pool, again, store, current, { name: 'lines', chunkSize: 50, concurrency: 2 });
       expect(again.ids).toHaveLength(2 * LINES);
+      // An older version that ran meanwhile wrote its own alphabetical doneUpTo beside it: ignored, the index-order
+      // point still holds (the documents before it are still there).
+      expect(resumePoint(plan, { ...current.snapshot, doneUpTo: ['3', '5000'] })).toEqual(['10', '9998']);
+      expect(resumePoint(plan, { consistentLsn: '0/1000000', complete: false, doneUpTo: ['3', '5000'] })).toBeUndefined();
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });

@@ -142,7 +142,7 @@ export async function statusCommand(flags: GlobalFlags, out: NodeJS.WritableStre
       const name = slotNameFor(plan.database, plan.index);
       const checkpoint = await store.load(name);
       const slot = await slotInfo(prepared.pool(plan.database), name);
-      const phase = !checkpoint ? 'not started' : !checkpoint.snapshot?.complete ? `snapshot in progress (done up to ${JSON.stringify(checkpoint.snapshot?.doneUpTo ?? null)})` : 'streaming';
+      const phase = !checkpoint ? 'not started' : !checkpoint.snapshot?.complete ? `snapshot in progress (done up to ${JSON.stringify(checkpoint.snapshot?.doneUpTo ?? checkpoint.snapshot?.doneInKeyOrder ?? null)})` : 'streaming';
       const slotText = !slot.exists ? 'no slot' : `slot ${name}${slot.active ? ' (in use)' : ''}${slot.invalidated ? ' INVALIDATED' : ''}, retained WAL ${slot.retainedBytes ?? '?'} bytes`;
       // An instance on another host (or behind another port) answers nothing here, but its lease names it.
       const lease = await store.leaseOf(name);
