@@ -30,10 +30,10 @@ export interface SnapshotPhaseOptions {
  * so a crash resumes after the last durable chunk instead of starting over. Chunks read after a restart see
  * a newer state than the slot's start; the stream replays every change since then, so that converges.
  *
- * Every version already in the index is below the slot's consistent LSN when it was written from this server's
- * history, so the engine refusing a snapshot write as stale proves it was not: a database restored from a dump or
- * moved to another cluster, then the checkpoint deleted or reset, which leaves no recorded origin to compare. The
- * snapshot then stops, marking its checkpoint `diverged`, and the lifecycle builds a new generation (SRC_HISTORY_CHANGED).
+ * No version written from this server's history is past the WAL it has handed out, so the engine refusing a snapshot
+ * write for a document with such a version proves another history: a database restored from a dump or moved to
+ * another cluster, then the checkpoint deleted or reset, which leaves no recorded origin to compare. The snapshot
+ * then stops, marking its checkpoint `diverged`, and the lifecycle builds a new generation (SRC_HISTORY_CHANGED).
  */
 export async function runSnapshotPhase(
   plan: EntryPlan,
@@ -54,7 +54,6 @@ export async function runSnapshotPhase(
   let staleSeen = options.staleBefore ?? 0;
   const refuseNewerVersions = async () => {
     const stats = writer.stats?.();
-    const stale = (stats?.stale ?? 0) - (options.staleBefore ?? 0);
     if (stats === undefined || stats.stale <= staleSeen) return;
     staleSeen = stats.stale;
     // Documents written from this history after the slot's position (`sluice verify --repair` writes at the current
@@ -64,7 +63,7 @@ export async function runSnapshotPhase(
     const handedOut = newest === undefined ? undefined : await walHandedOut(pool);
     if (newest !== undefined && handedOut !== undefined && newest <= handedOut) return;
     const reason =
-      `the engine refused ${stale} of this snapshot's writes as older than documents already in the index` +
+      `the engine refused ${stats.stale - (options.staleBefore ?? 0)} of this snapshot's writes as older than documents already in the index` +
       (newest !== undefined && handedOut !== undefined ? `, with versions up to ${formatLsn(newest)}, past all WAL of this server (${formatLsn(handedOut)})` : '') +
       `: they were written from another history of the database (restored from a dump, or on another cluster) before its checkpoint was removed`;
     current = { ...current, diverged: reason, updatedAt: new Date().toISOString() };
@@ -114,7 +113,7 @@ export async function runSnapshotPhase(
  */
 export function resumePoint(plan: EntryPlan, progress: SnapshotProgress): string[] | undefined {
   const order = scanOrder(plan).join();
-  if (order === plan.root.primaryKey.join()) return (progress.keyOrder ?? plan.root.primaryKey).join() === order ? progress.doneUpTo : undefined;
+  if (scansAlphabetically(plan)) return (progress.keyOrder ?? plan.root.primaryKey).join() === order ? progress.doneUpTo : undefined;
   return progress.keyOrder?.join() === order ? progress.doneInKeyOrder : undefined;
 }
 
@@ -126,7 +125,12 @@ export function resumePoint(plan: EntryPlan, progress: SnapshotProgress): string
 function progressUpTo(plan: EntryPlan, snapshot: SnapshotProgress, upTo: string[] | undefined): SnapshotProgress {
   const { doneUpTo: _alphabetical, doneInKeyOrder: _inKeyOrder, ...rest } = snapshot;
   if (upTo === undefined) return rest;
-  return scanOrder(plan).join() === plan.root.primaryKey.join() ? { ...rest, doneUpTo: upTo } : { ...rest, doneInKeyOrder: upTo };
+  return scansAlphabetically(plan) ? { ...rest, doneUpTo: upTo } : { ...rest, doneInKeyOrder: upTo };
+}
+
+/** The key is scanned in alphabetical column order (one column, or an index in that order), as older versions did. */
+function scansAlphabetically(plan: EntryPlan): boolean {
+  return scanOrder(plan).join() === plan.root.primaryKey.join();
 }
 
 /**
