@@ -58,7 +58,8 @@ function addAlias(store: Store, aliases: AliasMap, index: string, alias: string,
   aliases.set(alias, members);
 }
 
-function removeAlias(aliases: AliasMap, index: string, pattern: string, mustExist: boolean): void {
+/** Removes matching aliases from `index`; whether any was. With `mustExist`, none is the whole request's 404. */
+function removeAlias(aliases: AliasMap, index: string, pattern: string, mustExist: boolean): boolean {
   const re = globRe(pattern);
   let removed = false;
   for (const [alias, members] of aliases) {
@@ -67,9 +68,23 @@ function removeAlias(aliases: AliasMap, index: string, pattern: string, mustExis
       if (!members.size) aliases.delete(alias);
     }
   }
-  if (!removed && mustExist) {
-    throw fail(404, 'aliases_not_found_exception', `aliases [${pattern}] missing`, { 'resource.type': 'aliases', 'resource.id': pattern });
-  }
+  if (!removed && mustExist) throw aliasesMissing([pattern]);
+  return removed;
+}
+
+const aliasesMissing = (names: string[]): EsError =>
+  fail(404, 'aliases_not_found_exception', `aliases [${names.join(',')}] missing`, { 'resource.type': 'aliases', 'resource.id': names.join(',') });
+
+/** `must_exist` on a remove action: Elasticsearch 7.11+ and OpenSearch 2.12+ parse it; older ones refuse the field. */
+function mustExistKnown(store: Store): boolean {
+  const [major = 0, minor = 0] = store.flavor.version.split('.').map(Number);
+  return store.flavor.isOpenSearch ? major > 2 || (major === 2 && minor >= 12) : major > 7 || (major === 7 && minor >= 11);
+}
+
+/** Elasticsearch 8.14+ answers a partly applied request with `errors` and a result per action. */
+function reportsActionResults(store: Store): boolean {
+  const [major = 0, minor = 0] = store.flavor.version.split('.').map(Number);
+  return !store.flavor.isOpenSearch && (major > 8 || (major === 8 && minor >= 14));
 }
 
 function checkWriteIndexes(aliases: AliasMap): void {
@@ -113,21 +128,39 @@ export function updateAliases(req: Req): Reply {
     for (const members of aliases.values()) for (const i of concrete) members.delete(i);
     for (const [alias, members] of aliases) if (!members.size) aliases.delete(alias);
   }
+  // Like Elasticsearch (TransportIndicesAliasesAction): a remove that finds nothing is skipped unless `must_exist`, and
+  // the request fails only when no action is left. 8.14+ then reports which actions found nothing.
+  const results: Array<{ type: string; indices: string[]; aliases: string[]; missing: boolean }> = [];
   for (const { type, spec, indexNames } of parsed.filter((a) => a.type !== 'remove_index')) {
     const aliasNames = list(spec.alias, spec.aliases);
     if (!aliasNames.length) throw validationFailed(['One of [alias] or [aliases] is required']);
+    if (spec.must_exist !== undefined && !mustExistKnown(store)) throw fail(400, 'x_content_parse_exception', `[1:1] [${type}] unknown field [must_exist]`);
     const indices = concreteIndices(store, indexNames);
     if (type === 'add') {
       for (const index of indices) for (const alias of aliasNames) addAlias(store, aliases, index, alias, aliasMeta(spec), drop);
+      results.push({ type, indices, aliases: aliasNames, missing: false });
     } else if (type === 'remove') {
-      for (const index of indices) for (const alias of aliasNames) removeAlias(aliases, index, alias, spec.must_exist !== false);
+      let removed = false;
+      for (const index of indices) for (const alias of aliasNames) removed = removeAlias(aliases, index, alias, spec.must_exist === true) || removed;
+      results.push({ type, indices, aliases: aliasNames, missing: !removed });
     } else {
       throw illegalArgument(`Unsupported alias action [${type}]`);
     }
   }
+  if (results.length > 0 && drop.length === 0 && results.every((r) => r.missing)) throw aliasesMissing(results.flatMap((r) => r.aliases));
   commit(store, aliases, drop);
-  const flavor = req.engine.flavor;
-  return ok(flavor.major >= 8 && !flavor.isOpenSearch ? { acknowledged: true, errors: false } : { acknowledged: true });
+  const errors = results.some((r) => r.missing);
+  if (!reportsActionResults(store)) return ok(req.engine.flavor.major >= 8 && !req.engine.flavor.isOpenSearch ? { acknowledged: true, errors: false } : { acknowledged: true });
+  if (!errors) return ok({ acknowledged: true, errors: false });
+  return ok({
+    acknowledged: true,
+    errors: true,
+    action_results: results.map((r) => ({
+      action: { type: r.type, indices: [...r.indices].sort(), aliases: r.aliases },
+      status: r.missing ? 404 : 200,
+      ...(r.missing ? { error: { type: 'aliases_not_found_exception', reason: `aliases [${r.aliases.join(',')}] missing`, 'resource.type': 'aliases', 'resource.id': r.aliases.join(',') } } : {}),
+    })),
+  });
 }
 
 export function putAlias(req: Req): Reply {

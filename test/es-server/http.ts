@@ -102,7 +102,8 @@ export function createRequestListener(deps: FrontDeps): (req: IncomingMessage, r
     const headers = baseHeaders(req);
     let text = '';
     if (reply.raw !== undefined || reply.body !== undefined) {
-      const filter = query.get('filter_path');
+      // As AbstractRestChannel.newErrorBuilder: error bodies are never filtered.
+      const filter = reply.status >= 400 ? null : query.get('filter_path');
       const pretty = query.has('pretty') && query.get('pretty') !== 'false';
       const isJson = reply.headers?.['content-type'] === undefined;
       if (isJson && ((filter && reply.filtered !== true) || pretty)) {

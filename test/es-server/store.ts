@@ -53,8 +53,11 @@ export interface AliasMeta {
  */
 export class ShardState {
   readonly docs = new Map<string, Doc>();
-  /** Versions of deleted documents, so external versioning keeps rejecting older writes (ES keeps them for gc_deletes). */
-  readonly tombstones = new Map<string, bigint>();
+  /**
+   * Versions of deleted documents and when they were deleted, so external versioning keeps rejecting older writes for
+   * `index.gc_deletes` (60 s by default), after which ES forgets them and an older write recreates the document.
+   */
+  readonly tombstones = new Map<string, { version: bigint; at: number }>();
   private nextSeqNo = 0;
   /** What searches see: the documents as of the last refresh. */
   searchable: Doc[] = [];

@@ -5,6 +5,7 @@ import type { EngineState } from './context.js';
 import { countFields, mergeMapping } from './mapping-defs.js';
 import { DocError, parseDocument } from './mapping-docs.js';
 import { bytesOf, parseSource, type Doc, type IndexState, type ShardState, type SourceBytes } from './store.js';
+import { parseTimeMs } from './settings.js';
 
 export interface WriteOp {
   op: 'index' | 'create' | 'update' | 'delete';
@@ -46,9 +47,20 @@ const isExternal = (op: WriteOp): boolean => op.versionType === 'external' || op
  * version. Like ES, against the copy on the shard the write goes to only: a copy under another routing is
  * another document.
  */
+/** The version of the delete of `id`, while `index.gc_deletes` keeps it; expired ones are forgotten. */
+function liveTombstone(index: IndexState, shard: ShardState, id: string): bigint | undefined {
+  const tomb = shard.tombstones.get(id);
+  if (tomb === undefined) return undefined;
+  const setting = index.settings.get('index.gc_deletes');
+  const keepMs = (typeof setting === 'string' ? parseTimeMs(setting) : undefined) ?? 60_000;
+  if (Date.now() - tomb.at < keepMs) return tomb.version;
+  shard.tombstones.delete(id);
+  return undefined;
+}
+
 function nextVersion(op: WriteOp, index: IndexState, shard: ShardState, id: string, existing: Doc | undefined): WriteOutcome | bigint {
   // Most shards never saw a delete: skip the second lookup (every write of a backlog passes here).
-  const tomb = existing === undefined && shard.tombstones.size > 0 ? shard.tombstones.get(id) : undefined;
+  const tomb = existing === undefined && shard.tombstones.size > 0 ? liveTombstone(index, shard, id) : undefined;
   if (op.ifSeqNo !== undefined) {
     const term = op.ifPrimaryTerm ?? 1;
     if (!existing) return conflict(index, shard, id, `required seqNo [${op.ifSeqNo}], primary term [${term}]. but no document was found`);
@@ -114,6 +126,22 @@ function deepMerge(base: unknown, patch: unknown): unknown {
   return out;
 }
 
+const isSet = (value: unknown): boolean => value === true || value === 'true';
+
+/**
+ * The index block refusing this write, as IndexMetadata defines them: read_only (5) and write (8), set by an operator,
+ * refuse every write with 403; read_only_allow_delete (12), which the flood-stage disk watermark sets, refuses all
+ * but deletes with 429 (since 7.x).
+ */
+function writeBlock(index: IndexState, op: WriteOp['op']): { status: number; text: string } | undefined {
+  if (isSet(index.settings.get('index.blocks.read_only'))) return { status: 403, text: 'FORBIDDEN/5/index read-only (api)' };
+  if (isSet(index.settings.get('index.blocks.write'))) return { status: 403, text: 'FORBIDDEN/8/index write (api)' };
+  if (op !== 'delete' && isSet(index.settings.get('index.blocks.read_only_allow_delete'))) {
+    return { status: 429, text: 'TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block' };
+  }
+  return undefined;
+}
+
 /** Index, create, update or delete one document, like a primary shard does. */
 export function executeWrite(engine: EngineState, op: WriteOp): WriteOutcome {
   let index: IndexState;
@@ -124,6 +152,8 @@ export function executeWrite(engine: EngineState, op: WriteOp): WriteOutcome {
     throw err;
   }
   const id = op.id ?? randomId(15);
+  const block = writeBlock(index, op.op);
+  if (block !== undefined) return failure(index.name, id, block.status, cause('cluster_block_exception', `index [${index.name}] blocked by: [${block.text}];`));
   if (index.routingRequired && op.routing === undefined) {
     return failure(index.name, id, 400, routingMissingCause(engine.flavor.major, engine.flavor.isOpenSearch, index.name, id));
   }
@@ -137,7 +167,7 @@ export function executeWrite(engine: EngineState, op: WriteOp): WriteOutcome {
     const version = nextVersion(op, index, shard, id, shard.docs.get(id));
     if (typeof version !== 'bigint') return version;
     const existed = shard.docs.delete(id);
-    shard.tombstones.set(id, version);
+    shard.tombstones.set(id, { version, at: Date.now() });
     if (existed) {
       index.markDirty(shard);
       index.deletedDocs++;

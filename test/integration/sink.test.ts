@@ -114,6 +114,23 @@ describe.each(targets)('sink basics against $name', (target) => {
     expect(idx['number_of_replicas']).toBe('0');
   });
 
+  it('swaps an alias onto one index alone, even when it moved after it was read', async () => {
+    const [a, b, c] = ['ga', 'gb', 'gc'].map((g) => `${index}-${g}`) as [string, string, string];
+    const alias = `${index}-alias`;
+    try {
+      for (const name of [a, b, c]) await sink.ensureIndex({ name, settings: { number_of_shards: 1, number_of_replicas: 0 }, mappings });
+      await sink.swapAlias({ alias, to: a, from: [] });
+      expect(await sink.resolveName(alias)).toEqual({ kind: 'alias', indices: [a] });
+      // Another hand moves it to b; the swap still names a as where it is (engines skip the remove that finds nothing).
+      const moved = await sink.client.request('POST', '/_aliases', { body: JSON.stringify({ actions: [{ add: { index: b, alias } }, { remove: { index: a, alias } }] }) });
+      expect(moved.status).toBe(200);
+      await sink.swapAlias({ alias, to: c, from: [a] });
+      expect(await sink.resolveName(alias)).toEqual({ kind: 'alias', indices: [c] });
+    } finally {
+      for (const name of [a, b, c]) await sink.deleteIndex(name).catch(() => undefined);
+    }
+  });
+
   it('writes, updates and deletes with external versions; stale writes never win', async () => {
     const writer = sink.writer();
     const n = 2_000;

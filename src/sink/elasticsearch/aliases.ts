@@ -2,6 +2,7 @@
  * Aliases over versioned physical indices (design §7): what a name currently is, and the atomic swap.
  */
 import type { EngineClient } from './engine-client.js';
+import { AppError } from '../../errors/app-error.js';
 import { asRecord, parseEngineErrorText, requestRejected } from './es-errors.js';
 import { indexPath } from './index-manager.js';
 
@@ -32,15 +33,40 @@ export interface AliasSwap {
   replaceIndex?: boolean;
 }
 
+/** Swaps tried when the alias turns out to have moved meanwhile (another hand on it) before giving up. */
+const SWAP_ATTEMPTS = 3;
+
 /**
  * Points `alias` at `to` alone, in one `_aliases` request: searches see the old indices until the instant of
  * the swap and the new one from then on, never neither. With `replaceIndex`, the concrete index of that name
  * is deleted in the same request (the engine removes indices before adding aliases).
+ *
+ * `from` was read earlier, and the alias may have moved since. Engines skip a remove that finds nothing (8.14+ also
+ * say so in `errors`), so the request can succeed and leave the alias on an index `from` did not name: it is read
+ * back, and swapped again from what it is on.
  */
 export async function swapAlias(client: EngineClient, swap: AliasSwap): Promise<void> {
-  const actions: object[] = [{ add: { index: swap.to, alias: swap.alias } }];
-  for (const index of swap.from) if (index !== swap.to) actions.push({ remove: { index, alias: swap.alias } });
-  if (swap.replaceIndex) actions.push({ remove_index: { index: swap.alias } });
-  const res = await client.request('POST', '/_aliases', { body: JSON.stringify({ actions }) });
-  if (res.status < 200 || res.status >= 300) throw requestRejected(`pointing alias "${swap.alias}" at "${swap.to}"`, res.status, res.body);
+  let from = swap.from;
+  let replaceIndex = swap.replaceIndex === true;
+  for (let attempt = 1; ; attempt++) {
+    const actions: object[] = [{ add: { index: swap.to, alias: swap.alias } }];
+    for (const index of from) if (index !== swap.to) actions.push({ remove: { index, alias: swap.alias } });
+    if (replaceIndex) actions.push({ remove_index: { index: swap.alias } });
+    const res = await client.request('POST', '/_aliases', { body: JSON.stringify({ actions }) });
+    if (res.status < 200 || res.status >= 300) throw requestRejected(`pointing alias "${swap.alias}" at "${swap.to}"`, res.status, res.body);
+    const now = await resolveName(client, swap.alias);
+    const others = now.kind === 'alias' ? now.indices.filter((index) => index !== swap.to) : [];
+    if (now.kind === 'alias' && now.indices.includes(swap.to) && others.length === 0) return;
+    if (attempt >= SWAP_ATTEMPTS) {
+      throw new AppError('SNK_REQUEST', `pointing alias "${swap.alias}" at "${swap.to}" alone: it is on ${describeName(now)} after ${attempt} swaps (something else moves it)`);
+    }
+    from = others;
+    replaceIndex = now.kind === 'index';
+  }
+}
+
+function describeName(state: NameState): string {
+  if (state.kind === 'none') return 'no index';
+  if (state.kind === 'index') return 'a concrete index of that name';
+  return state.indices.map((index) => `"${index}"`).join(', ');
 }

@@ -134,6 +134,25 @@ describe('_bulk', () => {
     );
   });
 
+  it('refuses writes to a blocked index per item, as IndexMetadata blocks do', async () => {
+    await call(engine.url, 'PUT', '/blocked', { settings: { 'index.blocks.write': true } });
+    await call(engine.url, 'PUT', '/flooded');
+    await bulk(engine.url, ndjson({ index: { _index: 'flooded', _id: 'gone' } }, { n: 0 }), '?refresh=true');
+    await call(engine.url, 'PUT', '/flooded/_settings', { 'index.blocks.read_only_allow_delete': true });
+    const answer = await bulk(
+      engine.url,
+      ndjson({ index: { _index: 'blocked', _id: '1' } }, { n: 1 }, { index: { _index: 'flooded', _id: '2' } }, { n: 2 }, { delete: { _index: 'flooded', _id: 'gone' } }),
+    );
+    expect(answer.status).toBe(200);
+    const items = answer.json.items as Array<Record<string, { status: number; error?: { type: string; reason: string } }>>;
+    expect(items[0]!.index).toMatchObject({ status: 403, error: { type: 'cluster_block_exception', reason: 'index [blocked] blocked by: [FORBIDDEN/8/index write (api)];' } });
+    expect(items[1]!.index).toMatchObject({
+      status: 429,
+      error: { type: 'cluster_block_exception', reason: 'index [flooded] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];' },
+    });
+    expect(items[2]!.delete).toMatchObject({ status: 200 });
+  });
+
   it('applies filter_path while writing the answer exactly as the generic filter does on the whole answer', async () => {
     const lines = [
       '{"index":{"_index":"fp-items","_id":"1","version":7,"version_type":"external_gte"}}',
@@ -213,6 +232,15 @@ describe('_bulk', () => {
     expect(res.text).toContain(`"_version":${big}`);
     const after = await bulk(engine.url, ndjson({ index: { _index: 'ext', _id: 'a', version: big.replace(/3$/, '4'), version_type: 'external' } }, { v: 16 }));
     expect(after.json.items[0].index.status).toBe(201);
+  });
+
+  it('forgets a delete after index.gc_deletes, so an older external version then recreates the document', async () => {
+    await call(engine.url, 'PUT', '/gc', { settings: { 'index.gc_deletes': '2s' } });
+    const older = () => bulk(engine.url, ndjson({ index: { _index: 'gc', _id: 'a', version: 5, version_type: 'external_gte' } }, { v: 5 }));
+    await bulk(engine.url, ndjson({ delete: { _index: 'gc', _id: 'a', version: 10, version_type: 'external_gte' } }));
+    expect((await older()).json.items[0].index.status).toBe(409);
+    await new Promise((resolve) => setTimeout(resolve, 2100));
+    expect((await older()).json.items[0].index.status).toBe(201);
   });
 
   it('keeps _source bytes exactly as sent, big integers included', async () => {

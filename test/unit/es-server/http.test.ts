@@ -141,6 +141,10 @@ describe('HTTP behaviour', () => {
     expect(res.headers['x-opaque-id']).toBe('trace-1');
     const items = await bulk(engine.url, ndjson({ index: { _index: 'fp', _id: '1' } }, {}), '?filter_path=items.*.error,errors');
     expect(items.json).toEqual({ errors: false });
+    // Error bodies are never filtered (AbstractRestChannel.newErrorBuilder): the reason stays readable.
+    const refused = await bulk(engine.url, ndjson({ index: { _index: 'fp', _id: '' } }, {}), '?filter_path=items.*.error,errors');
+    expect(refused.status).toBe(400);
+    expect(refused.json.error.type).toBe('action_request_validation_exception');
   });
 
   it('serves https when given a key and certificate', async () => {

@@ -118,14 +118,52 @@ describe('index administration', () => {
     expect((await call(engine.url, 'HEAD', '/_alias/nothing')).status).toBe(404);
     const clash = await call(engine.url, 'PUT', '/v2/_alias/m');
     expect(clash.json.error).toMatchObject({ type: 'invalid_alias_name_exception', reason: 'Invalid alias name [m]: an index or data stream exists with the same name as the alias' });
-    const badRemove = await call(engine.url, 'POST', '/_aliases', { actions: [{ add: { index: 'v2', alias: 'other' } }, { remove: { index: 'v2', alias: 'never' } }] });
-    expect(badRemove.json.error).toMatchObject({ type: 'aliases_not_found_exception', reason: 'aliases [never] missing' });
+    // A remove that finds nothing fails the request only with must_exist, or when no action is left to apply.
+    const strict = await call(engine.url, 'POST', '/_aliases', { actions: [{ add: { index: 'v2', alias: 'other' } }, { remove: { index: 'v2', alias: 'never', must_exist: true } }] });
+    expect(strict).toMatchObject({ status: 404, json: { error: { type: 'aliases_not_found_exception', reason: 'aliases [never] missing' } } });
     expect((await call(engine.url, 'GET', '/_alias/other')).status).toBe(404);
+    const nothingLeft = await call(engine.url, 'POST', '/_aliases', { actions: [{ remove: { index: 'v2', alias: 'never' } }] });
+    expect(nothingLeft).toMatchObject({ status: 404, json: { error: { type: 'aliases_not_found_exception' } } });
+    // 8.14+: applied, with the action that found nothing reported.
+    const partly = await call(engine.url, 'POST', '/_aliases', { actions: [{ add: { index: 'v2', alias: 'other' } }, { remove: { index: 'v2', alias: 'never' } }] });
+    expect(partly).toMatchObject({ status: 200 });
+    expect(partly.json).toEqual({
+      acknowledged: true,
+      errors: true,
+      action_results: [
+        { action: { type: 'add', indices: ['v2'], aliases: ['other'] }, status: 200 },
+        {
+          action: { type: 'remove', indices: ['v2'], aliases: ['never'] },
+          status: 404,
+          error: { type: 'aliases_not_found_exception', reason: 'aliases [never] missing', 'resource.type': 'aliases', 'resource.id': 'never' },
+        },
+      ],
+    });
+    expect((await call(engine.url, 'GET', '/_alias/other')).json).toEqual({ v2: { aliases: { other: {} } } });
+    await call(engine.url, 'DELETE', '/v2/_alias/other');
     const viaAlias = await call(engine.url, 'DELETE', '/live');
     expect(viaAlias.json.error.reason).toBe('The provided expression [live] matches an alias, specify the corresponding concrete indices instead.');
     expect((await call(engine.url, 'GET', '/live/_mapping')).json).toHaveProperty('v2');
     expect((await call(engine.url, 'DELETE', '/v2/_alias/live')).json).toEqual({ acknowledged: true });
     expect((await call(engine.url, 'DELETE', '/v2/_alias/live')).status).toBe(404);
+  });
+
+  it('answers a remove that finds nothing as Elasticsearch 7 and OpenSearch 2.11 do', async () => {
+    for (const flavor of ['es7', 'opensearch2'] as const) {
+      const other = await startTestEngine({ flavor });
+      try {
+        await call(other.url, 'PUT', '/a', { aliases: { live: {} } });
+        await call(other.url, 'PUT', '/b');
+        const partly = await call(other.url, 'POST', '/_aliases', { actions: [{ add: { index: 'b', alias: 'live' } }, { remove: { index: 'b', alias: 'nope' } }] });
+        expect(partly.json, flavor).toEqual({ acknowledged: true });
+        expect(Object.keys((await call(other.url, 'GET', '/_alias/live')).json).sort(), flavor).toEqual(['a', 'b']);
+        const strict = await call(other.url, 'POST', '/_aliases', { actions: [{ remove: { index: 'a', alias: 'live', must_exist: true } }] });
+        if (flavor === 'opensearch2') expect(strict.json.error, flavor).toMatchObject({ type: 'x_content_parse_exception', reason: expect.stringContaining('unknown field [must_exist]') });
+        else expect(strict.status, flavor).toBe(200);
+      } finally {
+        await other.close();
+      }
+    }
   });
 
   it('replaces a concrete index by an alias of the same name in one request, whatever the order of the actions', async () => {
