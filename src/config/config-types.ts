@@ -21,6 +21,11 @@ export interface PostgresConfig {
   sslMode?: 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
   /** PEM CA contents read from PG_SSLROOTCERT. */
   sslRootCert?: string;
+  /**
+   * With sslmode prefer (libpq's default, so also unset) and no root certificate: whether the server took TLS when
+   * asked (resolvePreferredTls). Until that is known, connections go without TLS.
+   */
+  preferredTls?: boolean;
   /** `SET work_mem` on every connection, e.g. "16MB" (PG_WORK_MEM). */
   workMem?: string;
   /**

@@ -44,6 +44,9 @@ export const LEGACY_VARIABLES = [
   'PG_DATABASE',
   'PG_SSLMODE',
   'PG_SSLROOTCERT',
+  // libpq's, read after PG_SSLMODE and PG_SSLROOTCERT.
+  'PGSSLMODE',
+  'PGSSLROOTCERT',
   'PG_WORK_MEM',
   'PG_DRIVER',
   // Elasticsearch / OpenSearch
@@ -158,6 +161,8 @@ export const IGNORED_PGSYNC_PREFIXES: Readonly<Record<string, string>> = {
 
 /** Prefixes owned by Sluice (and the seed): unknown names under them are probably typos. */
 const CHECKED_PREFIXES = ['SLUICE_', 'PGSYNC_'];
+/** Prefixes other software shares (a postgres image sets PG_MAJOR): an unknown name is only a typo near a known one. */
+const NEAR_PREFIXES = ['PG_', 'PGSSL', 'ELASTICSEARCH_', 'OPENSEARCH_', 'REDIS_'];
 const KNOWN: ReadonlySet<string> = new Set<string>([...SLUICE_VARIABLES, ...LEGACY_VARIABLES]);
 const MAX_SUGGESTION_DISTANCE = 2;
 
@@ -171,6 +176,9 @@ export function checkVariableNames(r: EnvReader): void {
     } else if (CHECKED_PREFIXES.some((prefix) => name.startsWith(prefix))) {
       const suggestion = suggest(name);
       r.warn(name, `unknown setting${suggestion === undefined ? '' : `; did you mean ${suggestion}?`}`);
+    } else if (NEAR_PREFIXES.some((prefix) => name.startsWith(prefix))) {
+      const suggestion = suggest(name);
+      if (suggestion !== undefined) r.warn(name, `unknown setting, not used; did you mean ${suggestion}?`);
     }
   }
 }

@@ -1,5 +1,6 @@
 import type { EngineConfig } from './config-types.js';
 import { parseEngineAuth, parseEngineTls, type UrlCredentials } from './env-engine-auth.js';
+import { shownHost } from './redact.js';
 import { decodeComponent, type EnvReader, type IntRange } from './env-reader.js';
 
 const PORT_RANGE: IntRange = { min: 1, max: 65535 };
@@ -88,12 +89,12 @@ function parseEngineUrl(r: EnvReader): { url: string; credentials?: UrlCredentia
   const port = r.int('ELASTICSEARCH_PORT', PORT_RANGE) ?? 9200;
   let host = r.raw('ELASTICSEARCH_HOST') ?? 'localhost';
   if (/[/@\s]/.test(host)) {
-    r.error('ELASTICSEARCH_HOST', `must be a host name, not a URL; use ELASTICSEARCH_URL for a full URL (got "${host}")`);
+    r.error('ELASTICSEARCH_HOST', `must be a host name, not a URL; use ELASTICSEARCH_URL for a full URL (got ${shownHost(host)})`);
     return { url: `${scheme}://localhost:${port}` };
   }
   if (host.includes(':') && !host.startsWith('[')) host = `[${host}]`;
   const url = `${scheme}://${host}:${port}`;
-  if (!URL.canParse(url)) r.error('ELASTICSEARCH_HOST', `is not a valid host name (got "${host}")`);
+  if (!URL.canParse(url)) r.error('ELASTICSEARCH_HOST', `is not a valid host name (got ${shownHost(host)})`);
   return { url };
 }
 

@@ -1,5 +1,6 @@
 import type { PostgresConfig } from './config-types.js';
 import { decodeComponent, type EnvReader } from './env-reader.js';
+import { shownHost } from './redact.js';
 
 export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 type SslMode = (typeof SSL_MODES)[number];
@@ -31,13 +32,23 @@ export function parsePostgres(r: EnvReader): PostgresConfig {
   checkDriver(r);
   const url = parsePgUrl(r);
   const host = fromUrlOr(r, 'PG_HOST', url.host, 'host', () => r.raw('PG_HOST')) ?? 'localhost';
+  if (url.host === undefined && /@|:\/\//.test(host)) {
+    r.error('PG_HOST', `must be a host name (or a socket directory), not a URL; use PG_URL for a full URL (got ${shownHost(host)})`);
+  }
   const port = fromUrlOr(r, 'PG_PORT', url.port, 'port', () => r.int('PG_PORT', PORT_RANGE)) ?? 5432;
   const user = fromUrlOr(r, 'PG_USER', url.user, 'user', () => r.raw('PG_USER'));
   if (user === undefined && url.invalid !== true) r.error('PG_USER', 'required: set PG_USER, or give the user in PG_URL');
   const password = fromUrlOr(r, 'PG_PASSWORD', url.password, 'password', () => r.raw('PG_PASSWORD'));
   const database = fromUrlOr(r, 'PG_DATABASE', url.database, 'database', () => r.raw('PG_DATABASE')) ?? 'postgres';
-  const sslMode = fromUrlOr(r, 'PG_SSLMODE', url.sslMode, 'sslmode', () => r.oneOf('PG_SSLMODE', SSL_MODES));
+  // libpq's own variables, which PGSync (psycopg2) honoured too, come after Sluice's.
+  const sslMode = fromUrlOr(r, 'PG_SSLMODE', url.sslMode, 'sslmode', () => r.oneOf('PG_SSLMODE', SSL_MODES) ?? r.oneOf('PGSSLMODE', SSL_MODES));
   const sslRootCert = readRootCert(r, url.sslRootCertPath);
+  if (sslMode === 'verify-ca' && sslRootCert === undefined && url.invalid !== true) {
+    r.error(
+      url.sslMode !== undefined ? 'PG_URL' : r.raw('PG_SSLMODE') !== undefined ? 'PG_SSLMODE' : 'PGSSLMODE',
+      'verify-ca needs PG_SSLROOTCERT (the CA that signed the server\'s certificate): without it any certificate a public CA signed would pass, whatever its name. Use verify-full to check the name against the system\'s CAs',
+    );
+  }
   const workMem = r.raw('PG_WORK_MEM');
   if (workMem !== undefined && !WORK_MEM_PATTERN.test(workMem)) {
     r.error('PG_WORK_MEM', `must be a PostgreSQL memory size such as 16MB or 4096kB (got "${workMem}")`);
@@ -73,7 +84,7 @@ function fromUrlOr<T>(r: EnvReader, name: string, fromUrl: T | undefined, part: 
 }
 
 function readRootCert(r: EnvReader, pathFromUrl: string | undefined): string | undefined {
-  if (pathFromUrl === undefined) return r.pemFile('PG_SSLROOTCERT', 'certificate');
+  if (pathFromUrl === undefined) return r.pemFile('PG_SSLROOTCERT', 'certificate') ?? r.pemFile('PGSSLROOTCERT', 'certificate');
   const own = r.raw('PG_SSLROOTCERT');
   if (own !== undefined && own !== pathFromUrl) r.warn('PG_SSLROOTCERT', 'ignored: PG_URL gives the sslrootcert');
   return r.readPem('PG_URL', pathFromUrl, 'certificate');

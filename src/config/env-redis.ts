@@ -1,5 +1,6 @@
 import type { RedisConfig, SluiceConfig } from './config-types.js';
 import { decodeComponent, type EnvReader } from './env-reader.js';
+import { shownHost } from './redact.js';
 
 export const CHECKPOINT_STORES = ['file', 'redis', 'postgres'] as const;
 type CheckpointStore = SluiceConfig['checkpointStore'];
@@ -70,7 +71,8 @@ function parseRedis(r: EnvReader): RedisConfig {
   const username = fromUrlOr(r, 'REDIS_USER', url.username, () => r.raw('REDIS_USER'));
   const password = fromUrlOr(r, 'REDIS_AUTH', url.password, () => r.raw('REDIS_AUTH'));
   const config: RedisConfig = { url: `${scheme}://${host}:${port}`, db };
-  if (!URL.canParse(config.url)) r.error('REDIS_HOST', `is not a valid host name (got "${rawHost}")`);
+  if (/[/@\s]/.test(rawHost)) r.error('REDIS_HOST', `must be a host name, not a URL; use REDIS_URL for a full URL (got ${shownHost(rawHost)})`);
+  else if (!URL.canParse(config.url)) r.error('REDIS_HOST', `is not a valid host name (got ${shownHost(rawHost)})`);
   if (password !== undefined) config.password = password;
   if (username !== undefined) {
     if (password === undefined) r.warn('REDIS_USER', 'ignored: a Redis ACL user needs a password (REDIS_AUTH)');
@@ -118,5 +120,16 @@ function parseRedisUrl(r: EnvReader): RedisUrlParts {
   }
   if (username !== '') parts.username = username;
   if (password !== '') parts.password = password;
+  // redis-py's from_url (PGSync's) reads ?db=; other parameters have no meaning here and must not pass unnoticed.
+  for (const [key, value] of url.searchParams) {
+    if (key === 'db') {
+      const db = /^\d+$/.test(value) ? Number(value) : undefined;
+      if (db === undefined || db > DB_RANGE.max) r.error('REDIS_URL', `parameter db must be a database number (got "${value.slice(0, 20)}")`);
+      else if (parts.db !== undefined && parts.db !== db) r.error('REDIS_URL', 'gives the database twice (path and ?db=) with different numbers');
+      else parts.db = db;
+    } else {
+      r.warn('REDIS_URL', `parameter "${key.slice(0, 40)}" is ignored (only db is read; TLS options are not taken from the URL)`);
+    }
+  }
   return parts;
 }

@@ -97,6 +97,15 @@ describe.runIf(hasOpenssl())('PostgreSQL over TLS (hostssl only)', () => {
     expect(viaUrl.code).toBe(0);
   });
 
+  it("without PG_SSLMODE (libpq's default, prefer) it uses the TLS the server offers, as PGSync did", async () => {
+    const { PG_SSLMODE: _mode, PG_SSLROOTCERT: _ca, ...rest } = env();
+    for (const extra of [{}, { PG_SSLMODE: 'prefer' }, { PGSSLMODE: 'prefer' }] as Array<Record<string, string>>) {
+      const result = await runCli(['-c', schemaPath, 'validate'], { ...rest, ...extra });
+      expect(result.stderr, JSON.stringify(extra)).toBe('');
+      expect(result.code).toBe(0);
+    }
+  });
+
   it('bootstrap creates the publication and the slot over TLS (replication connection included)', async () => {
     const result = await runCli(['-c', schemaPath, 'bootstrap'], env());
     expect(result.stderr).toBe('');

@@ -36,11 +36,15 @@ function sslOptions(config: PostgresConfig): pg.ClientConfig['ssl'] {
     case 'disable':
       // Never TLS, even with PG_SSLROOTCERT set (as libpq).
       return false;
-    case undefined:
     case 'allow':
-    case 'prefer':
-      // node-postgres has no opportunistic TLS; "prefer"/"allow" connect without it, as libpq does when the server has none.
+      // libpq's "allow" tries without TLS first.
       return config.sslRootCert ? { ca: config.sslRootCert, rejectUnauthorized: true } : false;
+    case undefined:
+    case 'prefer':
+      // libpq's "prefer" (its default): TLS when the server takes it, without verifying the certificate, else none.
+      // node-postgres cannot fall back by itself: resolvePreferredTls asked the server once.
+      if (config.sslRootCert) return { ca: config.sslRootCert, rejectUnauthorized: true };
+      return config.preferredTls === true ? { rejectUnauthorized: false } : false;
     case 'require':
       // As libpq: with a root certificate, "require" verifies the chain like "verify-ca".
       if (config.sslRootCert) return { ca: config.sslRootCert, rejectUnauthorized: true, checkServerIdentity: () => undefined };
@@ -49,6 +53,25 @@ function sslOptions(config: PostgresConfig): pg.ClientConfig['ssl'] {
       return { ca: config.sslRootCert, rejectUnauthorized: true, checkServerIdentity: () => undefined };
     case 'verify-full':
       return { ca: config.sslRootCert, rejectUnauthorized: true };
+  }
+}
+
+/**
+ * For sslmode prefer or unset without a root certificate, asks the server once whether it takes TLS, as libpq does on
+ * each connection: a connection over TLS is tried, and on any failure (no TLS on the server, a pg_hba.conf with
+ * hostnossl lines only) connections go without it. Sets `config.preferredTls`; other modes are left alone.
+ */
+export async function resolvePreferredTls(config: PostgresConfig, database: string): Promise<void> {
+  if ((config.sslMode !== undefined && config.sslMode !== 'prefer') || config.sslRootCert || config.preferredTls !== undefined) return;
+  const client = new pg.Client({ ...connectionOptions(config, database), ssl: { rejectUnauthorized: false } });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    config.preferredTls = true;
+  } catch {
+    config.preferredTls = false;
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }
 
@@ -78,11 +101,23 @@ export function createPool(config: PostgresConfig, database: string, max: number
     max,
     idleTimeoutMillis: 10_000,
     Client: WatchedClient as unknown as new () => pg.ClientBase,
-    onConnect: (client) => (client as WatchedClient).identify(),
+    onConnect: async (client) => {
+      await clearTransactionTimeout(client);
+      await (client as WatchedClient).identify();
+    },
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
   return pool;
+}
+
+/**
+ * PostgreSQL 17's `transaction_timeout`, set by a DBA for the role or database, would cut a snapshot chunk's
+ * transaction at every retry, as `statement_timeout` would (set to 0 in the startup options). It cannot go there:
+ * older servers refuse a startup option they do not know, so it is cleared once connected, where the server has it.
+ */
+export async function clearTransactionTimeout(client: pg.ClientBase): Promise<void> {
+  await client.query("SELECT set_config('transaction_timeout', '0', false) WHERE current_setting('server_version_num')::int >= 170000");
 }
 
 /** Maps a driver error to an AppError naming what we were doing; never includes the password. */

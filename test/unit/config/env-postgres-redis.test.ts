@@ -14,6 +14,30 @@ const parse = (env: Record<string, string>, files: Record<string, string> = {}) 
   parseEnvironment(env, {}, { readFile: readerOf(files) });
 
 describe('parseEnvironment: PostgreSQL', () => {
+  it("takes libpq's PGSSLMODE and PGSSLROOTCERT after PG_SSLMODE and PG_SSLROOTCERT", () => {
+    const fromLibpq = parse({ PG_USER: 'u', PGSSLMODE: 'verify-full', PGSSLROOTCERT: 'ca.pem' }, { 'ca.pem': CA_PEM });
+    expect(fromLibpq.config?.postgres).toMatchObject({ sslMode: 'verify-full', sslRootCert: CA_PEM });
+    const ours = parse({ PG_USER: 'u', PG_SSLMODE: 'require', PGSSLMODE: 'disable' });
+    expect(ours.config?.postgres.sslMode).toBe('require');
+  });
+
+  it('refuses verify-ca without a root certificate, which would accept any publicly signed certificate', () => {
+    for (const env of [{ PG_SSLMODE: 'verify-ca' }, { PGSSLMODE: 'verify-ca' }] as Record<string, string>[]) {
+      const result = parse({ PG_USER: 'u', ...env });
+      expect(result.config).toBeUndefined();
+      expect(result.problems).toContainEqual(expect.objectContaining({ location: Object.keys(env)[0], severity: 'error', message: expect.stringMatching(/verify-ca needs PG_SSLROOTCERT/) }));
+    }
+    expect(parse({ PG_USER: 'u', PG_SSLMODE: 'verify-ca', PG_SSLROOTCERT: 'ca.pem' }, { 'ca.pem': CA_PEM }).config).toBeDefined();
+  });
+
+  it('warns about a misspelled PG_, ELASTICSEARCH_ or REDIS_ variable, and is silent about others under those prefixes', () => {
+    const result = parse({ PG_USER: 'u', PG_SSL_MODE: 'verify-full', REDIS_AUHT: 'x', PG_MAJOR: '15' });
+    const warned = result.problems.filter((p) => p.severity === 'warning').map((p) => `${p.location}: ${p.message}`);
+    expect(warned).toContain('PG_SSL_MODE: unknown setting, not used; did you mean PG_SSLMODE?');
+    expect(warned).toContain('REDIS_AUHT: unknown setting, not used; did you mean REDIS_AUTH?');
+    expect(warned.some((w) => w.startsWith('PG_MAJOR'))).toBe(false);
+  });
+
   it('lets PG_URL parts override PG_* variables, warning where they disagree', () => {
     const result = parse({
       PG_URL: 'postgresql://sync:p%40ss@db.internal:6543/app?sslmode=require',
@@ -134,5 +158,19 @@ describe('parseEnvironment: Redis and the checkpoint store', () => {
   it('rejects bad Redis URLs', () => {
     expect(parse({ PG_USER: 'a', REDIS_URL: 'http://cache' }).problems.map((p) => p.location)).toEqual(['REDIS_URL']);
     expect(parse({ PG_USER: 'a', REDIS_URL: 'redis://cache/x' }).problems.map((p) => p.location)).toEqual(['REDIS_URL']);
+  });
+
+  it("reads the database from ?db= as PGSync's redis-py does, and names every other parameter as ignored", () => {
+    expect(parse({ PG_USER: 'a', REDIS_URL: 'redis://cache:6379?db=4' }).config?.redis).toEqual({ url: 'redis://cache:6379', db: 4 });
+    expect(parse({ PG_USER: 'a', REDIS_URL: 'redis://cache:6379/4?db=4' }).config?.redis?.db).toBe(4);
+    const twice = parse({ PG_USER: 'a', REDIS_URL: 'redis://cache:6379/4?db=5' });
+    expect(twice.config).toBeUndefined();
+    expect(twice.problems).toEqual([{ location: 'REDIS_URL', severity: 'error', message: expect.stringContaining('twice') }]);
+    expect(parse({ PG_USER: 'a', REDIS_URL: 'redis://cache?db=x' }).problems).toEqual([
+      { location: 'REDIS_URL', severity: 'error', message: expect.stringContaining('database number') },
+    ]);
+    const other = parse({ PG_USER: 'a', REDIS_URL: 'rediss://cache?ssl_cert_reqs=none' });
+    expect(other.config?.redis?.tls).toEqual({ rejectUnauthorized: true });
+    expect(other.problems).toEqual([{ location: 'REDIS_URL', severity: 'warning', message: expect.stringContaining('"ssl_cert_reqs" is ignored') }]);
   });
 });

@@ -51,6 +51,23 @@ describe('parseEnvironment never reveals secrets', () => {
     expectNoSecret(result.problems);
   });
 
+  it('in errors about a URL with credentials put in a *_HOST variable, whose password no secret variable holds', () => {
+    const result = parseEnvironment(
+      {
+        PG_HOST: `postgres://app:${MARKER}@db.example:5432/app`,
+        PG_USER: 'app',
+        ELASTICSEARCH_HOST: `https://elastic:${MARKER}@es.example:9200`,
+        REDIS_HOST: `redis://:${MARKER}@cache:6379`,
+        REDIS_CHECKPOINT: 'true',
+      },
+      {},
+      { readFile },
+    );
+    expect(result.problems.filter((p) => p.severity === 'error').map((p) => p.location).sort()).toEqual(['ELASTICSEARCH_HOST', 'PG_HOST', 'REDIS_HOST']);
+    expect(result.problems.find((p) => p.location === 'PG_HOST')?.message).toMatch(/not a URL; use PG_URL/);
+    expectNoSecret(result.problems);
+  });
+
   it('in errors about URLs that cannot be parsed at all', () => {
     const result = parseEnvironment(
       {
