@@ -201,7 +201,6 @@ export class StreamedTransactions {
     return `[${JSON.stringify(change.schema)},${JSON.stringify(change.table)},${oldJson === newJson ? '0' : oldJson},${newJson}]`;
   }
 
-
   private async spillAll(): Promise<void> {
     for (const txn of this.open.values()) {
       if (txn.memoryBytes === 0) continue;
@@ -209,13 +208,26 @@ export class StreamedTransactions {
       for (const [subxid, lines] of txn.memory) for (const line of lines) text += `${subxid}\t${line}\n`;
       txn.file ??= await temporaryFile(this.directory, txn.xid);
       const data = Buffer.from(text, 'utf8');
-      await txn.file.write(data, 0, data.length, txn.fileBytes);
+      await writeFully(txn.file, data, txn.fileBytes);
       txn.fileBytes += data.length;
       this.spilledBytes += data.length;
       this.memoryBytes -= txn.memoryBytes;
       txn.memoryBytes = 0;
       txn.memory = new Map();
     }
+  }
+}
+
+/**
+ * Writes all of `data` at `position`. A write may take fewer bytes than asked (a file system nearly full): the rest
+ * would otherwise be a hole of zero bytes that the read-back takes for a spilled change.
+ */
+export async function writeFully(file: Pick<FileHandle, 'write'>, data: Buffer, position: number): Promise<void> {
+  let written = 0;
+  while (written < data.length) {
+    const { bytesWritten } = await file.write(data, written, data.length - written, position + written);
+    if (bytesWritten <= 0) throw new Error(`spilling a streamed transaction: the file took no more bytes at ${position + written}`);
+    written += bytesWritten;
   }
 }
 

@@ -206,6 +206,29 @@ describe.skipIf(REAL_ENGINE_URL !== undefined)('transactions streamed before the
     expect((await versions(range(aborted, 5000))).size).toBe(0);
   }, 120_000);
 
+  it('a large transaction written under a replication origin (a logical-replication subscriber\'s) is applied', async () => {
+    // A subscription's apply worker writes under an origin; pgoutput then sends an Origin message inside the first
+    // streamed block, without the xid other messages there carry.
+    const origin = `sluice_test_origin_${db.name}`.slice(0, 60);
+    await db.query(`SELECT pg_replication_origin_create($1) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)`, [origin]);
+    const from = takeIds(3000);
+    const client = await connect();
+    try {
+      const before = await slotStats();
+      await client.query('SELECT pg_replication_origin_session_setup($1)', [origin]);
+      await client.query('BEGIN');
+      await client.query(newBooks(from, 3000));
+      await waitForStreaming(before);
+      await client.query('COMMIT');
+      await client.query('SELECT pg_replication_origin_session_reset()');
+    } finally {
+      await client.end();
+      await db.query('SELECT pg_replication_origin_drop($1)', [origin]).catch(() => undefined);
+    }
+    await expectConverged(db.url, plan, engine.url, 60_000);
+    expect((await versions(range(from, 50))).size).toBe(50);
+  }, 120_000);
+
   it('SIGKILL while a transaction is streamed and again while its batches are applied, then a restart, converges', async () => {
     const client = await connect();
     let commitAfter: bigint;

@@ -134,6 +134,8 @@ export class PgoutputDecoder {
         if (this.streaming) throw protocolError('Stream Start inside a streamed block');
         this.streaming = true;
         const xid = r.uint32();
+        // 0 when the server sent it in one group with an Origin message (only a group's last write carries an LSN): the
+        // transaction then holds acknowledgements back at 0 until it ends, which delays them and loses nothing.
         return { type: 'stream-start', xid, firstSegment: r.byte() === 1, lsn: this.walStart };
       }
       case 'E':
@@ -159,7 +161,10 @@ export class PgoutputDecoder {
 
   /** A message inside a streamed block: its xid, then the message as outside. */
   private decodeStreamed(tag: string, r: Reader): StreamMessage | undefined {
-    if (tag === 'B' || tag === 'C' || tag === 'O') throw protocolError(`pgoutput message '${tag}' inside a streamed block`);
+    // A transaction written under a replication origin (a subscriber's apply worker) has its Origin message sent right
+    // after its first Stream Start, and without an xid.
+    if (tag === 'O') return undefined;
+    if (tag === 'B' || tag === 'C') throw protocolError(`pgoutput message '${tag}' inside a streamed block`);
     const xid = r.uint32();
     const message = this.decodeData(tag, r);
     if (message?.type === 'change') message.xid = xid;

@@ -24,6 +24,8 @@ export interface StartReplicationOptions extends ReplicationStreamOptions {
 
 /** The first server version whose pgoutput streams in-progress transactions (protocol version 2). */
 export const STREAMING_SERVER_VERSION = 140_000;
+/** The first server version whose pgoutput knows the `messages` option (older ones refuse the command). */
+const MESSAGES_SERVER_VERSION = 140_000;
 
 export interface ReplicationStreamStats {
   /** Decoded messages waiting for the consumer. */
@@ -157,6 +159,7 @@ class PgReplicationStream implements PostgresReplicationStream {
     private readonly options: StartReplicationOptions,
     private readonly walsenderPid: number | undefined,
     private readonly streaming: boolean,
+    private readonly serverVersion: number,
   ) {
     this.connection = client.connection as unknown as WireConnection;
     this.decoder = new PgoutputDecoder(options.columns);
@@ -164,10 +167,8 @@ class PgReplicationStream implements PostgresReplicationStream {
   }
 
   async start(): Promise<void> {
-    const { slot, publication, startLsn } = this.options;
-    const publications = quoteIdent(publication).replace(/'/g, "''");
-    const protocol = this.streaming ? `proto_version '2', streaming 'on'` : `proto_version '1'`;
-    const sql = `START_REPLICATION SLOT ${quoteIdent(slot)} LOGICAL ${formatLsn(startLsn)} (${protocol}, publication_names '${publications}', messages 'true')`;
+    const { slot } = this.options;
+    const sql = startReplicationSql(this.options, this.serverVersion, this.streaming);
     this.connection.on('copyData', (msg) => this.onCopyData(msg.chunk));
     this.client.on('error', (error) => this.fail(replicationError(error, slot, 'streaming', this.config, this.database)));
     let started = false;
@@ -364,6 +365,17 @@ class PgReplicationStream implements PostgresReplicationStream {
 }
 
 /**
+ * The START_REPLICATION command: pgoutput protocol 2 with `streaming` when asked (14+), else 1. Logical decoding
+ * messages (`messages`) are asked for from PostgreSQL 14 on: older pgoutput refuses any option it does not know.
+ */
+export function startReplicationSql(options: Pick<StartReplicationOptions, 'slot' | 'publication' | 'startLsn'>, serverVersion: number, streaming: boolean): string {
+  const publications = quoteIdent(options.publication).replace(/'/g, "''");
+  const parts = [streaming ? `proto_version '2', streaming 'on'` : `proto_version '1'`, `publication_names '${publications}'`];
+  if (serverVersion >= MESSAGES_SERVER_VERSION) parts.push(`messages 'true'`);
+  return `START_REPLICATION SLOT ${quoteIdent(options.slot)} LOGICAL ${formatLsn(options.startLsn)} (${parts.join(', ')})`;
+}
+
+/**
  * Starts streaming pgoutput changes of `options.slot` from `options.startLsn`: protocol version 2 with in-progress
  * transactions streamed on PostgreSQL 14 and newer (unless `options.streaming` is false), else version 1. Resolves once the
  * server has entered CopyBoth mode; a missing or invalidated slot rejects with SRC_SLOT_MISSING /
@@ -375,8 +387,9 @@ export async function startReplicationStream(config: PostgresConfig, database: s
   try {
     await client.connect();
     const info = await client.query<{ pid: number; version: string }>(`SELECT pg_backend_pid() AS pid, current_setting('server_version_num') AS version`);
-    const streaming = (options.streaming ?? true) && Number(info.rows[0]?.version) >= STREAMING_SERVER_VERSION;
-    const stream = new PgReplicationStream(client, config, database, options, info.rows[0]?.pid, streaming);
+    const version = Number(info.rows[0]?.version);
+    const streaming = (options.streaming ?? true) && version >= STREAMING_SERVER_VERSION;
+    const stream = new PgReplicationStream(client, config, database, options, info.rows[0]?.pid, streaming, version);
     await stream.start();
     return stream;
   } catch (error) {

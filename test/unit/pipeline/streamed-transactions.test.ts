@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { StreamedTransactions } from '../../../src/pipeline/streamed-transactions.js';
+import { StreamedTransactions, writeFully } from '../../../src/pipeline/streamed-transactions.js';
 import type { RowChange, RowValues } from '../../../src/source/change-source.js';
 import type { ChangeRoutes, RowLookup, TableRoute } from '../../../src/transform/change-routes.js';
 
@@ -150,5 +150,35 @@ describe('StreamedTransactions', () => {
     const txn = buffer.commit(30)!;
     expect(txn.truncates).toEqual([truncate]);
     await txn.close();
+  });
+});
+
+describe('writeFully', () => {
+  /** A file that takes at most `most` bytes per write, and none once `capacity` is reached. */
+  function shortWrites(most: number, capacity = Infinity) {
+    const file = Buffer.alloc(64);
+    let size = 0;
+    return {
+      file,
+      handle: {
+        write: async (data: Buffer, offset: number, length: number, position: number) => {
+          const bytesWritten = Math.max(0, Math.min(most, length, capacity - size));
+          data.copy(file, position, offset, offset + bytesWritten);
+          size = Math.max(size, position + bytesWritten);
+          return { bytesWritten, buffer: data };
+        },
+      },
+    };
+  }
+
+  it('writes what a short write left, at the right place', async () => {
+    const { file, handle } = shortWrites(3);
+    await writeFully(handle as never, Buffer.from('0123456789'), 5);
+    expect(file.subarray(5, 15).toString()).toBe('0123456789');
+  });
+
+  it('fails when the file takes nothing more', async () => {
+    const { handle } = shortWrites(3, 7);
+    await expect(writeFully(handle as never, Buffer.from('0123456789'), 0)).rejects.toThrow(/took no more bytes at 7/);
   });
 });

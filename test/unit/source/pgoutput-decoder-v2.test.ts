@@ -73,6 +73,16 @@ describe('PgoutputDecoder, protocol version 2', () => {
     });
   });
 
+  it("skips the Origin message sent, without an xid, after a transaction's first Stream Start", () => {
+    // pgoutput_stream_start: a transaction written under a replication origin (a subscriber's apply worker).
+    const d = new PgoutputDecoder();
+    d.decode(streamStart(TOP, true));
+    expect(d.decode(new Bytes().char('O').int64(0x1_0000_0000n).string('pg_16400').build())).toBeUndefined();
+    expect(d.decode(streamedRelation(TOP))).toBeUndefined();
+    const insert = tuple(new Bytes().char('I').int32(TOP).int32(16384).char('N'), ['1', 'a']).build();
+    expect(d.decode(insert)).toMatchObject({ type: 'change', xid: TOP, change: { kind: 'insert', new: { id: '1', name: 'a' } } });
+  });
+
   it('rejects messages that cannot occur in the streamed block structure', () => {
     const d = new PgoutputDecoder();
     expect(decodeError(d, STREAM_STOP).message).toMatch(/Stream Stop outside a streamed block/);

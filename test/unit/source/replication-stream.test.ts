@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseReplicationFrame, standbyStatusUpdate } from '../../../src/source/postgres/replication-stream.js';
+import { parseReplicationFrame, standbyStatusUpdate, startReplicationSql } from '../../../src/source/postgres/replication-stream.js';
 import { Bytes, TS_DATE, TS_MICROS } from './pgoutput-fixtures.js';
 
 describe('replication protocol frames', () => {
@@ -33,5 +33,22 @@ describe('replication protocol frames', () => {
     expect(buf.readBigInt64BE(25)).toBe(2_000_000n);
     expect(buf[33]).toBe(1);
     expect(standbyStatusUpdate(0n, new Date())[33]).toBe(0);
+  });
+});
+
+describe('START_REPLICATION', () => {
+  const options = { slot: 'app_book', publication: "pub'x", startLsn: 0x1_0000_0010n };
+
+  it('asks PostgreSQL 14+ for protocol 2 with streaming, and for logical decoding messages', () => {
+    expect(startReplicationSql(options, 150004, true)).toBe(
+      `START_REPLICATION SLOT "app_book" LOGICAL 1/10 (proto_version '2', streaming 'on', publication_names '"pub''x"', messages 'true')`,
+    );
+    expect(startReplicationSql(options, 140000, false)).toBe(`START_REPLICATION SLOT "app_book" LOGICAL 1/10 (proto_version '1', publication_names '"pub''x"', messages 'true')`);
+  });
+
+  it('sends PostgreSQL 12 and 13 no option their pgoutput does not know (it refuses the command otherwise)', () => {
+    for (const version of [120018, 130014]) {
+      expect(startReplicationSql(options, version, false)).toBe(`START_REPLICATION SLOT "app_book" LOGICAL 1/10 (proto_version '1', publication_names '"pub''x"')`);
+    }
   });
 });
