@@ -130,13 +130,15 @@ export class RedisCheckpointStore implements CheckpointStore {
     const aof = settings.get('appendonly');
     const fsync = settings.get('appendfsync');
     let durable: boolean | undefined;
-    if (aof !== undefined) {
+    // With the append-only file on and its fsync policy unknown (INFO only), durability is not known either.
+    if (aof !== undefined && (aof === 'no' || fsync !== undefined)) {
       durable = aof === 'yes' && fsync === 'always';
       if (!durable) {
         const mode = aof === 'yes' ? `appendfsync ${fsync ?? '?'}` : 'appendonly no';
         warnings.push(
           `Redis has ${mode}: a checkpoint is acknowledged once it is in memory, so a Redis crash can lose the latest ` +
-            'checkpoints (work is then redone, nothing is lost); set appendonly yes and appendfsync always for durable checkpoints',
+            'checkpoints, and each index whose slot was acknowledged past its restored checkpoint is then snapshotted again (nothing is lost); ' +
+            'set appendonly yes and appendfsync always for durable checkpoints',
         );
       }
     }
@@ -313,7 +315,10 @@ function tlsOptions(config: RedisConfig): ConnectionOptions | undefined {
   return options;
 }
 
-/** `CONFIG GET` of the settings that matter; empty when the server forbids CONFIG (managed Redis). */
+/**
+ * `CONFIG GET` of the settings that matter. Managed Redis often forbids or renames CONFIG: `INFO` then still tells the
+ * eviction policy and whether the append-only file is on (not its fsync policy, which stays unknown).
+ */
 async function readSettings(client: Redis): Promise<Map<string, string>> {
   const settings = new Map<string, string>();
   for (const name of ['maxmemory-policy', 'appendonly', 'appendfsync']) {
@@ -322,8 +327,19 @@ async function readSettings(client: Redis): Promise<Map<string, string>> {
       const flat = Array.isArray(reply) ? reply : Object.entries(reply as Record<string, unknown>).flat();
       for (let i = 0; i + 1 < flat.length; i += 2) settings.set(String(flat[i]), String(flat[i + 1]));
     } catch {
-      // CONFIG is often disabled or renamed on managed Redis: the setting stays unknown.
+      // Forbidden or renamed: INFO below.
     }
+  }
+  if (settings.has('maxmemory-policy') && settings.has('appendonly')) return settings;
+  try {
+    const info = String(await client.info());
+    const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
+    const policy = field('maxmemory_policy');
+    if (policy !== undefined && !settings.has('maxmemory-policy')) settings.set('maxmemory-policy', policy);
+    const aof = field('aof_enabled');
+    if (aof !== undefined && !settings.has('appendonly')) settings.set('appendonly', aof === '1' ? 'yes' : 'no');
+  } catch {
+    // INFO forbidden as well: the settings stay unknown.
   }
   return settings;
 }
@@ -343,5 +359,13 @@ function isWrongType(error: unknown): boolean {
 function unavailable(where: string, doing: string, error: unknown, secrets: string[]): AppError {
   const e = error as { message?: string; name?: string; code?: string };
   const message = redact(`${where}: ${doing} failed: ${e.message ?? String(error)}`, secrets);
+  // An ACL refusal does not pass by waiting: said at once, with what to grant, instead of retried for good.
+  if (/^NOPERM/.test(e.message ?? '')) {
+    return new AppError('CKP_UNAVAILABLE', `${message}. The Redis user needs ${REQUIRED_ACL} (README, Redis)`, { details: { redisError: 'NOPERM', retryable: false } });
+  }
   return new AppError('CKP_UNAVAILABLE', message, { details: { redisError: e.code ?? e.name } });
 }
+
+/** The keys and commands the store uses: checkpoints, leases (through scripts), and the settings check. */
+export const REQUIRED_ACL =
+  '~queue:*:meta ~sluice:*:lease +ping +info +client|setname +select +hmget +get +set +pttl +type +hset +del +multi +exec +eval +quit +config|get';

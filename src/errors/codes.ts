@@ -25,7 +25,7 @@ export const ERROR_CODES = {
   CKP_UNAVAILABLE:
     'The checkpoint store cannot be reached or used (Redis down or refusing the login, CHECKPOINT_PATH missing or read-only, a missing grant on PostgreSQL). The message says which; fix it and restart.',
   CKP_CORRUPT:
-    'A stored checkpoint cannot be read. The message names the file or key: repair it, or delete it to sync that index again from scratch.',
+    'A stored checkpoint cannot be read. The message names the file or key: repair it, or delete it (`sluice reset <index>`) to sync that index again from scratch. `sluice run` keeps the other indexes going and reads it again until then.',
   CKP_NOT_OWNER:
     'Another process owns the index (its lease in the checkpoint store): `sluice run` lost the lease (it could not renew it in time, or another process took it) and stands by, or `sluice reset` or `sluice teardown` was refused while a `sluice run` owns the index. Stop the owner named in the message, or check the checkpoint store.',
 } as const;

@@ -14,7 +14,7 @@ import { hostname } from 'node:os';
 import type { Checkpoint, CheckpointStore, LeaseFence, LeaseState } from '../checkpoint/checkpoint-store.js';
 import { DelegatingCheckpointStore } from '../checkpoint/delegating-checkpoint-store.js';
 import { AppError, toError } from '../errors/app-error.js';
-import type { IndexSyncLogger } from '../pipeline/index-sync.js';
+import { isRetryable, type IndexSyncLogger } from '../pipeline/index-sync.js';
 import { sleep } from '../util/backoff.js';
 
 /** How this process names itself in leases: host, pid and a random part (in a container every process is pid 1). */
@@ -84,6 +84,23 @@ export class OwnershipLease {
     this.validUntil = Number.NEGATIVE_INFINITY;
   }
 
+  /** While the lease is kept (keepLease): what ends the owner's work when the lease turns out lost. */
+  private onLost: ((reason: string) => void) | undefined;
+
+  watchLoss(onLost: ((reason: string) => void) | undefined): void {
+    this.onLost = onLost;
+  }
+
+  /**
+   * The store refused a write as not the owner's: another process holds the lease there (the lease record was lost
+   * and claimed anew, a clock jumped). The owner's work stops now rather than at its next renewal: until then it
+   * would take steps no fence guards (dropping slots, deleting indexes).
+   */
+  lose(reason: string): void {
+    this.revoke();
+    this.onLost?.(reason);
+  }
+
   async release(): Promise<void> {
     this.revoke();
     await this.options.store.releaseLease(this.options.name, this.options.holder);
@@ -144,6 +161,7 @@ async function waitForLease(lease: OwnershipLease, options: OwnershipOptions): P
       // reports without time left (a key someone set without expiry) is polled like any other.
       if (state.remainingMs > 0) waitMs = Math.min(pollMs, state.remainingMs + 50);
     } catch (error) {
+      if (!isRetryable(error)) throw error;
       logger.warn({ index, err: toError(error).message, retryInMs: pollMs }, 'could not claim the ownership lease; trying again');
     }
     await sleep(waitMs, signal).catch(() => undefined);
@@ -167,6 +185,7 @@ async function keepLease(lease: OwnershipLease, options: OwnershipOptions, lost:
     deadline = setTimeout(() => lose('not renewed in time'), lease.remainingMs());
   };
   armDeadline();
+  lease.watchLoss(lose);
   try {
     while (!stop.aborted && !lost.signal.aborted) {
       await sleep(lease.ttlMs / 3, stop).catch(() => undefined);
@@ -184,6 +203,7 @@ async function keepLease(lease: OwnershipLease, options: OwnershipOptions, lost:
     }
   } finally {
     clearTimeout(deadline);
+    lease.watchLoss(undefined);
   }
 }
 
@@ -203,12 +223,21 @@ export class OwnedCheckpointStore extends DelegatingCheckpointStore {
   override async save(name: string, checkpoint: Checkpoint): Promise<void> {
     this.check();
     // Checked again by the store as it writes: this write may wait (a queue, a reconnect) past the lease.
-    await this.inner.save(name, checkpoint, this.lease.fence);
+    await this.refusedMeansLost(this.inner.save(name, checkpoint, this.lease.fence));
   }
 
   override async remove(name: string): Promise<void> {
     this.check();
-    await this.inner.remove(name, this.lease.fence);
+    await this.refusedMeansLost(this.inner.remove(name, this.lease.fence));
+  }
+
+  private async refusedMeansLost(write: Promise<void>): Promise<void> {
+    try {
+      await write;
+    } catch (error) {
+      if ((error as { code?: string }).code === 'CKP_NOT_OWNER') this.lease.lose(`the checkpoint store refused a write: ${(error as Error).message}`);
+      throw error;
+    }
   }
 
   private check(): void {

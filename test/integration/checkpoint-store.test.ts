@@ -14,7 +14,8 @@ import type { Checkpoint, CheckpointStore } from '../../src/checkpoint/checkpoin
 import { FileCheckpointStore } from '../../src/checkpoint/file-checkpoint-store.js';
 import { openCheckpointStore } from '../../src/checkpoint/open-checkpoint-store.js';
 import { PostgresCheckpointStore } from '../../src/checkpoint/postgres-checkpoint-store.js';
-import { RedisCheckpointStore } from '../../src/checkpoint/redis-checkpoint-store.js';
+import { RedisCheckpointStore, REQUIRED_ACL } from '../../src/checkpoint/redis-checkpoint-store.js';
+import { isRetryable } from '../../src/pipeline/index-sync.js';
 import type { RedisConfig, SluiceConfig } from '../../src/config/config-types.js';
 import { AppError } from '../../src/errors/app-error.js';
 import { findFreePort } from '../helpers/postgres-cluster.js';
@@ -307,6 +308,50 @@ describe('Redis checkpoint store', () => {
       expect(error.message).toContain(`${server.host}:${server.port}`);
       expect(error.message).not.toContain('sekret');
       expect(JSON.stringify(error.details)).not.toContain('sekret');
+    }
+  });
+
+  it("works with the README's ACL grant; a user without the lease keys fails at once, naming what to grant", async () => {
+    const server = await dedicated({});
+    const admin = new Redis({ host: server.host, port: server.port });
+    await admin.call('ACL', 'SETUSER', 'sluice_full', 'on', '>full-sekret-2', ...REQUIRED_ACL.split(' '));
+    await admin.call('ACL', 'SETUSER', 'sluice_queue', 'on', '>queue-sekret-3', '~queue:*', '+@all');
+    admin.disconnect();
+    const open = (user: string, password: string) => RedisCheckpointStore.open({ url: `redis://${server.host}:${server.port}`, db: 0, username: user, password });
+    const full = await open('sluice_full', 'full-sekret-2');
+    const name = unique('acl');
+    const holder = 'acl-holder';
+    expect((await full.claimLease(name, holder, 10_000)).owner).toBe(holder);
+    await full.save(name, sample(name), { lease: name, holder });
+    expect((await full.load(name))?.slot).toBe(name);
+    await full.remove(name, { lease: name, holder });
+    await full.releaseLease(name, holder);
+    await full.close();
+
+    // Enough for PGSync (queue:* keys only), not for the leases: a grant is missing, which no retry brings.
+    const partial = await open('sluice_queue', 'queue-sekret-3');
+    try {
+      const error = await failure(partial.claimLease(name, holder, 10_000));
+      expect(error.code).toBe('CKP_UNAVAILABLE');
+      expect(error.message).toMatch(/NOPERM/);
+      expect(error.message).toContain('~sluice:*:lease');
+      expect(isRetryable(error)).toBe(false);
+    } finally {
+      await partial.close();
+    }
+  });
+
+  it('reads the eviction policy and the append-only setting from INFO where CONFIG is forbidden (managed Redis)', async () => {
+    const managed = await dedicated({ maxmemoryPolicy: 'allkeys-lru', args: ['--rename-command', 'CONFIG', ''] });
+    const store = await RedisCheckpointStore.open(redisConfig(managed.url));
+    try {
+      expect(store.warnings()).toContain(
+        'Redis maxmemory-policy is allkeys-lru: checkpoints can be evicted, which forces a full re-sync; set maxmemory-policy noeviction',
+      );
+      expect(store.warnings().some((w) => w.includes('appendonly no'))).toBe(true);
+      expect(store.durable).toBe(false);
+    } finally {
+      await store.close();
     }
   });
 

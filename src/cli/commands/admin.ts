@@ -55,6 +55,7 @@ export async function resetCommand(flags: GlobalFlags, index: string, out: NodeJ
     const store = await openCheckpointStore(context.config, pool);
     const holder = `reset:${leaseHolderName()}`;
     let cleanup: string[] = [];
+    let unreadable: string | undefined;
     try {
       // Between two runs the lease is free; a standby or a run on another machine would own it (and hold no slot).
       const lease = await store.claimLease(name, holder, RESET_LEASE_MS);
@@ -65,7 +66,12 @@ export async function resetCommand(flags: GlobalFlags, index: string, out: NodeJ
         // Progress goes, and a rebuild under way with it: the next run starts the entry over from one snapshot. What is
         // left to delete in the engine (the rebuild's index, retired generations) stays on record for that run.
         const entry = new EntryCheckpointStore(store, name);
-        const current = await entry.load(name);
+        // An unreadable checkpoint is what reset is for: it goes; generations only it named are not known to delete.
+        const current = await entry.load(name).catch((error: unknown) => {
+          if ((error as { code?: string }).code !== 'CKP_CORRUPT') throw error;
+          unreadable = (error as Error).message;
+          return undefined;
+        });
         entry.fields.rebuild = current?.rebuild;
         entry.fields.retired = current?.retired ?? [];
         // And the generation being synced, which the next run goes on with: one started beside a retired generation
@@ -83,6 +89,7 @@ export async function resetCommand(flags: GlobalFlags, index: string, out: NodeJ
     } finally {
       await store.close();
     }
+    if (unreadable !== undefined) out.write(`${index}: removed an unreadable checkpoint (${unreadable}); engine indexes of earlier generations it may have named are left for you to delete\n`);
     const left = cleanup.length > 0 ? ` (it deletes ${cleanup.join(', ')} when due)` : '';
     out.write(`${index}: checkpoint forgotten${slot.exists ? ` and slot ${name} dropped` : ''}; the next \`sluice run\` syncs it again from a snapshot${left}\n`);
     return EXIT_CODES.ok;

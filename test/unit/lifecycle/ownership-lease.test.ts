@@ -175,6 +175,36 @@ describe('runWhileOwner', () => {
     await run;
   });
 
+  it('stops the work at once when the store refuses a checkpoint write as not the owner\'s, long before the next renewal', async () => {
+    const store = leaseStore();
+    // The store's own check, as Redis's script or PostgreSQL's WHERE EXISTS make it: the lease key must name the holder.
+    store.save = async (name, checkpoint, fence) => {
+      if (fence !== undefined && store.leases.get(fence.lease)?.holder !== fence.holder) throw new AppError('CKP_NOT_OWNER', `save of checkpoint ${name} refused`);
+      store.saved.push(checkpoint);
+    };
+    const stop = new AbortController();
+    const runs: AbortSignal[] = [];
+    let owned: OwnedCheckpointStore | undefined;
+    const run = runWhileOwner({ store, name: 'db_book', holder: 'a', ttlMs: 600_000, signal: stop.signal, logger: quiet, index: 'book' }, async (signal, lease) => {
+      runs.push(signal);
+      owned ??= new OwnedCheckpointStore(store, lease, 'book');
+      await aborted(signal);
+    });
+    while (runs.length < 1) await sleep(10);
+    await owned!.save('db_book', { slot: 'db_book', updatedAt: 'now' });
+    // The lease record was lost (a Redis restarted without persistence) and another process claimed it.
+    store.leases.set('db_book', { holder: 'b', expiresAt: Date.now() + 600_000 });
+    const refused = await owned!.save('db_book', { slot: 'db_book', updatedAt: 'later' }).catch((error: AppError) => error);
+    expect((refused as AppError).code).toBe('CKP_NOT_OWNER');
+    // Renewals come every 200 s with this time to live: only the refusal can have stopped the work, and at once.
+    expect(runs[0]!.aborted).toBe(true);
+    expect(String(runs[0]!.reason)).toMatch(/refused a write/);
+    await expect(owned!.save('db_book', { slot: 'db_book', updatedAt: 'again' })).rejects.toMatchObject({ code: 'CKP_NOT_OWNER' });
+    expect(store.saved.map((c) => c.updatedAt)).toEqual(['now']);
+    stop.abort();
+    await run;
+  });
+
   it('throws what the work throws, after releasing the lease', async () => {
     const store = leaseStore();
     const failure = new AppError('SCH_INVALID', 'broken');
