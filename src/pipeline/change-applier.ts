@@ -2,14 +2,13 @@ import type pg from 'pg';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import type { RowChange, RowValues } from '../source/change-source.js';
 import { tableKey, type ChangeRoutes, type RowLookup, type TableRoute } from '../transform/change-routes.js';
-import { buildDocumentQuery } from '../transform/document-query.js';
+import { buildDocumentQuery, routingExpression } from '../transform/document-query.js';
 import { qualified, quoteIdent } from '../transform/sql.js';
 import type { StoredCopy } from '../sink/elasticsearch/document-scan.js';
 import type { ActionWriter } from './full-sync.js';
 import type { BulkAction } from '../sink/document-sink.js';
 
 export interface RoutingLookup {
-  /** Every routing under which each id is stored: more than one when a copy was left on another shard. */
   /** Every routing each id is stored under; null for a copy stored without one (its routing value was null). */
   routingsOf(index: string, ids: string[]): Promise<Map<string, Array<string | null>>>;
 }
@@ -65,10 +64,16 @@ export async function buildChanges(plan: EntryPlan, routes: ChangeRoutes, pool: 
   /** Roots whose own row changed: only their routing value can have changed (see routingFollowsRootRow). */
   const rootRows = new Set<string>();
   const lookups = new Map<TableRoute, Map<string, string[]>>();
+  /** Root keys as the WAL gives them, for a key type whose WAL text is not its `::text` (TableRoute.keyTextQuery). */
+  const walRootKeys = new Map<TableRoute, Map<string, string[]>>();
   /** Rows whose new values lack a value column, by key, per table. */
   const unsentRows = new Map<RowLookup, Map<string, string[]>>();
   const addTuple = (route: TableRoute, tuple: string[]) => {
-    if (route.isRoot) {
+    if (route.isRoot && route.keyTextQuery !== undefined) {
+      let pending = walRootKeys.get(route);
+      if (pending === undefined) walRootKeys.set(route, (pending = new Map<string, string[]>()));
+      pending.set(JSON.stringify(tuple), tuple);
+    } else if (route.isRoot) {
       const id = tuple.length === 1 ? tuple[0]! : tuple.join('|');
       roots.set(id, tuple);
       rootRows.add(id);
@@ -132,6 +137,18 @@ export async function buildChanges(plan: EntryPlan, routes: ChangeRoutes, pool: 
           const tuple = tupleOf(route.valueColumns, row);
           if (tuple) addTuple(route, tuple);
         }
+      }
+    }
+  }
+  for (const [route, tuples] of walRootKeys) {
+    const all = [...tuples.values()];
+    for (let i = 0; i < all.length; i += TUPLES_PER_QUERY) {
+      const query = route.keyTextQuery!(all.slice(i, i + TUPLES_PER_QUERY));
+      const found = await pool.query<string[]>({ text: query.text, values: query.values, rowMode: 'array' });
+      for (const key of found.rows) {
+        const id = key.join('|');
+        roots.set(id, key);
+        rootRows.add(id);
       }
     }
   }
@@ -223,9 +240,11 @@ export async function writeBuiltChanges(
 }
 
 /**
- * Deletes every document of the index whose root row no longer exists, with `version`. For an index that
- * starts over (new slot, new snapshot): the snapshot rewrites the roots that exist, but the deletes the old slot
- * still held are gone with it, so their documents would stay forever. Returns how many were deleted.
+ * Deletes every document of the index whose root row no longer exists, with `version`, and every copy stored under a
+ * routing its row no longer has. For an index that starts over (new slot, new snapshot): the snapshot rewrites the
+ * roots that exist, but the deletes and routing moves the old slot still held are gone with it, so their documents
+ * (or, routed, the copies on their old shards) would stay forever. Returns how many documents were deleted and how
+ * many misrouted copies.
  */
 export async function deleteOrphans(
   plan: EntryPlan,
@@ -235,22 +254,32 @@ export async function deleteOrphans(
   version: bigint,
   position: string,
   signal?: AbortSignal,
-): Promise<number> {
-  let deleted = 0;
+): Promise<{ documents: number; misrouted: number }> {
+  const removed = { documents: 0, misrouted: 0 };
   /** Stored copies of the page in hand, by id (with routing, one id may have several). */
   let copies = new Map<string, StoredCopy[]>();
   // The scan must also see documents written moments ago.
   await scanner.refresh(plan.index);
+  const remove = (id: string, copy: StoredCopy) =>
+    writer.add({ op: 'delete', index: plan.index, id, version, position, ...(copy.routing !== undefined ? { routing: copy.routing } : {}) });
   const sweep = async () => {
     const batch = copies;
     copies = new Map();
-    const existing = await existingRootIds(plan, pool, [...batch.keys()]);
+    const existing = await existingRoots(plan, pool, [...batch.keys()]);
     for (const [id, stored] of batch) {
-      if (existing.has(id)) continue;
-      for (const copy of stored) {
-        await writer.add({ op: 'delete', index: plan.index, id, version, position, ...(copy.routing !== undefined ? { routing: copy.routing } : {}) });
+      if (!existing.has(id)) {
+        for (const copy of stored) await remove(id, copy);
+        removed.documents += 1;
+        continue;
       }
-      deleted += 1;
+      if (plan.routing === undefined) continue;
+      // The snapshot writes the row under this routing (none for a null value); a copy elsewhere is a leftover.
+      const routing = existing.get(id) ?? undefined;
+      for (const copy of stored) {
+        if (copy.routing === routing) continue;
+        await remove(id, copy);
+        removed.misrouted += 1;
+      }
     }
   };
   for await (const copy of scanner.documents(plan.index)) {
@@ -261,16 +290,17 @@ export async function deleteOrphans(
   }
   if (copies.size > 0) await sweep();
   await writer.flush();
-  return deleted;
+  return removed;
 }
 
 /**
- * Which of the given document ids are ids of existing root rows. An id that cannot be a root key at all (fewer
- * "|"-separated parts than key columns, or text the key's type refuses, e.g. "abc" for an integer key) is not. An id
- * with more parts than key columns comes from key values containing "|": every way of cutting it into as many parts
- * as there are key columns is looked up.
+ * Which of the given document ids are ids of existing root rows, each with its row's routing value (null when the
+ * index is not routed or the value is null). An id that cannot be a root key at all (fewer "|"-separated parts than
+ * key columns, or text the key's type refuses, e.g. "abc" for an integer key) is not. An id with more parts than key
+ * columns comes from key values containing "|": every way of cutting it into as many parts as there are key columns
+ * is looked up.
  */
-async function existingRootIds(plan: EntryPlan, pool: pg.Pool, ids: string[]): Promise<Set<string>> {
+async function existingRoots(plan: EntryPlan, pool: pg.Pool, ids: string[]): Promise<Map<string, string | null>> {
   const width = plan.root.primaryKey.length;
   const plausible = plausibleKeyTest(plan);
   const keys: string[][] = [];
@@ -286,7 +316,7 @@ async function existingRootIds(plan: EntryPlan, pool: pg.Pool, ids: string[]): P
     }
   }
   const existing = await existingKeys(plan, pool, keys);
-  if (ambiguous.length > 0) for (const id of await existingIdsByText(plan, pool, ambiguous)) existing.add(id);
+  if (ambiguous.length > 0) for (const [id, routing] of await existingIdsByText(plan, pool, ambiguous)) existing.set(id, routing);
   return existing;
 }
 
@@ -330,30 +360,35 @@ function keyCuts(parts: string[], width: number): string[][] | undefined {
   return walk(0, []) ? cuts : undefined;
 }
 
-async function existingIdsByText(plan: EntryPlan, pool: pg.Pool, ids: string[]): Promise<string[]> {
-  const root = plan.root;
-  const id = `concat_ws('|', ${root.primaryKey.map((c) => `n.${quoteIdent(c)}::text`).join(', ')})`;
-  const found = await pool.query<[string]>({ text: `SELECT ${id} FROM ${qualified(root.schema, root.table)} AS n WHERE ${id} = ANY($1::text[])`, values: [ids], rowMode: 'array' });
-  return found.rows.map(([existing]) => existing);
+/** `SELECT <id>, <routing>` from the root table read as `n`: each row's document id and routing value. */
+function idAndRouting(plan: EntryPlan): { id: string; select: string } {
+  const id = `concat_ws('|', ${plan.root.primaryKey.map((c) => `n.${quoteIdent(c)}::text`).join(', ')})`;
+  return { id, select: `SELECT ${id}, ${routingExpression(plan, 'n') ?? 'NULL::text'}` };
 }
 
-async function existingKeys(plan: EntryPlan, pool: pg.Pool, keys: string[][]): Promise<Set<string>> {
-  if (keys.length === 0) return new Set();
+async function existingIdsByText(plan: EntryPlan, pool: pg.Pool, ids: string[]): Promise<Array<[string, string | null]>> {
+  const { id, select } = idAndRouting(plan);
+  const found = await pool.query<[string, string | null]>({ text: `${select} FROM ${qualified(plan.root.schema, plan.root.table)} AS n WHERE ${id} = ANY($1::text[])`, values: [ids], rowMode: 'array' });
+  return found.rows;
+}
+
+async function existingKeys(plan: EntryPlan, pool: pg.Pool, keys: string[][]): Promise<Map<string, string | null>> {
+  if (keys.length === 0) return new Map();
   const root = plan.root;
   const columns = root.primaryKey.map((c) => `n.${quoteIdent(c)}`);
   const arrays = root.primaryKey.map((c, i) => `$${i + 1}::${root.primaryKeyTypes[c] ?? 'text'}[]`);
-  const text = `SELECT concat_ws('|', ${columns.map((c) => `${c}::text`).join(', ')}) FROM ${qualified(root.schema, root.table)} AS n WHERE (${columns.join(', ')}) IN (SELECT * FROM unnest(${arrays.join(', ')}))`;
+  const text = `${idAndRouting(plan).select} FROM ${qualified(root.schema, root.table)} AS n WHERE (${columns.join(', ')}) IN (SELECT * FROM unnest(${arrays.join(', ')}))`;
   const values = root.primaryKey.map((_, i) => keys.map((key) => key[i]));
   try {
-    const found = await pool.query<[string]>({ text, values, rowMode: 'array' });
-    return new Set(found.rows.map(([id]) => id));
+    const found = await pool.query<[string, string | null]>({ text, values, rowMode: 'array' });
+    return new Map(found.rows);
   } catch (error) {
     // Class 22 (data exception): some key is no value of the key's type, so no row has it. Halve until it is found.
     if (!String((error as { code?: string }).code).startsWith('22')) throw error;
-    if (keys.length === 1) return new Set();
+    if (keys.length === 1) return new Map();
     const half = Math.ceil(keys.length / 2);
     const [left, right] = await Promise.all([existingKeys(plan, pool, keys.slice(0, half)), existingKeys(plan, pool, keys.slice(half))]);
-    return new Set([...left, ...right]);
+    return new Map([...left, ...right]);
   }
 }
 

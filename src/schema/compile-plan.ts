@@ -84,6 +84,7 @@ function compileNode(
     if (compiled) children.push(compiled);
   }
   if (!primaryKey || !columns || (parent && !relationship)) return undefined;
+  const generatedLinks = generatedLinkColumns(catalog, { schema: spec.schema, table: spec.table, relation }, primaryKey, relationship, parent && { schema: parent.node.schema, table: parent.node.table, relation: parent.relation });
   return {
     location: spec.location,
     schema: spec.schema,
@@ -93,6 +94,8 @@ function compileNode(
     primaryKey,
     keyOrder: keyInIndexOrder,
     ...(relation.primaryKey.length === 0 ? { declaredKey: true as const } : {}),
+    ...(relation.kind === 'table' || relation.kind === 'partitioned table' ? {} : { relationKind: relation.kind }),
+    ...(generatedLinks.length > 0 ? { generatedLinks } : {}),
     primaryKeyTypes: Object.fromEntries(primaryKey.map((c) => [c, relation.columns.get(c)?.type ?? 'text'])),
     columns,
     children,
@@ -147,4 +150,65 @@ function checkScalar(spec: NodeSpec, columns: PlanColumn[] | undefined, problems
     problems.warning(`${spec.location}.columns`, `a scalar relationship uses only the first column ("${columns[0]?.spec.key}"); the other ${columns.length - 1} are ignored`);
   }
   if (spec.children.length > 0) problems.warning(`${spec.location}.children`, 'children of a scalar node are not part of the document');
+}
+
+interface NamedRelation {
+  schema: string;
+  table: string;
+  relation: RelationInfo;
+}
+
+/** The node's key columns and the join columns of its relationship that are generated, as `schema.table.column`. */
+function generatedLinkColumns(catalog: Catalog, node: NamedRelation, primaryKey: string[], relationship: PlanNode['relationship'], parent: NamedRelation | undefined): string[] {
+  const found: string[] = [];
+  const check = (side: NamedRelation | undefined, columns: string[]) => {
+    for (const column of columns) if (side?.relation.columns.get(column)?.generated === true) found.push(`${side.schema}.${side.table}.${column}`);
+  };
+  check(node, primaryKey);
+  if (relationship?.join) {
+    check(node, relationship.join.childColumns);
+    check(parent, relationship.join.parentColumns);
+  }
+  const through = relationship?.through;
+  if (through) {
+    const relation = catalog.relation(through.schema, through.table);
+    const side = relation && { schema: through.schema, table: through.table, relation };
+    check(side, [...through.primaryKey, ...through.parentJoin.childColumns, ...through.childJoin.parentColumns]);
+    check(parent, through.parentJoin.parentColumns);
+    check(node, through.childJoin.childColumns);
+  }
+  return [...new Set(found)];
+}
+
+/**
+ * What live sync (bootstrap, run) cannot follow: a node that reads a view, materialized view or foreign table. Its rows
+ * change without any WAL record of it (a view's through its base tables, which `base_tables` only names), and a
+ * publication cannot hold it. `sluice sync --once` reads such nodes like tables.
+ */
+export function liveSyncProblems(plans: EntryPlan[]): Problem[] {
+  const problems: Problem[] = [];
+  const visit = (node: PlanNode) => {
+    if (node.relationKind !== undefined) {
+      problems.push({
+        location: `${node.location}.table`,
+        severity: 'error',
+        message:
+          `"${node.schema}.${node.table}" is a ${node.relationKind}: its changes are not in the WAL, so live sync (bootstrap, run) cannot follow it ` +
+          '(base_tables are not followed either). Use its tables as nodes, or sync it with `sluice sync --once`',
+      });
+    }
+    if (node.generatedLinks !== undefined) {
+      problems.push({
+        location: node.location,
+        severity: 'error',
+        message:
+          `${node.generatedLinks.join(', ')} ${node.generatedLinks.length === 1 ? 'is a generated column' : 'are generated columns'} that ` +
+          `${node.generatedLinks.length === 1 ? 'keys or joins' : 'key or join'} this node: PostgreSQL leaves generated values out of the WAL, so a row moved or deleted ` +
+          'could not be traced to the documents that hold it. Join on the columns it is generated from (sync --once reads it as is)',
+      });
+    }
+    node.children.forEach(visit);
+  };
+  for (const plan of plans) visit(plan.root);
+  return problems;
 }

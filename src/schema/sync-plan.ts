@@ -59,6 +59,13 @@ export interface PlanNode {
   keyOrder?: string[];
   /** The key comes from the schema's `primary_key` (a view, a table without one): nothing keeps it from NULL. */
   declaredKey?: true;
+  /** Set when the node reads a view, materialized view or foreign table: no WAL carries its changes. */
+  relationKind?: 'view' | 'materialized view' | 'foreign table';
+  /**
+   * Key and join columns (`schema.table.column`) of this node and of the relationship to its parent that are
+   * generated: pgoutput never sends their values, so no change names the rows they lead to.
+   */
+  generatedLinks?: string[];
   /** format_type() of each primary-key column, for casting key parameters. */
   primaryKeyTypes: Record<string, string>;
   columns: PlanColumn[];

@@ -12,7 +12,19 @@ export interface TableRoute {
   valueColumns: string[];
   /** SQL from tuples of `valueColumns` values (text) to root keys (text, in root primary-key order). */
   rootKeysQuery(tuples: string[][]): { text: string; values: unknown[] };
+  /**
+   * The root route of a key whose WAL text is not its `::text` (see KEY_TYPES_WITH_OWN_TEXT): SQL turning the WAL's
+   * tuples, in order, into the text document ids are made of. Undefined when the WAL's text is that text already.
+   */
+  keyTextQuery?(tuples: string[][]): { text: string; values: unknown[] };
 }
+
+/**
+ * Key types whose cast to text is a function of its own rather than the type's output, which is what pgoutput sends:
+ * `boolean` (t / true), `character(n)` (padded / trimmed), `"char"`, `inet` (1.2.3.4 / 1.2.3.4/32) and `cidr`
+ * (pg_cast, castmethod 'f'; `name` too, whose texts agree). Document ids are made with `::text`.
+ */
+const KEY_TYPES_WITH_OWN_TEXT = /^(boolean|bpchar|character(\(\d+\))?|"char"|inet|cidr)$/;
 
 export interface ChangeRoutes {
   /** Routes by `schema.table`; one table can appear several times in a tree (e.g. as child and as through table). */
@@ -65,10 +77,21 @@ export function compileChangeRoutes(plan: EntryPlan): ChangeRoutes {
   };
   const root = plan.root;
   const rootAlias = 'r';
+  const keyTypes = root.primaryKey.map((c) => root.primaryKeyTypes[c] ?? 'text');
   add(root.schema, root.table, {
     isRoot: true,
     valueColumns: root.primaryKey,
     rootKeysQuery: (tuples) => ({ text: '', values: tuples }),
+    ...(keyTypes.some((t) => KEY_TYPES_WITH_OWN_TEXT.test(t))
+      ? {
+          keyTextQuery: (tuples: string[][]) => ({
+            text:
+              `SELECT ${keyTypes.map((_, i) => `k${i}::text`).join(', ')} FROM unnest(${keyTypes.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}) ` +
+              `WITH ORDINALITY AS u(${keyTypes.map((_, i) => `k${i}`).join(', ')}, n) ORDER BY n`,
+            values: keyTypes.map((_, i) => tuples.map((tuple) => tuple[i])),
+          }),
+        }
+      : {}),
   }, root.primaryKey);
   // Tables whose updates are never skipped as irrelevant: a document uses a value that no compared column shows
   // changing. xmin changes with every update; a generated column's value is not in the WAL (pgoutput leaves it out),

@@ -45,6 +45,17 @@ export function buildDocumentQuery(plan: EntryPlan, filter: RootFilter): Documen
 }
 
 /**
+ * The text of the root row's routing value as the document query computes it, for the root table read as `alias`;
+ * undefined when the index is not routed. For looking a row's routing up without building its document.
+ */
+export function routingExpression(plan: EntryPlan, alias: string): string | undefined {
+  if (plan.routing === undefined) return undefined;
+  // The generator's aliases all end in a number, so they never clash with the caller's.
+  const field = nodeObject(plan.root, alias, new AliasGenerator()).fields.get(plan.routing);
+  return field === undefined ? 'NULL::text' : asText(field);
+}
+
+/**
  * Root key values as text (in `primaryKey` order) for key-range chunking, `offset` rows after `after`, walking the
  * primary-key index in its own column order.
  */

@@ -109,6 +109,49 @@ describe('bad input gets a clear error and writes nothing', () => {
     expect(await indexExists(engine.url, 'never_created')).toBe(false);
   });
 
+  it('entries whose slot names collide (PGSync drops "-" and folds case; rebuild slots end in "_r"): exit 3, no slot made', async () => {
+    const entry = (index: string, table: string) => ({ database: db.name, index, nodes: { table, columns: ['id'] } });
+    const path = writeSchema('colliding.json', [entry('my-books', 'book'), entry('mybooks', 'author'), entry('mybooks_r', 'publisher')]);
+    for (const command of [['validate'], ['bootstrap']]) {
+      const result = await runCli(['-c', path, ...command], sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work }));
+      expect(result.code, result.stderr).toBe(3);
+      const slot = `${db.name}_mybooks`;
+      expect(result.stderr).toContain(`error at $[1].index: index "mybooks" (database "${db.name}") gets the replication slot and checkpoint name "${slot}", which is the replication slot and checkpoint name of index "my-books"`);
+      expect(result.stderr).toContain(`error at $[2].index: index "mybooks_r" (database "${db.name}") gets the replication slot and checkpoint name "${slot}_r", which is the rebuild slot name of index "my-books"`);
+    }
+    const { rows } = await db.query(`SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE $1`, [`${db.name}_mybooks%`]);
+    expect(rows).toEqual([]);
+  });
+
+  it('a view in the tree: bootstrap refuses it naming the node (exit 3, nothing created); sync --once reads it', async () => {
+    await db.query(`CREATE OR REPLACE VIEW book_titles AS SELECT id, title FROM book`);
+    const path = writeSchema('view.json', [{ database: db.name, index: 'viewed_books', nodes: { table: 'book_titles', primary_key: ['id'], base_tables: ['book'] } }]);
+    const env = sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work });
+    const bootstrap = await runCli(['-c', path, 'bootstrap'], env);
+    expect(bootstrap.code, bootstrap.stderr).toBe(3);
+    expect(bootstrap.stderr).toContain(`error at $[0].nodes.table: "public.book_titles" is a view: its changes are not in the WAL`);
+    const { rows } = await db.query(`SELECT slot_name FROM pg_replication_slots WHERE slot_name = $1`, [`${db.name}_viewed_books`]);
+    expect(rows).toEqual([]);
+    const once = await runCli(['-c', path, 'sync', '--once'], env);
+    expect(once.code, once.stderr).toBe(0);
+    expect(await indexExists(engine.url, 'viewed_books')).toBe(true);
+  });
+
+  it('a child joined by a generated column: bootstrap refuses it naming the column; sync --once reads it', async () => {
+    await db.query(`CREATE TABLE post (id int PRIMARY KEY, title text);
+      CREATE TABLE post_comment (id int PRIMARY KEY, body text, meta jsonb, post_id int GENERATED ALWAYS AS ((meta->>'post')::int) STORED REFERENCES post);
+      INSERT INTO post VALUES (1, 'one'); INSERT INTO post_comment (id, body, meta) VALUES (1, 'hi', '{"post": 1}')`);
+    const path = writeSchema('generated.json', [
+      { database: db.name, index: 'posts', nodes: { table: 'post', columns: ['id', 'title'], children: [{ table: 'post_comment', columns: ['id', 'body'], relationship: { type: 'one_to_many', variant: 'object' } }] } },
+    ]);
+    const env = sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work });
+    const bootstrap = await runCli(['-c', path, 'bootstrap'], env);
+    expect(bootstrap.code, bootstrap.stderr).toBe(3);
+    expect(bootstrap.stderr).toContain('error at $[0].nodes.children[0]: public.post_comment.post_id is a generated column that keys or joins this node');
+    const once = await runCli(['-c', path, 'sync', '--once'], env);
+    expect(once.code, once.stderr).toBe(0);
+  });
+
   it('invalid settings: exit 3 naming each variable; a missing schema file: exit 3', async () => {
     const path = writeSchema('ok.json', fixtureSchema('book.json', db.name));
     const bad = await runCli(['-c', path, 'validate'], sluiceEnv(db.url, engine.url, { PG_PORT: 'abc', PGSYNC_BATCH_SIZE: '-5' }));

@@ -37,7 +37,8 @@ async function sweep(schema: object[], stored: string[]): Promise<{ removed: num
   let queries = 0;
   const counting = { query: (...args: Parameters<typeof pool.query>) => (queries++, (pool.query as (...a: unknown[]) => unknown)(...args)) };
   try {
-    const removed = await deleteOrphans(plan, counting as never, writer, scanner as never, 10n, 'orphan:test');
+    const { documents: removed, misrouted } = await deleteOrphans(plan, counting as never, writer, scanner as never, 10n, 'orphan:test');
+    expect(misrouted).toBe(0);
     return { removed, deletes, queries };
   } finally {
     await pool.end();

@@ -24,6 +24,8 @@ let engine: EngineUnderTest;
 let work: string;
 let plan: EntryPlan;
 let sluice: RunningSluice;
+let schemaPath: string;
+let env: Record<string, string>;
 
 interface Copy {
   id: string;
@@ -107,11 +109,11 @@ beforeAll(async () => {
     mappings: { _routing: { required: false } },
     nodes: { table: 'memo', columns: ['id', 'owner', 'body'] },
   });
-  const schemaPath = join(work, 'schema.json');
+  schemaPath = join(work, 'schema.json');
   writeFileSync(schemaPath, JSON.stringify(schema));
   plan = (await compileAgainst(db.url, schema)).plans[0]!;
   expect(plan.routing).toBe('book_isbn');
-  const env = sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'info' });
+  env = sluiceEnv(db.url, engine.url, { CHECKPOINT_PATH: work, PGSYNC_FLUSH_INTERVAL: '0.1', PGSYNC_LOG_LEVEL: 'info' });
   const bootstrap = await runCli(['-c', schemaPath, 'bootstrap'], env);
   expect(bootstrap.code).toBe(0);
   sluice = startSluice(['-c', schemaPath], env);
@@ -197,6 +199,23 @@ describe('a root whose routing value changes moves to its new shard', () => {
     await db.query(`DELETE FROM book WHERE id = 3`);
     await expectOneCopyEach(['1', '3']);
     expect(await copiesOf(['3'])).toEqual([]);
+  });
+});
+
+describe('an index that starts over', () => {
+  it('deletes the copy left under a routing the old slot had not yet moved (sluice reset)', async () => {
+    expect(await sluice.stop()).toBe(0);
+    const old = (await expectedRoutings()).get('2')!;
+    const isbn = isbnOnShard('r2-', (shard) => shard !== shardFor(old, SHARDS));
+    // Held only by the slot that reset drops: the new snapshot writes the new copy, nothing streams the move.
+    await db.query(`UPDATE book SET isbn = '${isbn}' WHERE id = 2`);
+    const reset = await runCli(['-c', schemaPath, 'reset', index], env);
+    expect(reset.code, reset.stderr).toBe(0);
+    sluice = startSluice(['-c', schemaPath], env);
+    await expectOneCopyEach(['1', '3']);
+    expect(await copiesOf(['2'])).toEqual([{ id: '2', routing: isbn }]);
+    expect(await copiesOf(['2'], old)).toEqual([]);
+    expect(sluice.output()).toContain('deleted copies stored under a routing their rows no longer have');
   });
 });
 

@@ -15,7 +15,7 @@ export interface BootstrapFlags extends GlobalFlags {
 /** `sluice bootstrap`: the publication, REPLICA IDENTITY FULL where needed, and one slot per index. */
 export async function bootstrapCommand(flags: BootstrapFlags, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const context = createContext(flags);
-  const prepared = await prepareEntries(context, 1);
+  const prepared = await prepareEntries(context, 1, { live: true });
   try {
     for (const database of new Set(prepared.plans.map((p) => p.database))) {
       const plans = prepared.plans.filter((p) => p.database === database);
