@@ -4,11 +4,13 @@ import type { SluiceConfig } from '../config/config-types.js';
 import { collectSecrets } from '../config/redact.js';
 import { AppError, InvalidConfigError, type Problem } from '../errors/app-error.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { compilePlan } from '../schema/compile-plan.js';
+import { compilePlan, liveSyncProblems } from '../schema/compile-plan.js';
 import { loadSchemaFile, sortProblems } from '../schema/load-schema-file.js';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import { readCatalog } from '../source/postgres/catalog.js';
-import { createPool, postgresError } from '../source/postgres/connect.js';
+import { createPool, postgresError, resolvePreferredTls } from '../source/postgres/connect.js';
+import { slotNameFor } from '../source/postgres/replication-slot.js';
+import { rebuildSlotName } from '../lifecycle/generation-names.js';
 
 export interface GlobalFlags {
   config?: string;
@@ -42,7 +44,7 @@ export interface PreparedEntries {
  * Loads schema.json and checks every entry against its database's catalog. All problems of all entries
  * are reported together (InvalidConfigError); nothing is written anywhere before that.
  */
-export async function prepareEntries(context: CommandContext, poolSize: number): Promise<PreparedEntries> {
+export async function prepareEntries(context: CommandContext, poolSize: number, options: { live?: boolean } = {}): Promise<PreparedEntries> {
   const { config } = context;
   const { entries, warnings: schemaWarnings } = await loadSchemaFile(config.schemaPath, context.env);
   const pools = new Map<string, pg.Pool>();
@@ -50,9 +52,10 @@ export async function prepareEntries(context: CommandContext, poolSize: number):
     await Promise.allSettled([...pools.values()].map((p) => p.end()));
   };
   try {
-    const problems: Problem[] = [...schemaWarnings];
+    const problems: Problem[] = [...schemaWarnings, ...slotNameCollisions(entries)];
     const plans: EntryPlan[] = [];
     for (const database of new Set(entries.map((e) => e.database))) {
+      await resolvePreferredTls(config.postgres, database);
       const pool = createPool(config.postgres, database, poolSize);
       pools.set(database, pool);
       let catalog;
@@ -72,6 +75,8 @@ export async function prepareEntries(context: CommandContext, poolSize: number):
         if (compiled.plan) plans.push(compiled.plan);
       }
     }
+    // bootstrap and run follow the WAL, which only tables have.
+    if (options.live) problems.push(...liveSyncProblems(plans));
     if (problems.some((p) => p.severity === 'error')) {
       throw new InvalidConfigError('SCH_INVALID', `Schema file ${config.schemaPath} does not match the database`, sortProblems(problems));
     }
@@ -85,6 +90,37 @@ export async function prepareEntries(context: CommandContext, poolSize: number):
     await close();
     throw error;
   }
+}
+
+/**
+ * Entries whose replication slot names (PGSync's rule drops characters and folds case: "my-index" and "myindex" are
+ * both `<database>_myindex`), or rebuild slot names, are the same. They would share one slot, one checkpoint and one
+ * ownership lease, and each would acknowledge changes the other has not applied. Entries with the same index are
+ * reported by the schema's own check.
+ */
+function slotNameCollisions(entries: Array<{ database: string; index: string; location: string }>): Problem[] {
+  const problems: Problem[] = [];
+  const taken = new Map<string, { index: string; database: string; location: string; rebuild: boolean }>();
+  for (const entry of entries) {
+    const own = slotNameFor(entry.database, entry.index);
+    for (const [name, rebuild] of [[own, false], [rebuildSlotName(own), true]] as const) {
+      const other = taken.get(name);
+      if (other === undefined) {
+        taken.set(name, { ...entry, rebuild });
+        continue;
+      }
+      if (other.index === entry.index) continue;
+      const what = (r: boolean) => (r ? 'rebuild slot' : 'replication slot and checkpoint');
+      problems.push({
+        location: `${entry.location}.index`,
+        severity: 'error',
+        message:
+          `index "${entry.index}" (database "${entry.database}") gets the ${what(rebuild)} name "${name}", which is the ${what(other.rebuild)} name of ` +
+          `index "${other.index}" (database "${other.database}", ${other.location}): slot names keep only letters, digits and "_", in lower case; rename one of the two indexes`,
+      });
+    }
+  }
+  return problems;
 }
 
 /** The entry that writes `index`; CFG_INVALID (exit 3) naming the indexes there are when none does. */

@@ -1,5 +1,6 @@
 import type { Checkpoint, CheckpointStore, LeaseFence, RebuildProgress, RetiredGeneration } from '../checkpoint/checkpoint-store.js';
 import { DelegatingCheckpointStore } from '../checkpoint/delegating-checkpoint-store.js';
+import { formatLsn, parseLsn } from '../source/postgres/lsn.js';
 
 /** What the lifecycle keeps in an entry's checkpoint, beside the sync's own progress. */
 export interface GenerationFields {
@@ -40,6 +41,16 @@ export class EntryCheckpointStore extends DelegatingCheckpointStore {
     if (name !== this.name) return this.inner.save(name, checkpoint, fence);
     this.last = checkpoint;
     return this.inner.save(name, { ...checkpoint, ...this.fields }, fence);
+  }
+
+  /**
+   * Raises the version ceiling kept with the sync's part to at least `lsn`: after a hand-over the new generation holds
+   * versions its rebuild wrote, past the live checkpoint's own ceiling. Stored with the next save.
+   */
+  raiseCeiling(lsn: bigint): void {
+    if (this.last === undefined) return;
+    if (this.last.ceiling !== undefined && parseLsn(this.last.ceiling) >= lsn) return;
+    this.last = { ...this.last, ceiling: formatLsn(lsn) };
   }
 
   /** Stores changed lifecycle fields now (once a checkpoint exists; before that, the sync's first save carries them). */

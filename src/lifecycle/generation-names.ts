@@ -30,6 +30,12 @@ export function generationName(index: string, fingerprint: string, suffix?: stri
   return suffix ? `${index}-${fingerprint}-${suffix}` : `${index}-${fingerprint}`;
 }
 
+/** True when `physical` is named like a generation of `index` (`<index>-<fingerprint>[-<suffix>]`), of any fingerprint. */
+export function isAnyGenerationOf(physical: string, index: string): boolean {
+  if (!physical.startsWith(`${index}-`)) return false;
+  return /^[0-9a-f]{12}(-[0-9a-z]+)?$/.test(physical.slice(index.length + 1));
+}
+
 /** True when `physical` is a generation of `index` built from `fingerprint`. */
 export function isGenerationOf(physical: string, index: string, fingerprint: string): boolean {
   const base = generationName(index, fingerprint);

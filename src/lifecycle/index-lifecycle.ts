@@ -12,13 +12,13 @@
 import type { Checkpoint, RebuildProgress } from '../checkpoint/checkpoint-store.js';
 import { toError } from '../errors/app-error.js';
 import { newIndexStatus, type IndexStatus } from '../pipeline/index-status.js';
-import { checkHistory } from '../pipeline/database-history.js';
+import { checkHistory, checkpointPosition } from '../pipeline/database-history.js';
 import { isRetryable, runIndexSync, type IndexSyncDeps, type IndexSyncLogger, type IndexSyncOptions, type IndexTarget } from '../pipeline/index-sync.js';
 import type { AliasSwap, NameState } from '../sink/elasticsearch/aliases.js';
 import { parseLsn } from '../source/postgres/lsn.js';
 import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { EntryCheckpointStore } from './entry-checkpoint-store.js';
-import { entryFingerprint, generationName, isGenerationOf, rebuildSlotName, reindexRequestName } from './generation-names.js';
+import { entryFingerprint, generationName, isAnyGenerationOf, isGenerationOf, rebuildSlotName, reindexRequestName } from './generation-names.js';
 
 /** The engine operations the lifecycle needs beyond writing documents. */
 /** How long a retired generation found still served waits before it is looked at again. */
@@ -64,7 +64,11 @@ export async function runIndexLifecycle(deps: LifecycleDeps, options: LifecycleO
       // A sync whose server's history changed under it stops; the next epoch finds out why and builds a new generation.
       if (!isRetryable(error) && code !== 'SRC_HISTORY_CHANGED') throw error;
       const delay = backoffDelayMs(attempt++, options.retryInitialMs, options.retryMaxMs);
-      deps.logger.warn({ index: deps.plan.index, code, err: toError(error).message, retryInMs: delay }, 'index lifecycle interrupted; retrying');
+      if (code === 'CKP_CORRUPT') {
+        deps.logger.error({ index: deps.plan.index, code, err: toError(error).message, retryInMs: delay }, 'index stopped on an unreadable checkpoint; reading it again until it is repaired or deleted (`sluice reset`)');
+      } else {
+        deps.logger.warn({ index: deps.plan.index, code, err: toError(error).message, retryInMs: delay }, 'index lifecycle interrupted; retrying');
+      }
       await sleep(delay, options.signal).catch(() => undefined);
     }
   }
@@ -147,7 +151,9 @@ class Epoch {
     const liveAbort = linked();
     const rebuildAbort = linked();
     const superviseAbort = linked();
-    const liveSync = runIndexSync({ ...deps, plan: { ...deps.plan, index: live }, store: this.store }, { ...options, signal: liveAbort.signal });
+    // The syncs' log lines name their generation; the index comes from the logger (bound once here, not twice).
+    const syncLogger = deps.logger.child?.({ index: this.index }) ?? deps.logger;
+    const liveSync = runIndexSync({ ...deps, plan: { ...deps.plan, index: live }, store: this.store, logger: syncLogger }, { ...options, signal: liveAbort.signal });
     const rebuild = this.fields.rebuild;
     let rebuildSync: Promise<void> | undefined;
     let rebuildStatus: IndexStatus | undefined;
@@ -161,7 +167,7 @@ class Epoch {
           plan: { ...deps.plan, index: rebuild.generation },
           name: rebuild.slot,
           status: rebuildStatus,
-          logger: deps.logger.child?.({ generation: rebuild.generation }) ?? deps.logger,
+          logger: syncLogger,
         },
         { ...options, signal: rebuildAbort.signal },
       );
@@ -316,10 +322,18 @@ class Epoch {
     this.servedRight = true;
   }
 
-  private async swapTo(generation: string): Promise<void> {
+  /**
+   * Points the alias at `generation` alone. The generations it leaves (and `outgoing`, a live generation that never
+   * held it) are retired, deleted after the grace period. Indices the alias served that Sluice did not make (an alias
+   * someone else set up) only lose the alias: they are not Sluice's to delete.
+   */
+  private async swapTo(generation: string, outgoing?: string): Promise<void> {
     const { target, logger } = this.deps;
     const serving = await target.resolveName(this.index);
-    const previous = servedIndices(serving, this.index).filter((i) => i !== generation && i !== this.index);
+    const served = servedIndices(serving, this.index).filter((i) => i !== generation && i !== this.index);
+    const foreign = served.filter((i) => !isAnyGenerationOf(i, this.index));
+    const leaving = outgoing !== undefined && outgoing !== generation && isAnyGenerationOf(outgoing, this.index) ? [outgoing] : [];
+    const previous = [...new Set([...served.filter((i) => isAnyGenerationOf(i, this.index)), ...leaving])];
     const dropAfter = new Date(Date.now() + this.options.graceMs).toISOString();
     this.fields.retired = [...this.fields.retired.filter((r) => !previous.includes(r.index) && r.index !== generation), ...previous.map((index) => ({ index, dropAfter }))];
     await this.store.saveFields();
@@ -332,6 +346,9 @@ class Epoch {
       { index: this.index, generation, replaced: serving.kind === 'index' ? `index ${this.index}` : previous, dropAfter: previous.length > 0 ? dropAfter : undefined },
       serving.kind === 'index' ? 'alias replaced the concrete index: searches now read the new generation' : 'alias swapped: searches now read the new generation',
     );
+    if (foreign.length > 0) {
+      logger.warn({ index: this.index, generation, indices: foreign }, 'the alias left indices Sluice did not create; they are kept as they are (delete them when no longer needed)');
+    }
   }
 
   private async dropDueGenerations(): Promise<void> {
@@ -347,6 +364,8 @@ class Epoch {
     for (const retired of due) {
       const inUse = served.has(retired) || retired.index === this.fields.generation || retired.index === this.fields.rebuild?.generation;
       this.stillOwner();
+      // Recorded by an older version, which retired whatever the alias served: only Sluice's own generations go.
+      if (!isAnyGenerationOf(retired.index, this.index)) continue;
       if (!inUse && (await this.deps.target.deleteIndex(retired.index))) {
         this.deps.logger.info({ index: this.index, generation: retired.index }, 'deleted a previous generation after its grace period');
       }
@@ -393,10 +412,14 @@ class Epoch {
     }
     rebuildAbort.abort();
     await rebuildSync;
+    // The rebuild wrote changes past C while the live stream waited: the entry's ceiling must cover their versions.
+    const rebuilt = await deps.store.load(rebuild.slot);
+    if (rebuilt !== undefined) this.store.raiseCeiling(checkpointPosition(rebuilt));
+    const outgoing = this.fields.generation;
     this.fields.generation = rebuild.generation;
     this.fields.fingerprint = rebuild.fingerprint;
     this.fields.rebuild = undefined;
-    await this.swapTo(rebuild.generation);
+    await this.swapTo(rebuild.generation, outgoing);
     this.stillOwner();
     await deps.source.dropSlot(rebuild.slot);
     await deps.store.remove(rebuild.slot);

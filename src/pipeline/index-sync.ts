@@ -31,7 +31,14 @@ export interface IndexSyncDeps {
   /** Slot and checkpoint name: `<database>_<index>`. */
   name: string;
   publication: string;
+  /** The stream's queries: document queries of batches, visibility, slot state. Short, and waited for by every change. */
   pool: pg.Pool;
+  /**
+   * Snapshot chunk queries and the start-over sweep, which run for seconds each. Kept apart from `pool` so that a
+   * snapshot (another index's, or a rebuild's beside its live generation) does not hold the stream's changes back.
+   * Defaults to `pool`.
+   */
+  snapshotPool?: pg.Pool;
   source: ChangeSource;
   target: IndexTarget;
   store: CheckpointStore;
@@ -54,7 +61,9 @@ export interface IndexSyncOptions {
 }
 
 /** Error codes after which waiting and starting again can help (a dependency is away); others stop the process. */
-const RETRYABLE = new Set(['SRC_CONNECT', 'SRC_QUERY', 'SRC_SYNC_STANDBY', 'SNK_CONNECT', 'SNK_UNAVAILABLE', 'CKP_UNAVAILABLE', 'SRC_SLOT_LOST', 'SRC_SLOT_MISSING', 'CKP_NOT_OWNER']);
+// CKP_CORRUPT too: one index's unreadable checkpoint must not stop the others, nor, the process restarted, make a crash
+// loop of every process sharing the store. The index waits, showing the error, until the record is repaired or deleted.
+const RETRYABLE = new Set(['SRC_CONNECT', 'SRC_QUERY', 'SRC_SYNC_STANDBY', 'SNK_CONNECT', 'SNK_UNAVAILABLE', 'CKP_UNAVAILABLE', 'CKP_CORRUPT', 'SRC_SLOT_LOST', 'SRC_SLOT_MISSING', 'CKP_NOT_OWNER']);
 
 export function isRetryable(error: unknown): boolean {
   if (error instanceof AppError) {
@@ -62,6 +71,8 @@ export function isRetryable(error: unknown): boolean {
     // the process is restarted with the new settings, as at start-up, where these errors are not waited out either.
     const { status, retryable } = error.details as { status?: unknown; retryable?: unknown };
     if (error.code === 'SNK_CONNECT' && (status === 401 || status === 403 || retryable === false)) return false;
+    // Refused by the store's access rules (a Redis ACL): a grant is missing, which waiting does not bring.
+    if (error.code === 'CKP_UNAVAILABLE' && retryable === false) return false;
     return RETRYABLE.has(error.code);
   }
   const code = (error as { code?: string }).code;
@@ -92,11 +103,11 @@ export async function runIndexSync(deps: IndexSyncDeps, options: IndexSyncOption
       if (!isRetryable(error)) throw error;
       deps.status.phase = 'waiting';
       if (code === 'SRC_SLOT_LOST') {
-        logger.error({ index: deps.plan.index, slot: name }, 'replication slot was invalidated (WAL it needed is gone): re-syncing the index from a fresh snapshot');
+        logger.error({ generation: deps.plan.index, slot: name }, 'replication slot was invalidated (WAL it needed is gone): re-syncing the index from a fresh snapshot');
         await deps.store.remove(name).catch(() => undefined);
       }
       const delay = backoffDelayMs(attempt++, options.retryInitialMs, options.retryMaxMs);
-      logger.warn({ index: deps.plan.index, code, err: toError(error).message, retryInMs: delay }, 'sync interrupted; retrying');
+      logger.warn({ generation: deps.plan.index, code, err: toError(error).message, retryInMs: delay }, 'sync interrupted; retrying');
       await sleep(delay, options.signal).catch(() => undefined);
     }
   }
@@ -133,37 +144,40 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
     if (slot.exists) {
       if (foreign) {
         logger.warn(
-          { index: plan.index, slot: name, reason: 'slot ahead of checkpoint', slotLsn: formatLsn(slot.confirmedLsn!), checkpointLsn: formatLsn(stored!) },
+          { generation: plan.index, slot: name, reason: 'slot ahead of checkpoint', slotLsn: formatLsn(slot.confirmedLsn!), checkpointLsn: formatLsn(stored!) },
           'starting the index over: the replication slot starts after the checkpoint, so it is not the one the checkpoint was taken from (recreated after it was lost?)',
         );
       } else if (recreated) {
-        logger.warn({ index: plan.index, slot: name, reason: 'index missing' }, 'starting the index over: the index was missing from the engine and was created empty');
+        logger.warn({ generation: plan.index, slot: name, reason: 'index missing' }, 'starting the index over: the index was missing from the engine and was created empty');
       } else if (slot.invalidated) {
-        logger.warn({ index: plan.index, slot: name, reason: 'slot invalidated' }, 'starting the index over: the replication slot was invalidated (it fell behind max_slot_wal_keep_size)');
+        logger.warn({ generation: plan.index, slot: name, reason: 'slot invalidated' }, 'starting the index over: the replication slot was invalidated (it fell behind max_slot_wal_keep_size)');
       } else {
         // The usual first start after `sluice bootstrap`, or a checkpoint deleted on purpose (the seed runbook).
-        logger.info({ index: plan.index, slot: name, reason: 'no checkpoint' }, 'starting the index over: replacing its replication slot with one that exports a snapshot');
+        logger.info({ generation: plan.index, slot: name, reason: 'no checkpoint' }, 'starting the index over: replacing its replication slot with one that exports a snapshot');
       }
       // Stopped, or the lease lost, meanwhile: the slot may be a new owner's by now.
       options.signal.throwIfAborted();
       await source.dropSlot(name);
     } else if (checkpoint?.snapshot) {
-      logger.warn({ index: plan.index, slot: name }, 'replication slot is missing: starting the index over');
+      logger.warn({ generation: plan.index, slot: name }, 'replication slot is missing: starting the index over');
     }
     // The old checkpoint (snapshot complete) must not survive next to the new slot if we crash before saving the new one.
     if (checkpoint) await store.remove(name);
     created = await source.createSlot(name, options.signal);
     try {
       // Before the new checkpoint exists, so a crash meanwhile starts over (and sweeps) again.
-      const removed = await deleteOrphans(plan, deps.pool, writer, target, created.consistentLsn, `orphan:${formatLsn(created.consistentLsn)}`, options.signal);
-      if (removed > 0) logger.warn({ index: plan.index, documents: removed }, 'deleted documents whose rows are gone (changes the old slot still held)');
+      const removed = await deleteOrphans(plan, deps.snapshotPool ?? deps.pool, writer, target, created.consistentLsn, `orphan:${formatLsn(created.consistentLsn)}`, options.signal);
+      if (removed.documents > 0) logger.warn({ generation: plan.index, documents: removed.documents }, 'deleted documents whose rows are gone (changes the old slot still held)');
+      if (removed.misrouted > 0) {
+        logger.warn({ generation: plan.index, copies: removed.misrouted }, 'deleted copies stored under a routing their rows no longer have (routing changes the old slot still held)');
+      }
       checkpoint = { slot: name, snapshot: { consistentLsn: formatLsn(created.consistentLsn), complete: false }, origin: history.origin, updatedAt: new Date().toISOString() };
       await store.save(name, checkpoint);
     } catch (error) {
       await created.release();
       throw error;
     }
-    logger.info({ index: plan.index, slot: name, lsn: checkpoint.snapshot!.consistentLsn }, 'replication slot created');
+    logger.info({ generation: plan.index, slot: name, lsn: checkpoint.snapshot!.consistentLsn }, 'replication slot created');
   }
   // Recorded with the next save: a timeline change the positions survived (a clean switchover) is the new reference.
   checkpoint = { ...checkpoint, origin: history.origin };
@@ -171,8 +185,8 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
     if (!checkpoint.snapshot?.complete) {
       status.phase = 'snapshot';
       const resumeAfter = checkpoint.snapshot ? resumePoint(plan, checkpoint.snapshot) : undefined;
-      logger.info({ index: plan.index, resumeAfter }, resumeAfter ? 'resuming snapshot' : 'snapshot started');
-      checkpoint = await runSnapshotPhase(plan, deps.pool, writer, store, checkpoint, {
+      logger.info({ generation: plan.index, resumeAfter }, resumeAfter ? 'resuming snapshot' : 'snapshot started');
+      checkpoint = await runSnapshotPhase(plan, deps.snapshotPool ?? deps.pool, writer, store, checkpoint, {
         name,
         chunkSize: options.chunkSize,
         concurrency: options.concurrency,
@@ -182,7 +196,7 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
         status,
         onProgress: () => onProgress(),
       });
-      logger.info({ index: plan.index }, 'snapshot finished; streaming');
+      logger.info({ generation: plan.index }, 'snapshot finished; streaming');
     }
   } finally {
     await created?.release();
@@ -193,6 +207,9 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
   const stream = await source.stream({ slot: name, publication: deps.publication, startLsn: 0n, columns: columnSelection(routes) });
   let lastHeartbeat = Date.now();
   status.phase = 'streaming';
+  // Unknown until this stream applies a batch or idles: a lag left from an earlier sync (one before a new snapshot)
+  // would make a generation that has not caught up look as if it had.
+  status.lagSeconds = undefined;
   const stopPolling = new AbortController();
   const polling = pollSlot(deps, status, Math.max(100, options.heartbeatIntervalMs / 2), stopPolling.signal);
   let failed = false;
@@ -213,11 +230,11 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
           status.lastCommitTime = stats.newestCommitTime.toISOString();
           status.lagSeconds = Math.max(0, (Date.now() - stats.newestCommitTime.getTime()) / 1000);
         }
-        logger.info({ index: plan.index, ...stats, lsn: formatLsn(stats.lsn) }, 'changes applied');
+        logger.info({ generation: plan.index, ...stats, lsn: formatLsn(stats.lsn) }, 'changes applied');
       },
       onInvisible: (xids, waitedMs) =>
         logger.warn(
-          { index: plan.index, xids, waitedSeconds: Math.round(waitedMs / 1000) },
+          { generation: plan.index, xids, waitedSeconds: Math.round(waitedMs / 1000) },
           'waiting for committed transactions to become visible before reading their documents (synchronous replication waiting for a standby?)',
         ),
       onIdle: async () => {
@@ -254,12 +271,12 @@ async function pollSlot(deps: IndexSyncDeps, status: IndexStatus, intervalMs: nu
       if (slot.retainedBytes !== undefined) status.retainedWalBytes = Number(slot.retainedBytes);
       if (slot.lagBytes !== undefined) status.lagBytes = Number(slot.lagBytes);
       if (slot.atRisk && !status.slotAtRisk) {
-        logger.warn({ index: plan.index, slot: name, retainedWalBytes: status.retainedWalBytes }, 'replication slot is past max_wal_size and will be invalidated at max_slot_wal_keep_size: Sluice is falling behind');
+        logger.warn({ generation: plan.index, slot: name, retainedWalBytes: status.retainedWalBytes }, 'replication slot is past max_wal_size and will be invalidated at max_slot_wal_keep_size: Sluice is falling behind');
       }
       status.slotAtRisk = slot.atRisk;
     } catch (error) {
       // The stream meets the same trouble and handles it; the figures just stay as they were.
-      logger.warn({ index: plan.index, slot: name, err: toError(error).message }, 'could not read the replication slot state');
+      logger.warn({ generation: plan.index, slot: name, err: toError(error).message }, 'could not read the replication slot state');
     }
   }
 }

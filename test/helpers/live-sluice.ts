@@ -53,18 +53,49 @@ export interface LogLine {
   [key: string]: unknown;
 }
 
-/** The JSON log lines of a process's output; a line cut short by SIGKILL is skipped. */
+/**
+ * The JSON log lines of a process's output; a line cut short by SIGKILL is skipped. A line with a key twice fails:
+ * log readers differ on which one they keep.
+ */
 export function logLines(output: string): LogLine[] {
   const lines: LogLine[] = [];
   for (const line of output.split('\n')) {
     if (!line.startsWith('{')) continue;
+    let parsed: LogLine;
     try {
-      lines.push(JSON.parse(line) as LogLine);
+      parsed = JSON.parse(line) as LogLine;
     } catch {
       // a line cut by SIGKILL
+      continue;
     }
+    const keys = topLevelKeys(line);
+    const twice = keys.filter((key, i) => keys.indexOf(key) !== i);
+    if (twice.length > 0) throw new Error(`log line with ${twice.join(', ')} more than once: ${line}`);
+    lines.push(parsed);
   }
   return lines;
+}
+
+/** The keys of a JSON object's text at its top level, in order, duplicates included (JSON.parse keeps only the last). */
+function topLevelKeys(text: string): string[] {
+  const keys: string[] = [];
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (depth === 1 && expectKey) keys.push(JSON.parse(text.slice(i, end + 1)) as string);
+      expectKey = false;
+      i = end;
+    } else if (c === '{' || c === '[') {
+      depth++;
+      expectKey = c === '{' && depth === 1;
+    } else if (c === '}' || c === ']') depth--;
+    else if (c === ',') expectKey = depth === 1;
+  }
+  return keys;
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {

@@ -66,10 +66,11 @@ export function testPool(url: string, max: number): pg.Pool {
 }
 
 /** Creates a fresh database `<prefix>_<random>` on the shared cluster. Call `drop()` in afterAll. */
-export async function createTestDatabase(prefix: string): Promise<TestDatabase> {
+/** `options`: what follows `CREATE DATABASE <name>`, e.g. `ENCODING 'SQL_ASCII' TEMPLATE template0`. */
+export async function createTestDatabase(prefix: string, options = ''): Promise<TestDatabase> {
   const cleanPrefix = prefix.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 40) || 'test';
   const name = `${cleanPrefix}_${randomBytes(5).toString('hex')}`;
-  await withAdminClient((client) => client.query(`CREATE DATABASE ${quoteIdent(name)}`));
+  await withAdminClient((client) => client.query(`CREATE DATABASE ${quoteIdent(name)}${options ? ` ${options}` : ''}`));
   const url = testPostgresUrl(name);
   let pool: pg.Pool | undefined;
   let dropped = false;

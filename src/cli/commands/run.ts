@@ -4,7 +4,6 @@ import { AppError, formatProblems } from '../../errors/app-error.js';
 import { newIndexStatus } from '../../pipeline/index-status.js';
 import { runIndexLifecycle, type GenerationTarget } from '../../lifecycle/index-lifecycle.js';
 import { dropRemovedEntries } from '../../lifecycle/removed-entries.js';
-import { rebuildSlotName } from '../../lifecycle/generation-names.js';
 import { leaseHolderName, OwnedCheckpointStore, runWhileOwner } from '../../lifecycle/ownership-lease.js';
 import { SluiceMetrics } from '../../observability/metrics.js';
 import { PROGRESS_SUMMARY_INTERVAL_MS, startProgressReporter, type ProgressReporter } from '../../observability/progress-reporter.js';
@@ -31,7 +30,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
   const { config, logger } = context;
   // First: a SIGTERM while the catalog is read stops the process cleanly (exit 0), not by the default handler.
   const { abort, dispose } = stopOnSignals((signal) => logger.info({ signal }, 'stopping: finishing the batch in hand'));
-  const prepared = await prepareEntries(context, config.snapshotConcurrency + 2).catch((error: unknown) => {
+  const prepared = await prepareEntries(context, config.snapshotConcurrency + 2, { live: true }).catch((error: unknown) => {
     dispose();
     throw error;
   });
@@ -44,6 +43,14 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     await storePool?.end();
     throw error;
   });
+  // Per database, beside the snapshot pool of prepareEntries: the streams' document queries must not wait behind
+  // chunk queries of seconds (another index's snapshot, a rebuild's). One connection per index, and one spare.
+  const changePools = new Map<string, pg.Pool>();
+  for (const plan of prepared.plans) {
+    if (changePools.has(plan.database)) continue;
+    const indexes = prepared.plans.filter((p) => p.database === plan.database).length;
+    changePools.set(plan.database, createPool(config.postgres, plan.database, indexes + 1));
+  }
   const statuses = prepared.plans.map((plan) => newIndexStatus(plan.index));
   const metrics = new SluiceMetrics();
   let server: HttpServer | undefined;
@@ -59,14 +66,10 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     const holder = leaseHolderName();
     logger.info({ holder, leaseTtlSeconds: config.leaseTtlSeconds }, 'claiming the ownership lease of each index (processes sharing the checkpoint store take turns)');
     const currentSlots = new Set(prepared.plans.map((plan) => slotNameFor(plan.database, plan.index)));
-    for (const slot of currentSlots) {
-      if (currentSlots.has(rebuildSlotName(slot))) {
-        throw new AppError('CFG_INVALID', `replication slot names collide: ${rebuildSlotName(slot)} is both an entry's own slot and the rebuild slot of ${slot}; rename one of the two indexes`);
-      }
-    }
     for (const database of new Set(prepared.plans.map((p) => p.database))) {
       await checkPublication(prepared.pool(database), prepared.plans.filter((p) => p.database === database));
       await warnReplicaIdentity(prepared.pool(database), prepared.plans.filter((p) => p.database === database), logger);
+      await warnEncoding(prepared.pool(database), database, logger);
       await dropRemovedEntries(prepared.pool(database), store, currentSlots, logger, holder);
     }
     sink = await connectWithRetry(context, deadLetters, abort.signal);
@@ -74,17 +77,17 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     const target = indexTarget(sink, metrics);
     const results = await Promise.allSettled(
       prepared.plans.map(async (plan, i) => {
-        const pool = prepared.pool(plan.database);
+        const pool = changePools.get(plan.database)!;
         const name = slotNameFor(plan.database, plan.index);
         const status = statuses[i]!;
-        const indexLogger = logger.child({ index: plan.index });
         const ownership = {
           store,
           name,
           holder,
           ttlMs: config.leaseTtlSeconds * 1000,
           signal: abort.signal,
-          logger: indexLogger,
+          // Not bound to the index: each of its log lines names it once, as `index` (the lifecycle binds it for the syncs).
+          logger,
           index: plan.index,
           onStandby: (owner: string) => Object.assign(status, { phase: 'standby', owner }),
           // Until another owner shows up (the store may be the one away), the index waits like after any failure.
@@ -113,11 +116,12 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
               name,
               publication: PUBLICATION,
               pool,
+              snapshotPool: prepared.pool(plan.database),
               source: new PostgresChangeSource(config.postgres, plan.database, pool),
               target,
               // A process that lost the lease must not overwrite the checkpoint its successor keeps.
               store: new OwnedCheckpointStore(store, lease, plan.index),
-              logger: indexLogger,
+              logger,
               status,
               onError: (code: string) => metrics.recordError(plan.index, code),
             };
@@ -141,6 +145,7 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     await sink?.close();
     await store.close();
     await storePool?.end();
+    await Promise.allSettled([...changePools.values()].map((pool) => pool.end()));
     await deadLetters.close();
     await prepared.close();
   }
@@ -184,21 +189,56 @@ async function connectWithRetry(context: CommandContext, deadLetters: FileDeadLe
  * Child and through tables need their old rows in the WAL (REPLICA IDENTITY FULL, set by bootstrap): a row moved to
  * another parent, or deleted, names its old parent only there. Without it that parent's document stays stale until
  * it changes again (bootstrap --no-replica-identity, or a table added to the tree without running bootstrap again).
+ * That holds for a root table that is also a node below a root (a self-referencing tree). A root table needs at
+ * least its key: under REPLICA IDENTITY USING INDEX a delete names only that index's columns.
  */
 async function warnReplicaIdentity(pool: pg.Pool, plans: EntryPlan[], logger: CommandContext['logger']): Promise<void> {
-  const roots = new Set(plans.map((p) => `${p.root.schema}.${p.root.table}`));
-  const children = treeTables(plans).filter((t) => !roots.has(`${t.schema}.${t.table}`));
-  if (children.length === 0) return;
-  const { rows } = await pool.query<{ name: string }>(
-    `SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND c.relkind IN ('r', 'p') AND c.relreplident <> 'f'
-      ORDER BY 1`,
-    [children.map((t) => t.schema), children.map((t) => t.table)],
-  );
-  if (rows.length === 0) return;
+  const below = new Map<string, { schema: string; table: string }>();
+  const visit = (node: EntryPlan['root'], isRoot: boolean) => {
+    if (!isRoot) below.set(`${node.schema}.${node.table}`, { schema: node.schema, table: node.table });
+    const through = node.relationship?.through;
+    if (through) below.set(`${through.schema}.${through.table}`, { schema: through.schema, table: through.table });
+    node.children.forEach((child) => visit(child, false));
+  };
+  plans.forEach((plan) => visit(plan.root, true));
+  const roots = new Map(plans.map((p) => [`${p.root.schema}.${p.root.table}`, { schema: p.root.schema, table: p.root.table }]));
+  const query = async (tables: Array<{ schema: string; table: string }>, condition: string): Promise<string[]> => {
+    if (tables.length === 0) return [];
+    const { rows } = await pool.query<{ name: string }>(
+      `SELECT n.nspname || '.' || c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND c.relkind IN ('r', 'p') AND ${condition}
+        ORDER BY 1`,
+      [tables.map((t) => t.schema), tables.map((t) => t.table)],
+    );
+    return rows.map((r) => r.name);
+  };
+  const notFull = await query([...below.values()], `c.relreplident <> 'f'`);
+  if (notFull.length > 0) {
+    logger.warn(
+      { tables: notFull },
+      'REPLICA IDENTITY is not FULL on these tables: a row moved to another parent, or deleted, leaves its old parent\'s document stale until that parent changes again; run `sluice bootstrap` (without --no-replica-identity)',
+    );
+  }
+  const byIndex = await query([...roots.values()].filter((t) => !below.has(`${t.schema}.${t.table}`)), `c.relreplident = 'i'`);
+  if (byIndex.length > 0) {
+    logger.warn(
+      { tables: byIndex },
+      'REPLICA IDENTITY USING INDEX on these root tables: a delete names only that index\'s columns, so unless they include the primary key the deleted row\'s document stays; run `sluice bootstrap` (without --no-replica-identity)',
+    );
+  }
+}
+
+/**
+ * Sluice reads text as UTF-8. A SQL_ASCII database stores bytes unchecked and converts nothing, so a value that is not
+ * valid UTF-8 reaches Sluice with U+FFFD in place of its bytes: in a key or join column, the rows it names are then
+ * not found, and their documents not rebuilt.
+ */
+async function warnEncoding(pool: pg.Pool, database: string, logger: CommandContext['logger']): Promise<void> {
+  const { rows } = await pool.query<{ encoding: string }>('SELECT pg_encoding_to_char(encoding) AS encoding FROM pg_database WHERE datname = current_database()');
+  if (rows[0]?.encoding !== 'SQL_ASCII') return;
   logger.warn(
-    { tables: rows.map((r) => r.name) },
-    'REPLICA IDENTITY is not FULL on these tables: a row moved to another parent, or deleted, leaves its old parent\'s document stale until that parent changes again; run `sluice bootstrap` (without --no-replica-identity)',
+    { database, encoding: 'SQL_ASCII' },
+    'the database encoding is SQL_ASCII: text that is not valid UTF-8 reaches Sluice altered, so a change to a row whose key or join columns hold such text is not matched to its documents; convert the database to UTF8',
   );
 }
 
