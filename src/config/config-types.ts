@@ -8,6 +8,12 @@ export interface TlsOptions {
   /** PEM client certificate and key contents, for mutual TLS. */
   cert?: string;
   key?: string;
+  /**
+   * ELASTICSEARCH_SSL_ASSERT_FINGERPRINT: some certificate the server presents (its own or an issuer's) must have
+   * this fingerprint, upper-case hex pairs joined by ':' as Node prints them. It replaces CA verification, as in
+   * PGSync's client.
+   */
+  pinnedFingerprint?: { algorithm: 'sha1' | 'sha256'; value: string };
 }
 
 export interface PostgresConfig {

@@ -113,10 +113,34 @@ export function parseEngineTls(r: EnvReader, url: string): TlsOptions {
     tls.cert = cert;
     tls.key = key;
   }
+  const pin = parseFingerprint(r);
+  if (pin !== undefined) tls.pinnedFingerprint = pin;
   if (url.startsWith('http:')) {
-    for (const name of ['ELASTICSEARCH_CA_CERTS', 'ELASTICSEARCH_CLIENT_CERT', 'ELASTICSEARCH_CLIENT_KEY']) {
+    for (const name of ['ELASTICSEARCH_CA_CERTS', 'ELASTICSEARCH_CLIENT_CERT', 'ELASTICSEARCH_CLIENT_KEY', FINGERPRINT]) {
       if (r.has(name)) r.warn(name, `unused: the engine URL uses http, not https`);
     }
   }
   return tls;
+}
+
+const FINGERPRINT = 'ELASTICSEARCH_SSL_ASSERT_FINGERPRINT';
+
+/**
+ * A SHA-256 (or SHA-1) certificate fingerprint in hex, with or without ':' separators, as Elasticsearch 8 prints
+ * its CA's at first start and `openssl x509 -fingerprint -sha256` shows any certificate's.
+ */
+function parseFingerprint(r: EnvReader): TlsOptions['pinnedFingerprint'] {
+  const raw = r.raw(FINGERPRINT);
+  if (raw === undefined) return undefined;
+  const hex = raw.replace(/[:\s]/g, '').toUpperCase();
+  const algorithm = hex.length === 64 ? 'sha256' : hex.length === 40 ? 'sha1' : undefined;
+  if (!/^[0-9A-F]+$/.test(hex) || algorithm === undefined) {
+    const md5 = /^[0-9A-F]{32}$/.test(hex) ? ' (MD5 fingerprints are not accepted)' : '';
+    r.error(FINGERPRINT, `must be a SHA-256 fingerprint: 64 hex digits, ':' separators allowed${md5}`);
+    return undefined;
+  }
+  if (r.bool('ELASTICSEARCH_VERIFY_CERTS') === true || r.has('ELASTICSEARCH_CA_CERTS')) {
+    r.warn(FINGERPRINT, 'replaces CA verification: the pinned certificate is trusted instead of ELASTICSEARCH_CA_CERTS and ELASTICSEARCH_VERIFY_CERTS');
+  }
+  return { algorithm, value: hex.match(/../g)!.join(':') };
 }

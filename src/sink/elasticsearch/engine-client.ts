@@ -5,7 +5,8 @@
  */
 import { promisify } from 'node:util';
 import { constants as zlib, gunzip as gunzipCb, gzip as gzipCb, gzipSync } from 'node:zlib';
-import { Pool } from 'undici';
+import { TLSSocket, type PeerCertificate, type DetailedPeerCertificate } from 'node:tls';
+import { buildConnector, Pool } from 'undici';
 import type { EngineAuth, EngineConfig, TlsOptions } from '../../config/config-types.js';
 import { AppError } from '../../errors/app-error.js';
 import { mapTransportError } from './es-errors.js';
@@ -88,7 +89,7 @@ export class EngineClient {
     if (auth !== undefined) this.headers['authorization'] = auth;
     this.pool = new Pool(parsed.origin, {
       connections: options.connections ?? 16,
-      connect: tlsConnectOptions(config.tls),
+      connect: config.tls.pinnedFingerprint === undefined ? tlsConnectOptions(config.tls) : pinnedConnector(config.tls, config.tls.pinnedFingerprint),
       headersTimeout: config.requestTimeoutMs,
       bodyTimeout: config.requestTimeoutMs,
     });
@@ -166,6 +167,45 @@ function tlsConnectOptions(tls: TlsOptions): { ca?: string; cert?: string; key?:
   if (tls.cert !== undefined) options.cert = tls.cert;
   if (tls.key !== undefined) options.key = tls.key;
   return options;
+}
+
+type Pin = NonNullable<TlsOptions['pinnedFingerprint']>;
+
+/**
+ * Trusts a server when some certificate it presents has the pinned fingerprint, as PGSync's client does with
+ * ssl_assert_fingerprint: Elasticsearch 8's self-generated CA is not in any bundle, so CA verification is off and
+ * the pin decides. A mismatch closes the socket before a request (and its credentials) is sent.
+ */
+function pinnedConnector(tls: TlsOptions, pin: Pin): buildConnector.connector {
+  const connect = buildConnector({ ...tlsConnectOptions(tls), rejectUnauthorized: false });
+  return (options, callback) =>
+    connect(options, (err, socket) => {
+      if (err !== null) return callback(err, null);
+      if (!(socket instanceof TLSSocket)) return callback(null, socket);
+      const presented = certificateChain(socket.getPeerCertificate(true)).map((cert) => fingerprintOf(cert, pin.algorithm));
+      if (presented.includes(pin.value)) return callback(null, socket);
+      socket.destroy();
+      const mismatch = Object.assign(
+        new Error(`no certificate the server presented has the ${pin.algorithm.toUpperCase()} fingerprint in ELASTICSEARCH_SSL_ASSERT_FINGERPRINT (presented: ${presented.join(', ') || 'none'})`),
+        { code: 'ERR_TLS_CERT_FINGERPRINT_MISMATCH' },
+      );
+      return callback(mismatch, null);
+    });
+}
+
+/** The peer certificate and its issuers as far as the server sent them (a self-signed one is its own issuer). */
+function certificateChain(leaf: DetailedPeerCertificate): PeerCertificate[] {
+  const chain: PeerCertificate[] = [];
+  let cert: DetailedPeerCertificate | undefined = leaf;
+  while (cert !== undefined && cert.raw !== undefined && !chain.includes(cert)) {
+    chain.push(cert);
+    cert = cert.issuerCertificate;
+  }
+  return chain;
+}
+
+function fingerprintOf(cert: PeerCertificate, algorithm: Pin['algorithm']): string {
+  return algorithm === 'sha256' ? cert.fingerprint256 : cert.fingerprint;
 }
 
 function parseEngineUrl(url: string): { origin: string; basePath: string } {

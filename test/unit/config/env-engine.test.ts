@@ -89,6 +89,25 @@ describe('parseEnvironment: engine TLS, flavour and tuning', () => {
     ]);
   });
 
+  it('pins the certificate fingerprint of ELASTICSEARCH_SSL_ASSERT_FINGERPRINT, in either of its usual spellings', () => {
+    const hex = 'ab'.repeat(32);
+    const expected = { algorithm: 'sha256', value: Array(32).fill('AB').join(':') };
+    for (const spelling of [hex, expected.value.toLowerCase(), expected.value]) {
+      const result = parse({ ELASTICSEARCH_URL: 'https://es:9200', ELASTICSEARCH_SSL_ASSERT_FINGERPRINT: spelling });
+      expect(result.config?.engine.tls).toEqual({ rejectUnauthorized: true, pinnedFingerprint: expected });
+      expect(result.problems).toEqual([]);
+    }
+    expect(parse({ ELASTICSEARCH_URL: 'https://es:9200', ELASTICSEARCH_SSL_ASSERT_FINGERPRINT: 'cd'.repeat(20) }).config?.engine.tls.pinnedFingerprint)
+      .toEqual({ algorithm: 'sha1', value: Array(20).fill('CD').join(':') });
+    for (const bad of ['ab'.repeat(16), 'xyz', 'ab'.repeat(31)]) {
+      const result = parse({ ELASTICSEARCH_URL: 'https://es:9200', ELASTICSEARCH_SSL_ASSERT_FINGERPRINT: bad });
+      expect(result.config).toBeUndefined();
+      expect(result.problems).toEqual([{ location: 'ELASTICSEARCH_SSL_ASSERT_FINGERPRINT', severity: 'error', message: expect.stringContaining('SHA-256') }]);
+    }
+    const withCa = parse({ ELASTICSEARCH_URL: 'https://es:9200', ELASTICSEARCH_CA_CERTS: 'ca.pem', ELASTICSEARCH_SSL_ASSERT_FINGERPRINT: hex }, { 'ca.pem': CA_PEM });
+    expect(withCa.problems).toEqual([{ location: 'ELASTICSEARCH_SSL_ASSERT_FINGERPRINT', severity: 'warning', message: expect.stringContaining('replaces CA verification') }]);
+  });
+
   it('rejects ELASTICSEARCH and OPENSEARCH both true, or both false', () => {
     const both = parse({ ELASTICSEARCH: 'true', OPENSEARCH: 'true' });
     expect(both.config).toBeUndefined();

@@ -4,6 +4,7 @@ import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { EngineAuth } from '../../../src/config/config-types.js';
@@ -12,6 +13,7 @@ import { EngineTransportError } from '../../../src/sink/elasticsearch/es-errors.
 import { engineConfig } from './helpers.js';
 import type { Responder } from './scripted-server.js';
 import { startScriptedServer } from './scripted-server.js';
+import { makeTestPki } from '../../helpers/pki.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -166,5 +168,55 @@ describe.runIf(hasOpenssl)('EngineClient over TLS', () => {
     const client = new EngineClient(engineConfig(url, { tls: { rejectUnauthorized: false, cert, key } }));
     cleanups.push(() => client.close());
     expect((await client.request('GET', '/')).status).toBe(200);
+  });
+
+  describe('with ELASTICSEARCH_SSL_ASSERT_FINGERPRINT', () => {
+    const pki = makeTestPki('sluice-pin-');
+    afterAll(() => pki.remove());
+    pki.ca('ca');
+    pki.leaf('server', { ca: 'ca', commonName: 'elasticsearch', dns: ['elasticsearch'] });
+    const [ca, leaf] = [pki.read('ca.crt'), pki.read('server.crt')];
+    const pin = (pem: string, algorithm: 'sha1' | 'sha256' = 'sha256') => {
+      const cert = new X509Certificate(pem);
+      return { algorithm, value: algorithm === 'sha256' ? cert.fingerprint256 : cert.fingerprint };
+    };
+
+    // The server sends its certificate and the CA, as Elasticsearch 8's self-configured HTTP layer does; its name
+    // is not 127.0.0.1 and its CA is in no bundle, so only the pin can make it trusted.
+    async function pinnedServer() {
+      let requests = 0;
+      const server = createServer({ cert: leaf + ca, key: pki.read('server.key') }, (_req, res) => {
+        requests += 1;
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"ok":true}');
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      cleanups.push(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+      return { url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, requests: () => requests };
+    }
+
+    it("trusts a server presenting the pinned CA or its own pinned certificate, whatever its name", async () => {
+      const { url } = await pinnedServer();
+      for (const pinnedFingerprint of [pin(ca), pin(leaf), pin(ca, 'sha1')]) {
+        const client = new EngineClient(engineConfig(url, { tls: { rejectUnauthorized: true, pinnedFingerprint } }));
+        cleanups.push(() => client.close());
+        expect((await client.request('GET', '/')).json()).toEqual({ ok: true });
+      }
+    });
+
+    it('refuses any other certificate before sending a request, and does not retry', async () => {
+      const { url, requests } = await pinnedServer();
+      const other = makeTestPki('sluice-pin-other-');
+      other.ca('other');
+      const client = new EngineClient(
+        engineConfig(url, { auth: { kind: 'basic', username: 'u', password: 'secret-pw' }, tls: { rejectUnauthorized: false, pinnedFingerprint: pin(other.read('other.crt')) } }),
+      );
+      other.remove();
+      cleanups.push(() => client.close());
+      const err = await client.request('GET', '/').catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'SNK_CONNECT', retryable: false, transportCode: 'ERR_TLS_CERT_FINGERPRINT_MISMATCH' });
+      expect((err as Error).message).toContain(pin(ca).value);
+      expect(requests()).toBe(0);
+    });
   });
 });
