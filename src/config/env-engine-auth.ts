@@ -21,8 +21,7 @@ export function parseEngineAuth(r: EnvReader, fromUrl: UrlCredentials | undefine
   const candidates = [
     apiKey(r),
     bearer(r),
-    fromUrl && { source: 'ELASTICSEARCH_URL', auth: { kind: 'basic' as const, ...fromUrl } },
-    userPassword(r),
+    ...urlAndUserPassword(r, fromUrl),
     httpAuth(r),
     basicAuth(r),
   ].filter((c): c is Candidate => c !== undefined);
@@ -47,6 +46,29 @@ function apiKey(r: EnvReader): Candidate | undefined {
 function bearer(r: EnvReader): Candidate | undefined {
   const token = r.raw('ELASTICSEARCH_BEARER_AUTH');
   return token === undefined ? undefined : { source: 'ELASTICSEARCH_BEARER_AUTH', auth: { kind: 'bearer', token } };
+}
+
+/**
+ * Basic credentials from the URL's userinfo, a part it lacks (a user without password, or the reverse) taken
+ * from ELASTICSEARCH_USER / ELASTICSEARCH_PASSWORD; without userinfo, those two variables alone.
+ */
+function urlAndUserPassword(r: EnvReader, fromUrl: UrlCredentials | undefined): Candidate[] {
+  if (fromUrl === undefined) return [userPassword(r)].filter((c): c is Candidate => c !== undefined);
+  const credentials = { ...fromUrl };
+  const lacking = (['username', 'password'] as const).filter((part) => credentials[part] === '');
+  for (const part of lacking) {
+    const name = part === 'username' ? 'ELASTICSEARCH_USER' : 'ELASTICSEARCH_PASSWORD';
+    const value = r.raw(name);
+    if (value !== undefined) credentials[part] = value;
+  }
+  const urlCandidate = { source: 'ELASTICSEARCH_URL', auth: { kind: 'basic' as const, ...credentials } };
+  // Variables that filled a gap are used; both set alongside complete userinfo are a competing credential.
+  const rest = lacking.length === 0 ? userPassword(r) : undefined;
+  if (lacking.length === 1) {
+    const other = lacking[0] === 'username' ? 'ELASTICSEARCH_PASSWORD' : 'ELASTICSEARCH_USER';
+    if (r.has(other)) r.warn(other, 'ignored: ELASTICSEARCH_URL gives it');
+  }
+  return rest === undefined ? [urlCandidate] : [urlCandidate, rest];
 }
 
 /** PGSync puts user and password into the URL only when both are set. */

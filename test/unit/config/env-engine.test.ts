@@ -35,6 +35,18 @@ describe('parseEnvironment: engine URL and auth', () => {
     expect(parse({ ELASTICSEARCH_URL: 'ftp://es' }).problems.map((p) => p.location)).toEqual(['ELASTICSEARCH_URL']);
   });
 
+  it('takes the part the URL lacks from ELASTICSEARCH_USER or ELASTICSEARCH_PASSWORD, keeping the secret out of the URL', () => {
+    const userOnly = parse({ ELASTICSEARCH_URL: 'https://elastic@es:9200', ELASTICSEARCH_PASSWORD: 'pw', ELASTICSEARCH_USER: 'other' });
+    expect(userOnly.config?.engine.auth).toEqual({ kind: 'basic', username: 'elastic', password: 'pw' });
+    expect(userOnly.problems).toEqual([{ location: 'ELASTICSEARCH_USER', severity: 'warning', message: 'ignored: ELASTICSEARCH_URL gives it' }]);
+    const passwordOnly = parse({ ELASTICSEARCH_URL: 'https://:pw@es:9200', ELASTICSEARCH_USER: 'elastic' });
+    expect(passwordOnly.config?.engine.auth).toEqual({ kind: 'basic', username: 'elastic', password: 'pw' });
+    expect(passwordOnly.problems).toEqual([]);
+    const complete = parse({ ELASTICSEARCH_URL: 'https://a:b@es:9200', ELASTICSEARCH_USER: 'c', ELASTICSEARCH_PASSWORD: 'd' });
+    expect(complete.config?.engine.auth).toEqual({ kind: 'basic', username: 'a', password: 'b' });
+    expect(complete.problems.map((p) => p.location)).toEqual(['ELASTICSEARCH_USER']);
+  });
+
   it('reads ELASTICSEARCH_USER/PASSWORD, HTTP_AUTH and BASIC_AUTH as basic auth', () => {
     expect(parse({ ELASTICSEARCH_USER: 'u', ELASTICSEARCH_PASSWORD: 'p' }).config?.engine.auth).toEqual({ kind: 'basic', username: 'u', password: 'p' });
     expect(parse({ ELASTICSEARCH_HTTP_AUTH: 'u,p,with,commas' }).config?.engine.auth).toEqual({
