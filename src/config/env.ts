@@ -3,6 +3,7 @@
  * all); new settings use the SLUICE_ prefix. All problems are collected and returned at once.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Problem } from '../errors/app-error.js';
 import type { SluiceConfig } from './config-types.js';
@@ -91,7 +92,7 @@ export function parseEnvironment(
     logFormat: r.oneOf('SLUICE_LOG_FORMAT', ['auto', 'json', 'pretty'] as const) ?? GENERAL_DEFAULTS.logFormat,
     http: {
       port: r.int('SLUICE_HTTP_PORT', { min: 0, max: 65535 }) ?? GENERAL_DEFAULTS.httpPort,
-      host: r.raw('SLUICE_HTTP_HOST') ?? GENERAL_DEFAULTS.httpHost,
+      host: parseHttpHost(r),
       readyMaxLagSeconds: r.int('SLUICE_READY_MAX_LAG_SECONDS', { min: 1, max: 86_400 }) ?? GENERAL_DEFAULTS.readyMaxLagSeconds,
     },
     warnings: [],
@@ -158,4 +159,14 @@ function urlPasswords(value: string): string[] {
 function basicAuthPasswords(value: string): string[] {
   const plain = value.includes(':') ? value : Buffer.from(value, 'base64').toString('utf8');
   return [plain, plain.slice(plain.indexOf(':') + 1)];
+}
+
+/** An address or host name to bind, as node:http takes it: no scheme, port or brackets. */
+function parseHttpHost(r: EnvReader): string {
+  const raw = r.raw('SLUICE_HTTP_HOST');
+  if (raw === undefined) return GENERAL_DEFAULTS.httpHost;
+  const unbracketed = /^\[(.*)\]$/.exec(raw)?.[1] ?? raw;
+  if (isIP(unbracketed) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(unbracketed)) return unbracketed;
+  r.error('SLUICE_HTTP_HOST', `must be an address of this host (0.0.0.0, 127.0.0.1, ::) or a host name, without scheme or port (got "${raw.slice(0, 60)}")`);
+  return GENERAL_DEFAULTS.httpHost;
 }

@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   SNK_REQUEST: 'The search engine rejected a request that is not about one document (e.g. index creation).',
   SNK_UNSUPPORTED: 'The server is not a supported Elasticsearch (7.10+, 8, 9) or OpenSearch (1-3). Point ELASTICSEARCH_* at one.',
   SNK_DEAD_LETTER: 'The dead-letter store cannot be written. Check SLUICE_DEAD_LETTER_PATH permissions and disk space.',
+  SRV_LISTEN:
+    'The HTTP server of /healthz, /readyz, /metrics and /status cannot listen on SLUICE_HTTP_HOST:SLUICE_HTTP_PORT (port in use, privileged port, or an address this host does not have). The message says which.',
   CKP_UNAVAILABLE:
     'The checkpoint store cannot be reached or used (Redis down or refusing the login, CHECKPOINT_PATH missing or read-only, a missing grant on PostgreSQL). The message says which; fix it and restart.',
   CKP_CORRUPT:

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AppError } from '../errors/app-error.js';
 import type { SluiceMetrics } from '../observability/metrics.js';
 import type { IndexStatus } from '../pipeline/index-status.js';
 import { route } from './routes.js';
@@ -54,7 +55,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   server.keepAliveTimeout = 5_000;
 
   await new Promise<void>((resolve, reject) => {
-    const onError = (error: Error): void => reject(error);
+    const onError = (error: Error): void => reject(listenError(error, options.host, options.port));
     server.once('error', onError);
     server.listen(options.port, options.host, () => {
       server.off('error', onError);
@@ -75,6 +76,20 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       return closing;
     },
   };
+}
+
+const LISTEN_HINTS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'another process uses this port: choose another SLUICE_HTTP_PORT',
+  EACCES: 'ports below 1024 need privileges: choose a higher SLUICE_HTTP_PORT',
+  EADDRNOTAVAIL: 'no network interface of this host has that address: set SLUICE_HTTP_HOST to one it has, or 0.0.0.0',
+  ENOTFOUND: 'the host name does not resolve: set SLUICE_HTTP_HOST to an address of this host, or 0.0.0.0',
+  EAI_AGAIN: 'the host name could not be resolved now: set SLUICE_HTTP_HOST to an address instead',
+};
+
+function listenError(error: Error, host: string, port: number): AppError {
+  const code = (error as NodeJS.ErrnoException).code ?? 'UNKNOWN';
+  const hint = LISTEN_HINTS[code] ?? error.message;
+  return new AppError('SRV_LISTEN', `the HTTP server cannot listen on ${host}:${String(port)}: ${code} (${hint})`, { cause: error });
 }
 
 let cachedVersion: string | undefined;

@@ -108,6 +108,17 @@ describe('parseEnvironment: defaults and the seed deployment', () => {
     expect(parse({ PG_USER: 'a', SLUICE_DEAD_LETTER_PATH: '/dl.jsonl' }).config?.deadLetterPath).toBe('/dl.jsonl');
   });
 
+  it('binds the HTTP server to an address or host name, and refuses a URL or a port in SLUICE_HTTP_HOST', () => {
+    for (const [host, bound] of [['::', '::'], ['[::1]', '::1'], ['sluice-0.internal', 'sluice-0.internal'], ['10.0.0.5', '10.0.0.5']]) {
+      expect(parse({ PG_USER: 'a', SLUICE_HTTP_HOST: host! }).config?.http.host).toBe(bound);
+    }
+    for (const host of ['http://0.0.0.0', '0.0.0.0:8080', 'my host']) {
+      const result = parse({ PG_USER: 'a', SLUICE_HTTP_HOST: host });
+      expect(result.config).toBeUndefined();
+      expect(result.problems).toEqual([{ location: 'SLUICE_HTTP_HOST', severity: 'error', message: expect.stringContaining('without scheme or port') }]);
+    }
+  });
+
   it('takes the schema path from --config, else SCHEMA, else config/schema.json', () => {
     expect(parse({ PG_USER: 'a', SCHEMA: '/s.json' }, { config: '/flag.json' }).config?.schemaPath).toBe('/flag.json');
     expect(parse({ PG_USER: 'a', SCHEMA: '/s.json' }).config?.schemaPath).toBe('/s.json');

@@ -32,6 +32,20 @@ async function start(extra: { metrics?: SluiceMetrics; readyLagSeconds?: number 
 }
 
 describe('startHttpServer', () => {
+  it('names the setting to change when it cannot listen, instead of failing with a bare socket error', async () => {
+    const url = await start();
+    const port = Number(new URL(url).port);
+    const options = { port, statuses: () => current, readyLagSeconds: 5, secrets: [] };
+    await expect(startHttpServer({ ...options, host: '127.0.0.1' })).rejects.toMatchObject({
+      code: 'SRV_LISTEN',
+      message: `the HTTP server cannot listen on 127.0.0.1:${port}: EADDRINUSE (another process uses this port: choose another SLUICE_HTTP_PORT)`,
+    });
+    await expect(startHttpServer({ ...options, port: 0, host: '192.0.2.1' })).rejects.toMatchObject({
+      code: 'SRV_LISTEN',
+      message: expect.stringContaining('EADDRNOTAVAIL (no network interface of this host has that address'),
+    });
+  });
+
   it('binds to a free port and answers /healthz', async () => {
     const url = await start();
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
