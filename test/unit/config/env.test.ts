@@ -109,8 +109,9 @@ describe('parseEnvironment: defaults and the seed deployment', () => {
   });
 
   it('binds the HTTP server to an address or host name, and refuses a URL or a port in SLUICE_HTTP_HOST', () => {
-    for (const [host, bound] of [['::', '::'], ['[::1]', '::1'], ['sluice-0.internal', 'sluice-0.internal'], ['10.0.0.5', '10.0.0.5']]) {
-      expect(parse({ PG_USER: 'a', SLUICE_HTTP_HOST: host! }).config?.http.host).toBe(bound);
+    const bindable: Array<[string, string]> = [['::', '::'], ['[::1]', '::1'], ['sluice-0.internal', 'sluice-0.internal'], ['10.0.0.5', '10.0.0.5']];
+    for (const [host, bound] of bindable) {
+      expect(parse({ PG_USER: 'a', SLUICE_HTTP_HOST: host }).config?.http?.host).toBe(bound);
     }
     for (const host of ['http://0.0.0.0', '0.0.0.0:8080', 'my host']) {
       const result = parse({ PG_USER: 'a', SLUICE_HTTP_HOST: host });
