@@ -27,6 +27,9 @@ export interface PostgresConfig {
   sslMode?: 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
   /** PEM CA contents read from PG_SSLROOTCERT. */
   sslRootCert?: string;
+  /** PEM client certificate and key (PG_SSLCERT/PG_SSLKEY), sent whenever the connection uses TLS. */
+  sslCert?: string;
+  sslKey?: string;
   /**
    * With sslmode prefer (libpq's default, so also unset) and no root certificate: whether the server took TLS when
    * asked (resolvePreferredTls). Until that is known, connections go without TLS.

@@ -44,9 +44,13 @@ export const LEGACY_VARIABLES = [
   'PG_DATABASE',
   'PG_SSLMODE',
   'PG_SSLROOTCERT',
-  // libpq's, read after PG_SSLMODE and PG_SSLROOTCERT.
+  'PG_SSLCERT',
+  'PG_SSLKEY',
+  // libpq's, read after PG_SSLMODE, PG_SSLROOTCERT, PG_SSLCERT and PG_SSLKEY.
   'PGSSLMODE',
   'PGSSLROOTCERT',
+  'PGSSLCERT',
+  'PGSSLKEY',
   'PG_WORK_MEM',
   'PG_DRIVER',
   // Elasticsearch / OpenSearch

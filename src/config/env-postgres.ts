@@ -20,12 +20,15 @@ interface PgUrlParts {
   database?: string;
   sslMode?: SslMode;
   sslRootCertPath?: string;
+  sslCertPath?: string;
+  sslKeyPath?: string;
   /** PG_URL is set but could not be parsed (its error is already reported). */
   invalid?: boolean;
 }
 
 /**
- * PG_URL and PG_HOST/PG_PORT/PG_USER/PG_PASSWORD/PG_DATABASE/PG_SSLMODE/PG_SSLROOTCERT/PG_WORK_MEM (PGSync §2.2).
+ * PG_URL and PG_HOST/PG_PORT/PG_USER/PG_PASSWORD/PG_DATABASE/PG_SSLMODE/PG_SSLROOTCERT/PG_WORK_MEM (PGSync §2.2),
+ * and the client certificate of PG_SSLCERT/PG_SSLKEY (libpq's sslcert/sslkey).
  * Unlike PGSync, a part missing from PG_URL is taken from its PG_* variable instead of being dropped.
  */
 export function parsePostgres(r: EnvReader): PostgresConfig {
@@ -49,6 +52,7 @@ export function parsePostgres(r: EnvReader): PostgresConfig {
       'verify-ca needs PG_SSLROOTCERT (the CA that signed the server\'s certificate): without it any certificate a public CA signed would pass, whatever its name. Use verify-full to check the name against the system\'s CAs',
     );
   }
+  const client = readClientCertificate(r, url, sslMode);
   const workMem = r.raw('PG_WORK_MEM');
   if (workMem !== undefined && !WORK_MEM_PATTERN.test(workMem)) {
     r.error('PG_WORK_MEM', `must be a PostgreSQL memory size such as 16MB or 4096kB (got "${workMem}")`);
@@ -57,6 +61,7 @@ export function parsePostgres(r: EnvReader): PostgresConfig {
   if (password !== undefined) config.password = password;
   if (sslMode !== undefined) config.sslMode = sslMode;
   if (sslRootCert !== undefined) config.sslRootCert = sslRootCert;
+  if (client !== undefined) Object.assign(config, client);
   if (workMem !== undefined) config.workMem = workMem;
   const replicationTimeout = r.int('SLUICE_REPLICATION_TIMEOUT_SECONDS', { min: 15, max: 3600 });
   if (replicationTimeout !== undefined) config.replicationTimeoutMs = replicationTimeout * 1000;
@@ -88,6 +93,29 @@ function readRootCert(r: EnvReader, pathFromUrl: string | undefined): string | u
   const own = r.raw('PG_SSLROOTCERT');
   if (own !== undefined && own !== pathFromUrl) r.warn('PG_SSLROOTCERT', 'ignored: PG_URL gives the sslrootcert');
   return r.readPem('PG_URL', pathFromUrl, 'certificate');
+}
+
+/**
+ * The client certificate and key for `cert` authentication (pg_hba.conf), both or neither: from PG_URL's sslcert
+ * and sslkey, else PG_SSLCERT/PG_SSLKEY, else libpq's PGSSLCERT/PGSSLKEY. libpq's fallback to
+ * ~/.postgresql/postgresql.crt is not followed: a certificate is sent only where a setting names it.
+ */
+function readClientCertificate(r: EnvReader, url: PgUrlParts, sslMode: SslMode | undefined): { sslCert: string; sslKey: string } | undefined {
+  const certAt = url.sslCertPath !== undefined ? 'PG_URL' : r.has('PG_SSLCERT') ? 'PG_SSLCERT' : r.has('PGSSLCERT') ? 'PGSSLCERT' : undefined;
+  const keyAt = url.sslKeyPath !== undefined ? 'PG_URL' : r.has('PG_SSLKEY') ? 'PG_SSLKEY' : r.has('PGSSLKEY') ? 'PGSSLKEY' : undefined;
+  if (certAt === undefined && keyAt === undefined) return undefined;
+  if (certAt === undefined || keyAt === undefined) {
+    const [present, missing] = certAt !== undefined ? [certAt, 'PG_SSLKEY'] : [keyAt!, 'PG_SSLCERT'];
+    r.error(missing, `required because ${present} gives the other half: a client certificate needs its key`);
+    return undefined;
+  }
+  if (sslMode === 'disable') {
+    r.warn(certAt, 'unused: PG_SSLMODE=disable sends no certificate');
+    return undefined;
+  }
+  const sslCert = r.readPem(certAt, url.sslCertPath ?? r.raw(certAt)!, 'certificate');
+  const sslKey = r.readPem(keyAt, url.sslKeyPath ?? r.raw(keyAt)!, 'key');
+  return sslCert !== undefined && sslKey !== undefined ? { sslCert, sslKey } : undefined;
 }
 
 function parsePgUrl(r: EnvReader): PgUrlParts {
@@ -133,8 +161,12 @@ function readUrlParameters(r: EnvReader, params: URLSearchParams, parts: PgUrlPa
       }
     } else if (key === 'sslrootcert') {
       parts.sslRootCertPath = value;
+    } else if (key === 'sslcert') {
+      parts.sslCertPath = value;
+    } else if (key === 'sslkey') {
+      parts.sslKeyPath = value;
     } else {
-      r.warn('PG_URL', `parameter "${key.slice(0, 40)}" is ignored (only sslmode and sslrootcert are read)`);
+      r.warn('PG_URL', `parameter "${key.slice(0, 40)}" is ignored (only sslmode, sslrootcert, sslcert and sslkey are read)`);
     }
   }
 }

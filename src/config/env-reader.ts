@@ -160,6 +160,10 @@ export class EnvReader {
       this.error(location, `file "${path}" does not contain a PEM ${kind === 'certificate' ? 'certificate' : 'private key'}`);
       return undefined;
     }
+    if (kind === 'key' && /ENCRYPTED/.test(contents)) {
+      this.error(location, `file "${path}" holds an encrypted private key: give an unencrypted one and protect the file instead (mode 0600, a secret mount)`);
+      return undefined;
+    }
     return contents;
   }
 

@@ -69,6 +69,10 @@ export interface PostgresClusterTls {
    * `connectionString()` has no sslmode: clients of such a cluster must add their own TLS options.
    */
   required?: boolean;
+  /** CA (PEM file) that signs client certificates (`ssl_ca_file`); needed by `certUsers`. */
+  clientCaFile?: string;
+  /** Roles that log in over TCP with a client certificate (`cert` in pg_hba.conf, CN = role name) instead of `authMethod`. */
+  certUsers?: string[];
 }
 
 const HOST = '127.0.0.1';
@@ -320,6 +324,7 @@ export async function startPostgresCluster(options: StartPostgresClusterOptions 
       timezone: 'UTC',
       // Relative to the data directory, where the certificate and key were copied.
       ...(options.tls === undefined ? {} : { ssl: 'on', ssl_cert_file: 'server.crt', ssl_key_file: 'server.key' }),
+      ...(options.tls?.clientCaFile === undefined ? {} : { ssl_ca_file: 'client-ca.crt' }),
       ...options.settings,
     };
     const body = Object.entries(settings)
@@ -351,7 +356,9 @@ export async function startPostgresCluster(options: StartPostgresClusterOptions 
     rmSync(pwFile, { force: true });
 
     if (options.tls !== undefined) {
-      for (const [from, to, mode] of [[options.tls.certFile, 'server.crt', 0o644], [options.tls.keyFile, 'server.key', 0o600]] as const) {
+      const files: Array<readonly [string, string, number]> = [[options.tls.certFile, 'server.crt', 0o644], [options.tls.keyFile, 'server.key', 0o600]];
+      if (options.tls.clientCaFile !== undefined) files.push([options.tls.clientCaFile, 'client-ca.crt', 0o644]);
+      for (const [from, to, mode] of files) {
         const target = join(dataDir, to);
         copyFileSync(from, target);
         chmodSync(target, mode);
@@ -368,6 +375,10 @@ export async function startPostgresCluster(options: StartPostgresClusterOptions 
         '# TYPE  DATABASE     USER  ADDRESS       METHOD',
         'local   all          all                 trust',
         'local   replication  all                 trust',
+        ...(options.tls?.certUsers ?? []).flatMap((user) => [
+          `hostssl all          ${user}  127.0.0.1/32  cert`,
+          `hostssl replication  ${user}  127.0.0.1/32  cert`,
+        ]),
         `${tcp} all          all   127.0.0.1/32  ${authMethod}`,
         `${tcp} replication  all   127.0.0.1/32  ${authMethod}`,
         '',

@@ -17,6 +17,8 @@ const DATABASE = 'tls_db';
 const ROLE = 'sluice_tls';
 const PASSWORD = 'pg-Tls-Secr3t-5519';
 const INDEX = 'tls_book';
+/** Logs in with a client certificate (pg_hba.conf `cert`), no password. */
+const CERT_ROLE = 'sluice_cert';
 
 let pki: TestPki;
 let cluster: PostgresCluster;
@@ -62,8 +64,16 @@ describe.runIf(hasOpenssl())('PostgreSQL over TLS (hostssl only)', () => {
     pki.ca('ca');
     pki.ca('other-ca');
     pki.leaf('server', { ca: 'ca', commonName: 'localhost', dns: ['localhost'], ips: ['127.0.0.1'] });
-    cluster = await startPostgresCluster({ authMethod: 'scram-sha-256', tls: { certFile: pki.file('server.crt'), keyFile: pki.file('server.key') } });
+    // Client certificates have their own CA: the server would send one it also trusts in its own chain.
+    pki.ca('client-ca');
+    pki.leaf('client', { ca: 'client-ca', commonName: CERT_ROLE });
+    pki.leaf('stranger', { ca: 'other-ca', commonName: CERT_ROLE });
+    cluster = await startPostgresCluster({
+      authMethod: 'scram-sha-256',
+      tls: { certFile: pki.file('server.crt'), keyFile: pki.file('server.key'), clientCaFile: pki.file('client-ca.crt'), certUsers: [CERT_ROLE] },
+    });
     await loadFixture(cluster);
+    await cluster.psql(`CREATE ROLE ${CERT_ROLE} LOGIN REPLICATION SUPERUSER`);
     engine = await engineForTest('es8');
     work = mkdtempSync(join(tmpdir(), 'sluice-pg-tls-'));
     schemaPath = join(work, 'schema.json');
@@ -80,7 +90,7 @@ describe.runIf(hasOpenssl())('PostgreSQL over TLS (hostssl only)', () => {
 
   it('the server refuses TCP connections without TLS (the pg_hba.conf under test is hostssl only)', async () => {
     const hba = await cluster.psql(`SELECT type || ' ' || array_to_string(database, ',') FROM pg_hba_file_rules WHERE type <> 'local' ORDER BY line_number`);
-    expect(hba.trim().split('\n')).toEqual(['hostssl all', 'hostssl replication']);
+    expect(hba.trim().split('\n')).toEqual(['hostssl all', 'hostssl replication', 'hostssl all', 'hostssl replication']);
     expect((await cluster.psql('SHOW ssl')).trim()).toBe('on');
   });
 
@@ -166,6 +176,35 @@ describe.runIf(hasOpenssl())('PostgreSQL over TLS (hostssl only)', () => {
     const wrongCa = await runCli(['-c', schemaPath, 'validate'], env({ PG_SSLMODE: 'require', PG_SSLROOTCERT: pki.file('other-ca.crt') }));
     expect(wrongCa.code).toBe(1);
     expect(wrongCa.stderr).toMatch(/^error \[SRC_CONNECT\]: .* failed: unable to verify the first certificate/);
+  });
+
+  it('logs in with a client certificate (pg_hba.conf cert) from PG_SSLCERT/PG_SSLKEY, libpq\'s PGSSLCERT/PGSSLKEY or PG_URL', async () => {
+    const { PG_PASSWORD: _password, ...base } = env({ PG_USER: CERT_ROLE });
+    const variants: Array<Record<string, string>> = [
+      { PG_SSLCERT: pki.file('client.crt'), PG_SSLKEY: pki.file('client.key') },
+      { PGSSLCERT: pki.file('client.crt'), PGSSLKEY: pki.file('client.key'), PG_SSLMODE: 'require' },
+      { PG_URL: `postgresql://${CERT_ROLE}@localhost:${cluster.port}/${DATABASE}?sslcert=${encodeURIComponent(pki.file('client.crt'))}&sslkey=${encodeURIComponent(pki.file('client.key'))}` },
+    ];
+    for (const variant of variants) {
+      const result = await runCli(['-c', schemaPath, 'sync', '--once'], { ...base, ...variant });
+      expect(result.stderr, JSON.stringify(variant)).toBe('');
+      expect(result.code).toBe(0);
+    }
+    // Without prefer's probe: the certificate goes on the replication-capable pool's every connection too.
+    const { PG_SSLMODE: _mode, PG_SSLROOTCERT: _ca, ...unset } = base;
+    const preferred = await runCli(['-c', schemaPath, 'validate'], { ...unset, PG_SSLCERT: pki.file('client.crt'), PG_SSLKEY: pki.file('client.key') });
+    expect(preferred.stderr).toBe('');
+    expect(preferred.code).toBe(0);
+  });
+
+  it('without a client certificate, or with one another CA signed, the cert login fails naming the server\'s reason', async () => {
+    const { PG_PASSWORD: _password, ...base } = env({ PG_USER: CERT_ROLE });
+    const none = await runCli(['-c', schemaPath, 'validate'], base);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/^error \[SRC_CONNECT\]: PostgreSQL sluice_cert@localhost:\d+\/tls_db: .*(certificate|password)/);
+    const stranger = await runCli(['-c', schemaPath, 'validate'], { ...base, PG_SSLCERT: pki.file('stranger.crt'), PG_SSLKEY: pki.file('stranger.key') });
+    expect(stranger.code).toBe(1);
+    expect(stranger.stderr).toMatch(/^error \[SRC_CONNECT\]: PostgreSQL sluice_cert@localhost/);
   });
 
   describe('a certificate for another host name', () => {

@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import type { PostgresConfig } from '../../config/config-types.js';
 import { AppError } from '../../errors/app-error.js';
@@ -32,6 +33,13 @@ export function connectionOptions(config: PostgresConfig, database: string): pg.
 }
 
 function sslOptions(config: PostgresConfig): pg.ClientConfig['ssl'] {
+  const tls = serverTlsOptions(config);
+  if (tls === false || config.sslCert === undefined || config.sslKey === undefined) return tls;
+  return { ...tls, cert: config.sslCert, key: config.sslKey };
+}
+
+/** How the server's certificate is checked, per sslmode (libpq's rules). */
+function serverTlsOptions(config: PostgresConfig): false | ConnectionOptions {
   switch (config.sslMode) {
     case 'disable':
       // Never TLS, even with PG_SSLROOTCERT set (as libpq).
@@ -63,7 +71,7 @@ function sslOptions(config: PostgresConfig): pg.ClientConfig['ssl'] {
  */
 export async function resolvePreferredTls(config: PostgresConfig, database: string): Promise<void> {
   if ((config.sslMode !== undefined && config.sslMode !== 'prefer') || config.sslRootCert || config.preferredTls !== undefined) return;
-  const client = new pg.Client({ ...connectionOptions(config, database), ssl: { rejectUnauthorized: false } });
+  const client = new pg.Client({ ...connectionOptions(config, database), ssl: sslOptions({ ...config, preferredTls: true }) });
   client.on('error', () => undefined);
   try {
     await client.connect();

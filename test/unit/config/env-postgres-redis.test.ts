@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseEnvironment } from '../../../src/config/env.js';
 
 const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+const KEY_PEM = '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n';
+const ENCRYPTED_KEY_PEM = '-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIE\n-----END ENCRYPTED PRIVATE KEY-----\n';
 
 function readerOf(files: Record<string, string>): (path: string) => string {
   return (path) => {
@@ -28,6 +30,28 @@ describe('parseEnvironment: PostgreSQL', () => {
       expect(result.problems).toContainEqual(expect.objectContaining({ location: Object.keys(env)[0], severity: 'error', message: expect.stringMatching(/verify-ca needs PG_SSLROOTCERT/) }));
     }
     expect(parse({ PG_USER: 'u', PG_SSLMODE: 'verify-ca', PG_SSLROOTCERT: 'ca.pem' }, { 'ca.pem': CA_PEM }).config).toBeDefined();
+  });
+
+  it('reads a client certificate and its key together, from PG_URL, PG_SSLCERT/PG_SSLKEY or PGSSLCERT/PGSSLKEY', () => {
+    const files = { 'c.pem': CA_PEM, 'k.pem': KEY_PEM, 'enc.pem': ENCRYPTED_KEY_PEM };
+    for (const env of [
+      { PG_SSLCERT: 'c.pem', PG_SSLKEY: 'k.pem' },
+      { PGSSLCERT: 'c.pem', PGSSLKEY: 'k.pem' },
+      { PG_URL: 'postgresql://u@db/app?sslcert=c.pem&sslkey=k.pem' },
+    ] as Record<string, string>[]) {
+      const result = parse({ PG_USER: 'u', ...env }, files);
+      expect(result.problems, JSON.stringify(env)).toEqual([]);
+      expect(result.config?.postgres).toMatchObject({ sslCert: CA_PEM, sslKey: KEY_PEM });
+    }
+    expect(parse({ PG_USER: 'u', PG_SSLCERT: 'c.pem' }, files).problems).toEqual([
+      { location: 'PG_SSLKEY', severity: 'error', message: 'required because PG_SSLCERT gives the other half: a client certificate needs its key' },
+    ]);
+    expect(parse({ PG_USER: 'u', PG_SSLCERT: 'c.pem', PG_SSLKEY: 'enc.pem' }, files).problems).toEqual([
+      { location: 'PG_SSLKEY', severity: 'error', message: expect.stringContaining('encrypted private key') },
+    ]);
+    const disabled = parse({ PG_USER: 'u', PG_SSLMODE: 'disable', PG_SSLCERT: 'c.pem', PG_SSLKEY: 'k.pem' }, files);
+    expect(disabled.config?.postgres.sslCert).toBeUndefined();
+    expect(disabled.problems).toEqual([{ location: 'PG_SSLCERT', severity: 'warning', message: expect.stringContaining('disable') }]);
   });
 
   it('warns about a misspelled PG_, ELASTICSEARCH_ or REDIS_ variable, and is silent about others under those prefixes', () => {
