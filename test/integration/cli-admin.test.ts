@@ -113,7 +113,7 @@ describe('sluice status and reset', () => {
       await store.releaseLease(name, 'other-host:7:abc123');
 
       // A generation the alias left, past its grace period, not yet deleted when reset runs.
-      const retired = `${index}-0000retired`;
+      const retired = `${index}-0000deadbeef`; // named like a generation: Sluice deletes no other index
       expect((await engineCall(engine.url, 'PUT', `/${retired}`, {})).status).toBe(200);
       const checkpoint = (await store.load(name))!;
       await store.save(name, { ...checkpoint, retired: [{ index: retired, dropAfter: new Date(Date.now() - 1000).toISOString() }] });

@@ -79,7 +79,7 @@ describe('runIndexLifecycle', () => {
           generation: live,
           fingerprint,
           // Due for deletion, and a rebuild the schema no longer wants: both would be cleaned up at once.
-          retired: [{ index: 'book-0000retired', dropAfter: new Date(Date.now() - 1000).toISOString() }],
+          retired: [{ index: 'book-0000deadbeef', dropAfter: new Date(Date.now() - 1000).toISOString() }],
           rebuild: { generation: 'book-0000rebuild', fingerprint: 'older', slot: 'db_book_rebuild', startedAt: 't' },
           updatedAt: 't',
         },
