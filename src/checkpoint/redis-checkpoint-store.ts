@@ -312,6 +312,7 @@ function tlsOptions(config: RedisConfig): ConnectionOptions | undefined {
   if (tls.ca !== undefined) options.ca = tls.ca;
   if (tls.cert !== undefined) options.cert = tls.cert;
   if (tls.key !== undefined) options.key = tls.key;
+  if (tls.checkHostname === false) options.checkServerIdentity = () => undefined;
   return options;
 }
 

@@ -14,6 +14,8 @@ export interface TlsOptions {
    * PGSync's client.
    */
   pinnedFingerprint?: { algorithm: 'sha1' | 'sha256'; value: string };
+  /** False: a verified certificate need not name the host (Redis's ssl_check_hostname=false). Default true. */
+  checkHostname?: boolean;
 }
 
 export interface PostgresConfig {

@@ -90,6 +90,9 @@ export const LEGACY_VARIABLES = [
   'REDIS_DB',
   'REDIS_USER',
   'REDIS_AUTH',
+  'REDIS_CA_CERTS',
+  'REDIS_CLIENT_CERT',
+  'REDIS_CLIENT_KEY',
   // Rejected with an error: they would change what is synced or where
   'SCHEMA_URL',
   'S3_SCHEMA_URL',

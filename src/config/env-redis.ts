@@ -16,6 +16,12 @@ interface RedisUrlParts {
   db?: number;
   username?: string;
   password?: string;
+  /** redis-py's TLS parameters (ssl_cert_reqs, ssl_check_hostname, ssl_ca_certs, ssl_certfile, ssl_keyfile). */
+  verify?: boolean;
+  checkHostname?: boolean;
+  caPath?: string;
+  certPath?: string;
+  keyPath?: string;
 }
 
 /**
@@ -78,8 +84,55 @@ function parseRedis(r: EnvReader): RedisConfig {
     if (password === undefined) r.warn('REDIS_USER', 'ignored: a Redis ACL user needs a password (REDIS_AUTH)');
     else config.username = username;
   }
-  if (scheme === 'rediss') config.tls = { rejectUnauthorized: true };
+  const tls = parseRedisTls(r, url, scheme);
+  if (tls !== undefined) config.tls = tls;
   return config;
+}
+
+const TLS_FILE_SETTINGS = [
+  ['caPath', 'REDIS_CA_CERTS', 'ssl_ca_certs', 'certificate'],
+  ['certPath', 'REDIS_CLIENT_CERT', 'ssl_certfile', 'certificate'],
+  ['keyPath', 'REDIS_CLIENT_KEY', 'ssl_keyfile', 'key'],
+] as const;
+
+/**
+ * TLS for rediss: the certificate is verified against the system CAs, or REDIS_CA_CERTS (REDIS_URL's ssl_ca_certs),
+ * with REDIS_CLIENT_CERT + REDIS_CLIENT_KEY (ssl_certfile + ssl_keyfile) for mutual TLS. ssl_cert_reqs=none and
+ * ssl_check_hostname=false in REDIS_URL turn checks off as they do in PGSync's redis-py, with a warning.
+ */
+function parseRedisTls(r: EnvReader, url: RedisUrlParts, scheme: 'redis' | 'rediss'): RedisConfig['tls'] {
+  const files: Partial<Record<'caPath' | 'certPath' | 'keyPath', string>> = {};
+  const read: Partial<Record<'caPath' | 'certPath' | 'keyPath', string | undefined>> = {};
+  for (const [part, name, parameter, kind] of TLS_FILE_SETTINGS) {
+    const fromUrl = url[part];
+    const own = r.raw(name);
+    if (fromUrl !== undefined && own !== undefined && own !== fromUrl) r.warn(name, `ignored: REDIS_URL gives ${parameter}`);
+    const path = fromUrl ?? own;
+    if (path === undefined) continue;
+    files[part] = path;
+    if (scheme === 'rediss') read[part] = r.readPem(fromUrl !== undefined ? 'REDIS_URL' : name, path, kind);
+  }
+  if (scheme !== 'rediss') {
+    const unused = [...TLS_FILE_SETTINGS.filter(([part]) => files[part] !== undefined).map(([, name]) => name), ...(url.verify !== undefined || url.checkHostname !== undefined ? ['REDIS_URL'] : [])];
+    for (const name of new Set(unused)) r.warn(name, 'TLS settings are unused: the Redis URL uses redis, not rediss');
+    return undefined;
+  }
+  if ((files.certPath === undefined) !== (files.keyPath === undefined)) {
+    const missing = files.certPath === undefined ? 'REDIS_CLIENT_CERT' : 'REDIS_CLIENT_KEY';
+    r.error(missing, 'required: mutual TLS needs both the client certificate and its key');
+  }
+  const tls: NonNullable<RedisConfig['tls']> = { rejectUnauthorized: url.verify ?? true };
+  if (url.verify === false) r.warn('REDIS_URL', "ssl_cert_reqs=none: Redis's certificate is not verified, so anyone between Sluice and Redis can read and change checkpoints");
+  else if (url.checkHostname === false) {
+    tls.checkHostname = false;
+    r.warn('REDIS_URL', "ssl_check_hostname=false: Redis's certificate is verified, but not that it names the host");
+  }
+  if (read.caPath !== undefined) tls.ca = read.caPath;
+  if (read.certPath !== undefined && read.keyPath !== undefined) {
+    tls.cert = read.certPath;
+    tls.key = read.keyPath;
+  }
+  return tls;
 }
 
 function fromUrlOr<T>(r: EnvReader, name: string, fromUrl: T | undefined, readOwn: () => T | undefined): T | undefined {
@@ -127,9 +180,23 @@ function parseRedisUrl(r: EnvReader): RedisUrlParts {
       if (db === undefined || db > DB_RANGE.max) r.error('REDIS_URL', `parameter db must be a database number (got "${value.slice(0, 20)}")`);
       else if (parts.db !== undefined && parts.db !== db) r.error('REDIS_URL', 'gives the database twice (path and ?db=) with different numbers');
       else parts.db = db;
+    } else if (key === 'ssl_cert_reqs' || key === 'ssl_check_hostname') {
+      const flag = parseTlsFlag(key, value);
+      if (flag === undefined) r.error('REDIS_URL', `parameter ${key} must be ${key === 'ssl_cert_reqs' ? 'none, optional or required' : 'true or false'} (got "${value.slice(0, 20)}")`);
+      else if (key === 'ssl_cert_reqs') parts.verify = flag;
+      else parts.checkHostname = flag;
+    } else if (key === 'ssl_ca_certs' || key === 'ssl_certfile' || key === 'ssl_keyfile') {
+      parts[key === 'ssl_ca_certs' ? 'caPath' : key === 'ssl_certfile' ? 'certPath' : 'keyPath'] = value;
     } else {
-      r.warn('REDIS_URL', `parameter "${key.slice(0, 40)}" is ignored (only db is read; TLS options are not taken from the URL)`);
+      r.warn('REDIS_URL', `parameter "${key.slice(0, 40)}" is ignored (read: db, ssl_cert_reqs, ssl_check_hostname, ssl_ca_certs, ssl_certfile, ssl_keyfile)`);
     }
   }
   return parts;
+}
+
+/** redis-py's spellings: ssl_cert_reqs none/optional/required (optional verifies what is sent, which Redis always sends). */
+function parseTlsFlag(key: 'ssl_cert_reqs' | 'ssl_check_hostname', value: string): boolean | undefined {
+  const v = value.toLowerCase();
+  if (key === 'ssl_cert_reqs') return v === 'none' || v === 'cert_none' ? false : ['optional', 'required', 'cert_optional', 'cert_required'].includes(v) ? true : undefined;
+  return ['true', '1', 'yes'].includes(v) ? true : ['false', '0', 'no'].includes(v) ? false : undefined;
 }

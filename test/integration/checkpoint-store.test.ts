@@ -18,6 +18,7 @@ import { RedisCheckpointStore, REQUIRED_ACL } from '../../src/checkpoint/redis-c
 import { isRetryable } from '../../src/pipeline/index-sync.js';
 import type { RedisConfig, SluiceConfig } from '../../src/config/config-types.js';
 import { AppError } from '../../src/errors/app-error.js';
+import { parseEnvironment } from '../../src/config/env.js';
 import { findFreePort } from '../helpers/postgres-cluster.js';
 import { startRedisServer, type RedisTestServer } from '../helpers/redis-server.js';
 import { createTestDatabase, testPool, testPostgresUrl, testRedisUrl, type TestDatabase } from '../helpers/test-env.js';
@@ -407,6 +408,27 @@ describe('Redis checkpoint store', () => {
     const noClientCert = await failure(RedisCheckpointStore.open({ url, db: 0, tls: { ca: pki.read('ca.crt'), rejectUnauthorized: true } }));
     expect(noClientCert.code).toBe('CKP_UNAVAILABLE');
     expect(noClientCert.message).not.toContain('PRIVATE KEY');
+
+    // The same from the settings a user writes: REDIS_URL's redis-py parameters, or the REDIS_* variables.
+    const fromEnv = (env: Record<string, string>) => {
+      const parsed = parseEnvironment({ PG_USER: 'u', ...env }, {});
+      expect(parsed.problems.filter((p) => p.severity === 'error')).toEqual([]);
+      return parsed.config!.redis!;
+    };
+    const params = `ssl_ca_certs=${encodeURIComponent(pki.file('ca.crt'))}&ssl_certfile=${encodeURIComponent(pki.file('client.crt'))}&ssl_keyfile=${encodeURIComponent(pki.file('client.key'))}`;
+    const variables = { REDIS_CA_CERTS: pki.file('ca.crt'), REDIS_CLIENT_CERT: pki.file('client.crt'), REDIS_CLIENT_KEY: pki.file('client.key') };
+    for (const config of [
+      fromEnv({ REDIS_URL: `${url}?${params}` }),
+      fromEnv({ REDIS_HOST: '127.0.0.1', REDIS_PORT: String(tlsPort), REDIS_SCHEME: 'rediss', ...variables }),
+      // The certificate names 127.0.0.1 only: reaching it as localhost needs ssl_check_hostname=false, as redis-py allows.
+      fromEnv({ REDIS_URL: `rediss://localhost:${tlsPort}?${params}&ssl_check_hostname=false` }),
+    ]) {
+      const store = await RedisCheckpointStore.open(config);
+      expect((await store.load('tls'))?.slot).toBe('tls');
+      await store.close();
+    }
+    const wrongName = await failure(RedisCheckpointStore.open(fromEnv({ REDIS_URL: `rediss://localhost:${tlsPort}?${params}` })));
+    expect(wrongName.code).toBe('CKP_UNAVAILABLE');
     pki.remove();
   });
 });

@@ -193,8 +193,33 @@ describe('parseEnvironment: Redis and the checkpoint store', () => {
     expect(parse({ PG_USER: 'a', REDIS_URL: 'redis://cache?db=x' }).problems).toEqual([
       { location: 'REDIS_URL', severity: 'error', message: expect.stringContaining('database number') },
     ]);
-    const other = parse({ PG_USER: 'a', REDIS_URL: 'rediss://cache?ssl_cert_reqs=none' });
+    const other = parse({ PG_USER: 'a', REDIS_URL: 'rediss://cache?health_check_interval=10' });
     expect(other.config?.redis?.tls).toEqual({ rejectUnauthorized: true });
-    expect(other.problems).toEqual([{ location: 'REDIS_URL', severity: 'warning', message: expect.stringContaining('"ssl_cert_reqs" is ignored') }]);
+    expect(other.problems).toEqual([{ location: 'REDIS_URL', severity: 'warning', message: expect.stringContaining('"health_check_interval" is ignored') }]);
+  });
+
+  it("takes redis-py's TLS parameters from REDIS_URL, or REDIS_CA_CERTS / REDIS_CLIENT_CERT / REDIS_CLIENT_KEY", () => {
+    const files = { 'ca.pem': CA_PEM, 'c.pem': CA_PEM, 'k.pem': KEY_PEM };
+    const fromUrl = parse({ PG_USER: 'a', REDIS_URL: 'rediss://cache?ssl_ca_certs=ca.pem&ssl_certfile=c.pem&ssl_keyfile=k.pem' }, files);
+    expect(fromUrl.problems).toEqual([]);
+    expect(fromUrl.config?.redis?.tls).toEqual({ rejectUnauthorized: true, ca: CA_PEM, cert: CA_PEM, key: KEY_PEM });
+    const fromVariables = parse({ PG_USER: 'a', REDIS_URL: 'rediss://cache', REDIS_CA_CERTS: 'ca.pem', REDIS_CLIENT_CERT: 'c.pem', REDIS_CLIENT_KEY: 'k.pem' }, files);
+    expect(fromVariables.config?.redis?.tls).toEqual(fromUrl.config?.redis?.tls);
+
+    const unverified = parse({ PG_USER: 'a', REDIS_URL: 'rediss://cache?ssl_cert_reqs=none' });
+    expect(unverified.config?.redis?.tls).toEqual({ rejectUnauthorized: false });
+    expect(unverified.problems).toEqual([{ location: 'REDIS_URL', severity: 'warning', message: expect.stringContaining('not verified') }]);
+    const anyName = parse({ PG_USER: 'a', REDIS_URL: 'rediss://cache?ssl_check_hostname=false&ssl_cert_reqs=required' });
+    expect(anyName.config?.redis?.tls).toEqual({ rejectUnauthorized: true, checkHostname: false });
+
+    expect(parse({ PG_USER: 'a', REDIS_URL: 'rediss://cache?ssl_cert_reqs=maybe' }).problems).toEqual([
+      { location: 'REDIS_URL', severity: 'error', message: expect.stringContaining('none, optional or required') },
+    ]);
+    expect(parse({ PG_USER: 'a', REDIS_URL: 'rediss://cache', REDIS_CLIENT_CERT: 'c.pem' }, files).problems).toEqual([
+      { location: 'REDIS_CLIENT_KEY', severity: 'error', message: expect.stringContaining('both the client certificate and its key') },
+    ]);
+    const plain = parse({ PG_USER: 'a', REDIS_URL: 'redis://cache', REDIS_CA_CERTS: 'ca.pem' }, files);
+    expect(plain.config?.redis?.tls).toBeUndefined();
+    expect(plain.problems).toEqual([{ location: 'REDIS_CA_CERTS', severity: 'warning', message: expect.stringContaining('not rediss') }]);
   });
 });
