@@ -192,7 +192,7 @@ async function connectWithRetry(context: CommandContext, deadLetters: FileDeadLe
  * That holds for a root table that is also a node below a root (a self-referencing tree). A root table needs at
  * least its key: under REPLICA IDENTITY USING INDEX a delete names only that index's columns.
  */
-async function warnReplicaIdentity(pool: pg.Pool, plans: EntryPlan[], logger: CommandContext['logger']): Promise<void> {
+export async function warnReplicaIdentity(pool: pg.Pool, plans: EntryPlan[], logger: CommandContext['logger']): Promise<void> {
   const below = new Map<string, { schema: string; table: string }>();
   const visit = (node: EntryPlan['root'], isRoot: boolean) => {
     if (!isRoot) below.set(`${node.schema}.${node.table}`, { schema: node.schema, table: node.table });
