@@ -31,6 +31,7 @@ export function collectSecrets(config: SluiceConfig): string[] {
     case 'none':
       break;
   }
+  add(config.postgres.sslKey);
   add(config.engine.tls.key);
   add(config.redis?.password);
   add(config.redis?.tls?.key);

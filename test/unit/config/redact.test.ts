@@ -34,6 +34,9 @@ describe('collectSecrets', () => {
       Buffer.from('id:key-value').toString('base64'),
     ]);
     expect(collectSecrets(configOf({ ELASTICSEARCH_BEARER_AUTH: 'tok-en' }))).toEqual(['tok-en']);
+    // Each private key: PostgreSQL's and Redis's client keys as well as the engine's.
+    expect(collectSecrets(configOf({ PG_SSLCERT: 'c.pem', PG_SSLKEY: 'k.pem' }))).toEqual([KEY_PEM]);
+    expect(collectSecrets(configOf({ REDIS_URL: 'rediss://cache', REDIS_CLIENT_CERT: 'c.pem', REDIS_CLIENT_KEY: 'k.pem' }))).toEqual([KEY_PEM]);
     expect(collectSecrets(configOf({}))).toEqual([]);
   });
 });
