@@ -158,7 +158,7 @@ function parseFingerprint(r: EnvReader): TlsOptions['pinnedFingerprint'] {
   const algorithm = hex.length === 64 ? 'sha256' : hex.length === 40 ? 'sha1' : undefined;
   if (!/^[0-9A-F]+$/.test(hex) || algorithm === undefined) {
     const md5 = /^[0-9A-F]{32}$/.test(hex) ? ' (MD5 fingerprints are not accepted)' : '';
-    r.error(FINGERPRINT, `must be a SHA-256 fingerprint: 64 hex digits, ':' separators allowed${md5}`);
+    r.error(FINGERPRINT, `must be a SHA-256 fingerprint (64 hex digits) or a SHA-1 one (40), ':' separators allowed${md5}`);
     return undefined;
   }
   if (r.bool('ELASTICSEARCH_VERIFY_CERTS') === true || r.has('ELASTICSEARCH_CA_CERTS')) {

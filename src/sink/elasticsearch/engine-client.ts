@@ -5,7 +5,8 @@
  */
 import { promisify } from 'node:util';
 import { constants as zlib, gunzip as gunzipCb, gzip as gzipCb, gzipSync } from 'node:zlib';
-import { TLSSocket, type PeerCertificate, type DetailedPeerCertificate } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
+import { TLSSocket, type DetailedPeerCertificate } from 'node:tls';
 import { buildConnector, Pool } from 'undici';
 import type { EngineAuth, EngineConfig, TlsOptions } from '../../config/config-types.js';
 import { AppError } from '../../errors/app-error.js';
@@ -174,38 +175,49 @@ type Pin = NonNullable<TlsOptions['pinnedFingerprint']>;
 /**
  * Trusts a server when some certificate it presents has the pinned fingerprint, as PGSync's client does with
  * ssl_assert_fingerprint: Elasticsearch 8's self-generated CA is not in any bundle, so CA verification is off and
- * the pin decides. A mismatch closes the socket before a request (and its credentials) is sent.
+ * the pin decides. Each certificate from the server's own up to the pinned one must be signed by the next (the
+ * handshake proves the server holds its own certificate's key): a chain naming the pinned CA as issuer but signed
+ * by another key, followed by the public CA certificate, is refused. A refusal closes the socket before a request
+ * (and its credentials) is sent. TLS sessions are not resumed, since a resumed session shows no certificate to check.
  */
 function pinnedConnector(tls: TlsOptions, pin: Pin): buildConnector.connector {
-  const connect = buildConnector({ ...tlsConnectOptions(tls), rejectUnauthorized: false });
+  const connect = buildConnector({ ...tlsConnectOptions(tls), rejectUnauthorized: false, maxCachedSessions: 0 });
   return (options, callback) =>
     connect(options, (err, socket) => {
       if (err !== null) return callback(err, null);
       if (!(socket instanceof TLSSocket)) return callback(null, socket);
-      const presented = certificateChain(socket.getPeerCertificate(true)).map((cert) => fingerprintOf(cert, pin.algorithm));
-      if (presented.includes(pin.value)) return callback(null, socket);
+      const problem = pinProblem(certificateChain(socket.getPeerCertificate(true)), pin);
+      if (problem === undefined) return callback(null, socket);
       socket.destroy();
-      const mismatch = Object.assign(
-        new Error(`no certificate the server presented has the ${pin.algorithm.toUpperCase()} fingerprint in ELASTICSEARCH_SSL_ASSERT_FINGERPRINT (presented: ${presented.join(', ') || 'none'})`),
-        { code: 'ERR_TLS_CERT_FINGERPRINT_MISMATCH' },
-      );
-      return callback(mismatch, null);
+      return callback(Object.assign(new Error(problem), { code: 'ERR_TLS_CERT_FINGERPRINT_MISMATCH' }), null);
     });
 }
 
-/** The peer certificate and its issuers as far as the server sent them (a self-signed one is its own issuer). */
-function certificateChain(leaf: DetailedPeerCertificate): PeerCertificate[] {
-  const chain: PeerCertificate[] = [];
-  let cert: DetailedPeerCertificate | undefined = leaf;
-  while (cert !== undefined && cert.raw !== undefined && !chain.includes(cert)) {
-    chain.push(cert);
-    cert = cert.issuerCertificate;
+/** Why the presented chain does not satisfy the pin, or undefined when it does. */
+function pinProblem(chain: X509Certificate[], pin: Pin): string | undefined {
+  const fingerprints = chain.map((cert) => (pin.algorithm === 'sha256' ? cert.fingerprint256 : cert.fingerprint));
+  const pinned = fingerprints.indexOf(pin.value);
+  if (pinned < 0) {
+    return `no certificate the server presented has the ${pin.algorithm.toUpperCase()} fingerprint in ELASTICSEARCH_SSL_ASSERT_FINGERPRINT (presented: ${fingerprints.join(', ') || 'none'})`;
   }
-  return chain;
+  for (let i = 0; i < pinned; i++) {
+    const [cert, issuer] = [chain[i]!, chain[i + 1]!];
+    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) {
+      return `the server's certificate chain does not lead to the certificate pinned by ELASTICSEARCH_SSL_ASSERT_FINGERPRINT: "${cert.subject.replace(/\n/g, ', ')}" is not signed by the next certificate's key`;
+    }
+  }
+  return undefined;
 }
 
-function fingerprintOf(cert: PeerCertificate, algorithm: Pin['algorithm']): string {
-  return algorithm === 'sha256' ? cert.fingerprint256 : cert.fingerprint;
+/** The peer certificate and its issuers as far as the server sent them (a self-signed one is its own issuer). */
+function certificateChain(leaf: DetailedPeerCertificate): X509Certificate[] {
+  const seen: DetailedPeerCertificate[] = [];
+  let cert: DetailedPeerCertificate | undefined = leaf;
+  while (cert !== undefined && cert.raw !== undefined && !seen.includes(cert)) {
+    seen.push(cert);
+    cert = cert.issuerCertificate;
+  }
+  return seen.map((c) => new X509Certificate(c.raw));
 }
 
 function parseEngineUrl(url: string): { origin: string; basePath: string } {

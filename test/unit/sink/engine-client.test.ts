@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -183,11 +183,11 @@ describe.runIf(hasOpenssl)('EngineClient over TLS', () => {
 
     // The server sends its certificate and the CA, as Elasticsearch 8's self-configured HTTP layer does; its name
     // is not 127.0.0.1 and its CA is in no bundle, so only the pin can make it trusted.
-    async function pinnedServer() {
+    async function pinnedServer(options: { closeEach?: boolean } = {}) {
       let requests = 0;
       const server = createServer({ cert: leaf + ca, key: pki.read('server.key') }, (_req, res) => {
         requests += 1;
-        res.writeHead(200, { 'content-type': 'application/json' });
+        res.writeHead(200, { 'content-type': 'application/json', ...(options.closeEach ? { connection: 'close' } : {}) });
         res.end('{"ok":true}');
       });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -202,6 +202,40 @@ describe.runIf(hasOpenssl)('EngineClient over TLS', () => {
         cleanups.push(() => client.close());
         expect((await client.request('GET', '/')).json()).toEqual({ ok: true });
       }
+    });
+
+    it('checks the pin again on every new connection (TLS sessions are not resumed, which would hide the certificate)', async () => {
+      const { url, requests } = await pinnedServer({ closeEach: true });
+      const client = new EngineClient(engineConfig(url, { tls: { rejectUnauthorized: true, pinnedFingerprint: pin(ca) } }));
+      cleanups.push(() => client.close());
+      // The server closes each connection after answering: every request connects, and could resume the first session.
+      for (let i = 0; i < 3; i++) expect((await client.request('GET', '/')).status).toBe(200);
+      expect(requests()).toBe(3);
+    });
+
+    it("refuses a forged chain: a certificate naming the pinned CA as issuer but signed by another key, sent with the CA's public certificate", async () => {
+      // The forger's CA copies the real one's name and key identifier, so that the chain links up by name.
+      const skid = execFileSync('openssl', ['x509', '-in', pki.file('ca.crt'), '-noout', '-ext', 'subjectKeyIdentifier'], { encoding: 'utf8' }).trim().split('\n').pop()!.trim();
+      const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: pki.dir, stdio: 'ignore' });
+      const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+      ssl('req', '-x509', ...key, '-keyout', 'forger.key', '-out', 'forger.crt', '-days', '2', '-subj', '/CN=sluice-ca',
+        '-addext', `subjectKeyIdentifier=${skid}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=keyCertSign');
+      writeFileSync(join(pki.dir, 'forged.ext'), 'subjectAltName=DNS:elasticsearch\nauthorityKeyIdentifier=keyid\n');
+      ssl('req', ...key, '-keyout', 'forged.key', '-out', 'forged.csr', '-subj', '/CN=elasticsearch');
+      ssl('x509', '-req', '-in', 'forged.csr', '-CA', 'forger.crt', '-CAkey', 'forger.key', '-CAcreateserial', '-out', 'forged.crt', '-days', '2', '-extfile', 'forged.ext');
+      let requests = 0;
+      const server = createServer({ cert: pki.read('forged.crt') + ca, key: pki.read('forged.key') }, (_req, res) => {
+        requests += 1;
+        res.end('{}');
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      cleanups.push(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+      const client = new EngineClient(engineConfig(`https://127.0.0.1:${(server.address() as AddressInfo).port}`, { tls: { rejectUnauthorized: true, pinnedFingerprint: pin(ca) } }));
+      cleanups.push(() => client.close());
+      const err = await client.request('GET', '/').catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'SNK_CONNECT', retryable: false, transportCode: 'ERR_TLS_CERT_FINGERPRINT_MISMATCH' });
+      expect((err as Error).message).toContain('is not signed by the next certificate');
+      expect(requests).toBe(0);
     });
 
     it('refuses any other certificate before sending a request, and does not retry', async () => {
