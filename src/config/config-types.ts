@@ -37,6 +37,8 @@ export interface PostgresConfig {
    * asked (resolvePreferredTls). Until that is known, connections go without TLS.
    */
   preferredTls?: boolean;
+  /** Why the server refused the TLS login that made `preferredTls` false (for the error of a plain login that fails too). */
+  preferredTlsRefusal?: string;
   /** `SET work_mem` on every connection, e.g. "16MB" (PG_WORK_MEM). */
   workMem?: string;
   /**

@@ -10,7 +10,7 @@ import { allDocuments, engineForTest, type EngineUnderTest } from '../helpers/en
 import { fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
 import { startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
 import { hasOpenssl, makeTestPki, type TestPki } from '../helpers/pki.js';
-import { startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
+import { findFreePort, startPostgresCluster, type PostgresCluster } from '../helpers/postgres-cluster.js';
 import { runCli, type CliResult } from '../helpers/run-cli.js';
 
 const DATABASE = 'tls_db';
@@ -205,6 +205,19 @@ describe.runIf(hasOpenssl())('PostgreSQL over TLS (hostssl only)', () => {
     const stranger = await runCli(['-c', schemaPath, 'validate'], { ...base, PG_SSLCERT: pki.file('stranger.crt'), PG_SSLKEY: pki.file('stranger.key') });
     expect(stranger.code).toBe(1);
     expect(stranger.stderr).toMatch(/^error \[SRC_CONNECT\]: PostgreSQL sluice_cert@localhost/);
+    // Under prefer the plain login that follows is refused too (hostssl only): the error gives the TLS answer as well.
+    const { PG_SSLMODE: _mode, PG_SSLROOTCERT: _ca, ...preferring } = base;
+    const preferred = await runCli(['-c', schemaPath, 'validate'], { ...preferring, PG_SSLCERT: pki.file('stranger.crt'), PG_SSLKEY: pki.file('stranger.key') });
+    expect(preferred.code).toBe(1);
+    expect(preferred.stderr).toMatch(/no encryption; over TLS, tried first: .*alert unknown ca/);
+  });
+
+  it('prefer does not settle for no TLS when the server merely cannot be reached: the error is the connection\'s', async () => {
+    const { PG_SSLMODE: _mode, PG_SSLROOTCERT: _ca, ...preferring } = env();
+    const closed = await findFreePort();
+    const result = await runCli(['-c', schemaPath, 'validate'], { ...preferring, PG_PORT: String(closed) });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^error \[SRC_CONNECT\]: PostgreSQL sluice_tls@localhost:\d+\/tls_db: connecting \(over TLS, as PG_SSLMODE=prefer tries first\) failed: .*ECONNREFUSED/);
   });
 
   describe('a certificate for another host name', () => {

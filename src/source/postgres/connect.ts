@@ -66,8 +66,10 @@ function serverTlsOptions(config: PostgresConfig): false | ConnectionOptions {
 
 /**
  * For sslmode prefer or unset without a root certificate, asks the server once whether it takes TLS, as libpq does on
- * each connection: a connection over TLS is tried, and on any failure (no TLS on the server, a pg_hba.conf with
- * hostnossl lines only) connections go without it. Sets `config.preferredTls`; other modes are left alone.
+ * each connection: a connection over TLS is tried; when the server has no TLS, or refuses that login over TLS (a
+ * pg_hba.conf with hostnossl lines only), connections go without it, and the refusal is kept for the error of a
+ * plain login that fails too. Any other failure (server down, starting, out of connections) is thrown, rather than
+ * leave this process without TLS on a server that has it. Sets `config.preferredTls`; other modes are left alone.
  */
 export async function resolvePreferredTls(config: PostgresConfig, database: string): Promise<void> {
   if ((config.sslMode !== undefined && config.sslMode !== 'prefer') || config.sslRootCert || config.preferredTls !== undefined) return;
@@ -76,8 +78,12 @@ export async function resolvePreferredTls(config: PostgresConfig, database: stri
   try {
     await client.connect();
     config.preferredTls = true;
-  } catch {
+  } catch (error) {
+    const e = error as { code?: string; message?: string };
+    const refusedOverTls = e.code === '28000' || e.code === '28P01' || isTlsFailure(e.code, e.message);
+    if (!refusedOverTls) throw postgresError(error, 'connecting (over TLS, as PG_SSLMODE=prefer tries first)', config, database);
     config.preferredTls = false;
+    config.preferredTlsRefusal = e.message ?? String(error);
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -136,7 +142,10 @@ export function postgresError(error: unknown, doing: string, config: PostgresCon
   const tls = isTlsFailure(e.code, e.message);
   const code = tls || (e.code && connectCodes.has(e.code)) ? 'SRC_CONNECT' : 'SRC_QUERY';
   const hint = tls && e.code !== undefined ? ` (PG_SSLMODE=${config.sslMode ?? 'unset'}: check PG_SSLROOTCERT and, for verify-full, that PG_HOST is a name on the server's certificate)` : '';
-  return new AppError(code, `PostgreSQL ${where}: ${doing} failed: ${e.message ?? String(error)}${hint}`, { cause: error, details: { pgCode: e.code } });
+  // prefer fell back to a plain login, which failed too: the answer over TLS may be the one that matters (a client
+  // certificate refused, say), as libpq reports both.
+  const overTls = code === 'SRC_CONNECT' && config.preferredTls === false && config.preferredTlsRefusal !== undefined ? `; over TLS, tried first: ${config.preferredTlsRefusal}` : '';
+  return new AppError(code, `PostgreSQL ${where}: ${doing} failed: ${e.message ?? String(error)}${hint}${overTls}`, { cause: error, details: { pgCode: e.code } });
 }
 
 /** Certificate verification and TLS handshake failures (Node's codes), and a server without TLS: the connection failed, not a query. */
