@@ -24,7 +24,10 @@ export function parseEngineAuth(r: EnvReader, fromUrl: UrlCredentials | undefine
     ...urlAndUserPassword(r, fromUrl),
     httpAuth(r),
     basicAuth(r),
-  ].filter((c): c is Candidate => c !== undefined);
+  ]
+    .filter((c): c is Candidate => c !== undefined)
+    // Userinfo still lacking its user or password yields to any complete credential.
+    .sort((a, b) => Number(isIncomplete(a)) - Number(isIncomplete(b)));
   const [winner, ...rest] = candidates;
   for (const loser of rest) {
     r.warn(loser.source, `ignored: ${winner?.source} already gives the engine credentials; set only one method`);
@@ -62,6 +65,10 @@ function urlAndUserPassword(r: EnvReader, fromUrl: UrlCredentials | undefined): 
     if (value !== undefined) credentials[part] = value;
   }
   const urlCandidate = { source: 'ELASTICSEARCH_URL', auth: { kind: 'basic' as const, ...credentials } };
+  if (isIncomplete(urlCandidate)) {
+    const missing = credentials.username === '' ? 'a user (ELASTICSEARCH_USER)' : 'a password (ELASTICSEARCH_PASSWORD)';
+    r.warn('ELASTICSEARCH_URL', `its credentials lack ${missing}: it is sent empty unless another credential setting is used`);
+  }
   // Variables that filled a gap are used; both set alongside complete userinfo are a competing credential.
   const rest = lacking.length === 0 ? userPassword(r) : undefined;
   if (lacking.length === 1) {
@@ -69,6 +76,10 @@ function urlAndUserPassword(r: EnvReader, fromUrl: UrlCredentials | undefined): 
     if (r.has(other)) r.warn(other, 'ignored: ELASTICSEARCH_URL gives it');
   }
   return rest === undefined ? [urlCandidate] : [urlCandidate, rest];
+}
+
+function isIncomplete(candidate: Candidate): boolean {
+  return candidate.source === 'ELASTICSEARCH_URL' && candidate.auth.kind === 'basic' && (candidate.auth.username === '' || candidate.auth.password === '');
 }
 
 /** PGSync puts user and password into the URL only when both are set. */

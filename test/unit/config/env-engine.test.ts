@@ -45,6 +45,13 @@ describe('parseEnvironment: engine URL and auth', () => {
     const complete = parse({ ELASTICSEARCH_URL: 'https://a:b@es:9200', ELASTICSEARCH_USER: 'c', ELASTICSEARCH_PASSWORD: 'd' });
     expect(complete.config?.engine.auth).toEqual({ kind: 'basic', username: 'a', password: 'b' });
     expect(complete.problems.map((p) => p.location)).toEqual(['ELASTICSEARCH_USER']);
+    // Still without a password: a complete credential elsewhere wins, and the gap is named.
+    const gap = parse({ ELASTICSEARCH_URL: 'https://elastic@es:9200', ELASTICSEARCH_HTTP_AUTH: 'elastic,realpw' });
+    expect(gap.config?.engine.auth).toEqual({ kind: 'basic', username: 'elastic', password: 'realpw' });
+    expect(gap.problems).toEqual([
+      { location: 'ELASTICSEARCH_URL', severity: 'warning', message: expect.stringContaining('lack a password (ELASTICSEARCH_PASSWORD)') },
+      { location: 'ELASTICSEARCH_URL', severity: 'warning', message: expect.stringContaining('ignored: ELASTICSEARCH_HTTP_AUTH already gives') },
+    ]);
   });
 
   it('reads ELASTICSEARCH_USER/PASSWORD, HTTP_AUTH and BASIC_AUTH as basic auth', () => {
