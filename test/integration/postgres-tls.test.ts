@@ -247,6 +247,17 @@ describe.runIf(hasOpenssl())('PostgreSQL over TLS (hostssl only)', () => {
       }
     });
 
+    it('prefer with a root certificate checks the chain but not the name, as libpq; a chain from another CA means no TLS', async () => {
+      const preferred = await runCli(['-c', schemaPath, 'validate'], env({ PG_HOST: '127.0.0.1', PG_SSLMODE: 'prefer' }, elsewhere));
+      expect(preferred.stderr).toBe('');
+      expect(preferred.code).toBe(0);
+      // This cluster takes TLS logins only: going without TLS is refused, and the error tells what TLS answered.
+      const otherCa = await runCli(['-c', schemaPath, 'validate'], env({ PG_SSLMODE: 'prefer', PG_SSLROOTCERT: pki.file('other-ca.crt') }, elsewhere));
+      expect(otherCa.code).toBe(1);
+      expect(otherCa.stderr).toMatch(/no encryption; over TLS, tried first: unable to verify the first certificate/);
+      expectNoPassword(otherCa);
+    });
+
     it('verify-ca still refuses a certificate from another CA', async () => {
       const result = await runCli(['-c', schemaPath, 'validate'], env({ PG_SSLMODE: 'verify-ca', PG_SSLROOTCERT: pki.file('other-ca.crt') }, elsewhere));
       expect(result.code).toBe(1);

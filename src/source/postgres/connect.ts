@@ -45,14 +45,15 @@ function serverTlsOptions(config: PostgresConfig): false | ConnectionOptions {
       // Never TLS, even with PG_SSLROOTCERT set (as libpq).
       return false;
     case 'allow':
-      // libpq's "allow" tries without TLS first.
-      return config.sslRootCert ? { ca: config.sslRootCert, rejectUnauthorized: true } : false;
+      // libpq's "allow" goes without TLS (libpq would try TLS after the server refused a plain login; Sluice does not).
+      return false;
     case undefined:
     case 'prefer':
-      // libpq's "prefer" (its default): TLS when the server takes it, without verifying the certificate, else none.
+      // libpq's "prefer" (its default): TLS when the server takes it, else none; the certificate is not checked, or,
+      // with a root certificate, its chain is (not the host name), as libpq does.
       // node-postgres cannot fall back by itself: resolvePreferredTls asked the server once.
-      if (config.sslRootCert) return { ca: config.sslRootCert, rejectUnauthorized: true };
-      return config.preferredTls === true ? { rejectUnauthorized: false } : false;
+      if (config.preferredTls !== true) return false;
+      return config.sslRootCert ? { ca: config.sslRootCert, rejectUnauthorized: true, checkServerIdentity: () => undefined } : { rejectUnauthorized: false };
     case 'require':
       // As libpq: with a root certificate, "require" verifies the chain like "verify-ca".
       if (config.sslRootCert) return { ca: config.sslRootCert, rejectUnauthorized: true, checkServerIdentity: () => undefined };
@@ -65,14 +66,14 @@ function serverTlsOptions(config: PostgresConfig): false | ConnectionOptions {
 }
 
 /**
- * For sslmode prefer or unset without a root certificate, asks the server once whether it takes TLS, as libpq does on
+ * For sslmode prefer or unset, asks the server once whether it takes TLS, as libpq does on
  * each connection: a connection over TLS is tried; when the server has no TLS, or refuses that login over TLS (a
  * pg_hba.conf with hostnossl lines only), connections go without it, and the refusal is kept for the error of a
  * plain login that fails too. Any other failure (server down, starting, out of connections) is thrown, rather than
  * leave this process without TLS on a server that has it. Sets `config.preferredTls`; other modes are left alone.
  */
 export async function resolvePreferredTls(config: PostgresConfig, database: string): Promise<void> {
-  if ((config.sslMode !== undefined && config.sslMode !== 'prefer') || config.sslRootCert || config.preferredTls !== undefined) return;
+  if ((config.sslMode !== undefined && config.sslMode !== 'prefer') || config.preferredTls !== undefined) return;
   const client = new pg.Client({ ...connectionOptions(config, database), ssl: sslOptions({ ...config, preferredTls: true }) });
   client.on('error', () => undefined);
   try {
