@@ -1,4 +1,4 @@
-import type { IndexStatus } from '../pipeline/index-status.js';
+import { currentLagSeconds, type IndexStatus } from '../pipeline/index-status.js';
 import type { BulkStats } from '../sink/document-sink.js';
 
 /**
@@ -239,7 +239,7 @@ export function renderMetrics(statuses: readonly IndexStatus[], extra: RenderMet
   perIndex('counter', 'sluice_changes_applied_total', 'Row changes applied since start.', (s) => s.changesApplied);
   perIndex('gauge', 'sluice_snapshot_documents', 'Documents written by the snapshot so far.', (s) => s.snapshotDocuments);
   perIndex('gauge', 'sluice_snapshot_total_documents', 'Estimated root rows the current snapshot reads (from PostgreSQL statistics).', (s) => s.snapshotTotalEstimate);
-  perIndex('gauge', 'sluice_lag_seconds', 'Seconds from the commit of the newest applied transaction to its application.', (s) => s.lagSeconds);
+  perIndex('gauge', 'sluice_lag_seconds', 'How far behind the index is: seconds since the commit of the oldest transaction received and not yet applied, or, with none, from the commit of the newest applied one to its application.', (s) => currentLagSeconds(s));
   perIndex('gauge', 'sluice_replication_lag_bytes', 'WAL bytes between the server\'s current position and what the slot has confirmed as applied (polled every few seconds).', (s) => s.lagBytes);
   perIndex('gauge', 'sluice_retained_wal_bytes', 'WAL the replication slot holds back, in bytes.', (s) => s.retainedWalBytes);
   const generations = derived.gauge('sluice_generation_info', 'Physical index (generation) each index writes to: role "live" is behind the alias, "rebuild" is being built beside it.', ['index', 'generation', 'role']);
@@ -249,7 +249,7 @@ export function renderMetrics(statuses: readonly IndexStatus[], extra: RenderMet
   }
   perIndex('gauge', 'sluice_rebuild_snapshot_documents', 'Documents the snapshot of a generation being rebuilt has written so far.', (s) => s.rebuild?.snapshotDocuments);
   perIndex('gauge', 'sluice_rebuild_snapshot_total_documents', 'Estimated root rows the snapshot of a generation being rebuilt reads.', (s) => s.rebuild?.snapshotTotalEstimate);
-  perIndex('gauge', 'sluice_rebuild_lag_seconds', 'Replication lag of a generation being rebuilt; it takes over once this is small.', (s) => s.rebuild?.lagSeconds);
+  perIndex('gauge', 'sluice_rebuild_lag_seconds', 'Replication lag of a generation being rebuilt; it takes over once this is small.', (s) => (s.rebuild === undefined ? undefined : currentLagSeconds(s.rebuild)));
   const phase = derived.gauge('sluice_phase', 'Current phase of the index sync (1 for the current phase, 0 for the others).', ['index', 'phase']);
   for (const status of all) {
     for (const p of PHASES) phase.set({ index: status.index, phase: p }, status.phase === p ? 1 : 0);

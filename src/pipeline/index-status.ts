@@ -16,6 +16,11 @@ export interface IndexStatus {
   documentsDeleted: number;
   /** Seconds from the commit of the newest applied transaction to its application (last batch). */
   lagSeconds?: number;
+  /**
+   * Commit time of the oldest transaction received and not yet applied, while there is one: a batch held up by the
+   * engine or PostgreSQL makes the index fall behind with no batch completing to say so (see currentLagSeconds).
+   */
+  unappliedSince?: string;
   lastAppliedLsn?: string;
   lastCommitTime?: string;
   /** WAL the slot holds back, in bytes (polled every few seconds while streaming). */
@@ -126,9 +131,21 @@ export function estimateSnapshot(documents: number, totalEstimate: number | unde
 }
 
 /** The status with throughput, and during a snapshot its share done and time left, as of `now`. */
+/**
+ * How far behind the index is now: the seconds since the commit of the oldest transaction received and not yet
+ * applied, when that is more than the last applied batch's lag. Undefined until the stream has applied a batch or
+ * idled (a lag from an earlier stream says nothing of this one), whatever is pending.
+ */
+export function currentLagSeconds(status: IndexStatus, now: number = Date.now()): number | undefined {
+  if (status.lagSeconds === undefined || status.unappliedSince === undefined) return status.lagSeconds;
+  return Math.max(status.lagSeconds, Math.round((now - Date.parse(status.unappliedSince)) / 10) / 100);
+}
+
 export function statusView(status: IndexStatus, now: number = Date.now()): IndexStatusView {
   sampleThroughput(status, now);
   const view: IndexStatusView = { ...status };
+  const lag = currentLagSeconds(status, now);
+  if (lag !== undefined) view.lagSeconds = lag;
   const rate = throughputOf(status);
   if (rate !== undefined) view.throughputDocsPerSecond = Math.round(rate * 10) / 10;
   if (status.phase === 'snapshot') {

@@ -237,6 +237,10 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
           { generation: plan.index, xids, waitedSeconds: Math.round(waitedMs / 1000) },
           'waiting for committed transactions to become visible before reading their documents (synchronous replication waiting for a standby?)',
         ),
+      onUnapplied: (oldest) => {
+        if (oldest === undefined) delete status.unappliedSince;
+        else status.unappliedSince = oldest.toISOString();
+      },
       onIdle: async () => {
         if (Date.now() - lastHeartbeat < options.heartbeatIntervalMs) return;
         lastHeartbeat = Date.now();
@@ -248,6 +252,7 @@ async function runWith(writer: ActionWriter, deps: IndexSyncDeps, options: Index
     failed = true;
     throw error;
   } finally {
+    delete status.unappliedSince;
     stopPolling.abort();
     await polling;
     // Closing a stream that failed can fail too (its walsender not gone yet): the first error is the one to report.

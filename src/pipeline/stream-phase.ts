@@ -38,6 +38,11 @@ export interface StreamPhaseOptions {
   /** After each applied batch: its size, and the commit times of its oldest and newest transaction (for lag). */
   onBatch?: (stats: { changes: number; transactions: number; indexed: number; deleted: number; lsn: bigint; oldestCommitTime?: Date; newestCommitTime?: Date }) => void;
   onIdle?: () => Promise<void>;
+  /**
+   * The commit time of the oldest transaction received and not yet applied (undefined: none), whenever it changes:
+   * how far behind the index is while a batch waits for the engine or PostgreSQL, when no batch completes to say so.
+   */
+  onUnapplied?: (oldest: Date | undefined) => void;
   /** A batch's transactions have been committed but invisible to other sessions for a while (synchronous replication). */
   onInvisible?: (xids: number[], waitedMs: number) => void;
   /** Buffering of transactions streamed before their commit (pgoutput v2). */
@@ -155,6 +160,19 @@ export async function runStreamPhase(
     return lsn;
   };
 
+  /** Per dispatched batch with changes, in order until it completes: its oldest commit time. */
+  const unapplied: Array<Date | undefined> = [];
+  /** The commit time of a streamed transaction being applied. */
+  let streamedSince: Date | undefined;
+  let reportedOldest: Date | undefined;
+  const reportUnapplied = () => {
+    let oldest = unapplied.find((time) => time !== undefined);
+    for (const time of [oldestCommitTime, streamedSince]) if (time !== undefined && (oldest === undefined || time < oldest)) oldest = time;
+    if (oldest === reportedOldest) return;
+    reportedOldest = oldest;
+    options.onUnapplied?.(oldest);
+  };
+
   let failure: { error: unknown } | undefined;
   /** Wakes the reader's wait for a message when a stage fails. */
   let wake: (() => void) | undefined;
@@ -244,6 +262,7 @@ export async function runStreamPhase(
     if (changes.length === 0 && ackLsn <= dispatchedLsn) {
       oldestCommitTime = undefined;
       transactions = 0;
+      reportUnapplied();
       return;
     }
     const rows = changes;
@@ -254,7 +273,11 @@ export async function runStreamPhase(
     oldestCommitTime = undefined;
     transactions = 0;
     if (ackLsn > dispatchedLsn) dispatchedLsn = ackLsn;
-    if (rows.length > 0) inFlight += 1;
+    if (rows.length > 0) {
+      inFlight += 1;
+      unapplied.push(batch.oldestCommitTime);
+    }
+    reportUnapplied();
     // The batch's roots are resolved and their documents read at once, while earlier batches are still being handed
     // to the writer: PostgreSQL builds documents while this process encodes and sends.
     // Documents are read from current rows only once every transaction of the batch is visible to the query.
@@ -287,7 +310,11 @@ export async function runStreamPhase(
       } catch (error) {
         fail(error);
       } finally {
-        if (rows.length > 0) inFlight -= 1;
+        if (rows.length > 0) {
+          inFlight -= 1;
+          unapplied.shift();
+          reportUnapplied();
+        }
         completed?.();
       }
     });
@@ -316,6 +343,8 @@ export async function runStreamPhase(
    */
   const applyStreamed = async (txn: CommittedTransaction, xid: number, commitLsn: bigint, endLsn: bigint, commitTime: Date, startLsn: bigint) => {
     dispatch();
+    streamedSince = commitTime;
+    reportUnapplied();
     await visible([xid]);
     replayFloor = startLsn;
     if (commitLsn > version) version = commitLsn;
@@ -339,6 +368,7 @@ export async function runStreamPhase(
     } finally {
       await txn.close();
     }
+    streamedSince = undefined;
     replayFloor = undefined;
     if (endLsn > lastCommitEnd) lastCommitEnd = endLsn;
     lastCommitTime = commitTime;
@@ -416,7 +446,10 @@ export async function runStreamPhase(
           inTransaction = false;
           lastCommitEnd = message.endLsn;
           lastCommitTime = message.commitTime;
-          oldestCommitTime ??= message.commitTime;
+          if (oldestCommitTime === undefined) {
+            oldestCommitTime = message.commitTime;
+            reportUnapplied();
+          }
           transactions += 1;
           if (changes.length >= options.batchSize) {
             dispatch();

@@ -1,6 +1,6 @@
 import { redact } from '../config/redact.js';
 import { METRICS_CONTENT_TYPE, renderMetrics, type SluiceMetrics } from '../observability/metrics.js';
-import { statusView, type IndexStatus } from '../pipeline/index-status.js';
+import { currentLagSeconds, statusView, type IndexStatus } from '../pipeline/index-status.js';
 
 /** What the routes read; the HTTP server supplies it on every request. */
 export interface RouteContext {
@@ -37,19 +37,17 @@ const ALLOWED = 'GET, HEAD';
  * not: the standby is doing its job, and an orchestrator that waits for a new process to be ready before stopping
  * the old one (a rolling update) would otherwise wait forever.
  */
-export function notReadyIndexes(statuses: readonly IndexStatus[], readyLagSeconds: number): NotReadyIndex[] {
+export function notReadyIndexes(statuses: readonly IndexStatus[], readyLagSeconds: number, now: number = Date.now()): NotReadyIndex[] {
   const out: NotReadyIndex[] = [];
   for (const s of statuses) {
     if (s.phase === 'standby') continue;
     if (s.phase !== 'streaming') {
       out.push({ index: s.index, phase: s.phase, reason: `phase is ${s.phase}, not streaming` });
-    } else if (s.lagSeconds !== undefined && !(s.lagSeconds <= readyLagSeconds)) {
-      out.push({
-        index: s.index,
-        phase: s.phase,
-        lagSeconds: s.lagSeconds,
-        reason: `lag ${String(s.lagSeconds)}s exceeds ${String(readyLagSeconds)}s`,
-      });
+    } else {
+      const lag = currentLagSeconds(s, now);
+      if (lag !== undefined && !(lag <= readyLagSeconds)) {
+        out.push({ index: s.index, phase: s.phase, lagSeconds: lag, reason: `lag ${String(lag)}s exceeds ${String(readyLagSeconds)}s` });
+      }
     }
   }
   return out;
@@ -86,7 +84,7 @@ function answer(path: string, ctx: RouteContext): RouteResponse {
       return json(200, { status: 'ok' });
     case '/readyz': {
       const statuses = ctx.statuses();
-      const notReady = notReadyIndexes(statuses, ctx.readyLagSeconds);
+      const notReady = notReadyIndexes(statuses, ctx.readyLagSeconds, ctx.now?.() ?? Date.now());
       if (notReady.length === 0) return json(200, { status: 'ready', indexes: statuses.map((s) => s.index) });
       return json(503, { status: 'not ready', readyLagSeconds: ctx.readyLagSeconds, notReady });
     }

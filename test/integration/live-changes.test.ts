@@ -126,6 +126,24 @@ describe('changes on every level of the book tree reach the index', () => {
     });
   });
 
+  it.runIf(!REAL_ENGINE_URL)("while the engine holds a batch up, /status and /metrics show the lag growing, not the last batch's", async () => {
+    const url = /"url":"(http:\/\/127\.0\.0\.1:\d+)"[^\n]*HTTP server listening/.exec(sluice.output())![1]!;
+    const lagOf = async () => ((await (await fetch(`${url}/status`)).json()) as { indexes: Array<{ lagSeconds?: number }> }).indexes[0]!.lagSeconds;
+    await change(`UPDATE book SET title = 'Applied at once' WHERE id = 3`);
+    engine.server!.faults.inject({ kind: 'delay', ms: 8000, method: 'POST', path: '_bulk$' });
+    await db.query(`UPDATE book SET title = 'Held up by the engine' WHERE id = 3`);
+    // The last applied batch's lag was a fraction of a second; the held one's grows by the second, while it is held.
+    const held = await waitFor('the lag of the held batch', async () => {
+      const lag = await lagOf();
+      return lag !== undefined && lag >= 2 ? lag : undefined;
+    });
+    expect(held).toBeLessThan(60);
+    expect((await allDocuments(engine.url, index)).get('3')).toMatchObject({ book_title: 'Applied at once' });
+    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(new RegExp(`^sluice_lag_seconds\\{index="${index}"\\} ([2-9]|\\d{2,})(\\.\\d+)?$`, 'm'));
+    await expectConverged(db.url, plan, engine.url);
+    await waitFor('the lag to fall back once applied', async () => ((await lagOf())! < 2 ? true : undefined));
+  });
+
   it.runIf(!REAL_ENGINE_URL)('a child change in a routed index asks the engine for no routing; a root change does', async () => {
     // The sync writes to the alias' physical generation, `<index>-<fingerprint>`.
     const routingLookups = () => engine.server!.requests.filter((r) => r.path.startsWith(`/${index}-`) && r.path.endsWith('/_search')).length;

@@ -220,6 +220,21 @@ describe('route', () => {
     ).toEqual(['a', 'b']);
   });
 
+  it('reports the lag of work received and not yet applied, which grows while a batch is held up', () => {
+    const t0 = Date.parse('2026-11-24T12:00:00Z');
+    // The last batch was applied 0.2 s after its commit; a transaction committed 30 s ago has waited since.
+    const held = status('books', { phase: 'streaming', lagSeconds: 0.2, unappliedSince: new Date(t0 - 30_000).toISOString() });
+    const at = (now: number) => ({ ...ctx([held]), readyLagSeconds: 5, now: () => now });
+    expect(route('GET', '/readyz', at(t0 - 29_000)).status).toBe(200);
+    const readyz = route('GET', '/readyz', at(t0));
+    expect(readyz.status).toBe(503);
+    expect(JSON.parse(readyz.body).notReady).toEqual([{ index: 'books', phase: 'streaming', lagSeconds: 30, reason: 'lag 30s exceeds 5s' }]);
+    expect((JSON.parse(route('GET', '/status', at(t0)).body) as { indexes: Array<{ lagSeconds: number }> }).indexes[0]!.lagSeconds).toBe(30);
+    // Nothing pending: the last batch's lag; no lag known yet (a stream that applied nothing): none, whatever waits.
+    expect(route('GET', '/readyz', { ...ctx([status('books', { phase: 'streaming', lagSeconds: 0.2 })]), readyLagSeconds: 5 }).status).toBe(200);
+    expect(notReadyIndexes([status('books', { phase: 'streaming', unappliedSince: new Date(t0 - 30_000).toISOString() })], 5, t0)).toEqual([]);
+  });
+
   it('counts an index another process owns (standby) as ready, so a rolling update can hand it over', () => {
     expect(notReadyIndexes([status('a', { phase: 'standby', owner: 'host:1:abc' })], 1)).toEqual([]);
     const both = ctx([status('a', { phase: 'standby', owner: 'host:1:abc' }), status('b', { phase: 'snapshot' })]);
