@@ -11,7 +11,7 @@
  */
 import type { Checkpoint, RebuildProgress } from '../checkpoint/checkpoint-store.js';
 import { toError } from '../errors/app-error.js';
-import { currentLagSeconds, newIndexStatus, type IndexStatus } from '../pipeline/index-status.js';
+import { knownLagSeconds, newIndexStatus, type IndexStatus } from '../pipeline/index-status.js';
 import { checkHistory, checkpointPosition } from '../pipeline/database-history.js';
 import { isRetryable, runIndexSync, type IndexSyncDeps, type IndexSyncLogger, type IndexSyncOptions, type IndexTarget } from '../pipeline/index-sync.js';
 import type { AliasSwap, NameState } from '../sink/elasticsearch/aliases.js';
@@ -216,7 +216,7 @@ class Epoch {
       await this.dropDueGenerations();
       // A live sync starting over (slot lost) has no position to hand over from: wait until it streams again.
       if (rebuild && rebuildStatus?.phase === 'streaming' && this.store.latest()?.snapshot?.complete) {
-        const lag = currentLagSeconds(rebuildStatus);
+        const lag = knownLagSeconds(rebuildStatus);
         const ahead = position(await deps.store.load(rebuild.slot)) >= position(this.store.latest());
         if (ahead || (lag !== undefined && lag <= options.catchUpLagSeconds)) return 'ready';
       }
@@ -317,7 +317,7 @@ class Epoch {
   private async serveWhenCaughtUp(): Promise<void> {
     const status = this.deps.status;
     // A known lag only (a batch or an idle heartbeat set it): a concrete index replaced here is gone for good.
-    const lag = currentLagSeconds(status);
+    const lag = knownLagSeconds(status);
     if (this.servedRight || status.phase !== 'streaming' || lag === undefined || lag > this.options.catchUpLagSeconds) return;
     await this.swapTo(this.fields.generation!);
     this.servedRight = true;

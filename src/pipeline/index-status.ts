@@ -133,12 +133,21 @@ export function estimateSnapshot(documents: number, totalEstimate: number | unde
 /** The status with throughput, and during a snapshot its share done and time left, as of `now`. */
 /**
  * How far behind the index is now: the seconds since the commit of the oldest transaction received and not yet
- * applied, when that is more than the last applied batch's lag. Undefined until the stream has applied a batch or
- * idled (a lag from an earlier stream says nothing of this one), whatever is pending.
+ * applied, when that is more than the last applied batch's lag (or there is none yet). Undefined while the stream
+ * has neither applied a batch nor received one.
  */
 export function currentLagSeconds(status: IndexStatus, now: number = Date.now()): number | undefined {
-  if (status.lagSeconds === undefined || status.unappliedSince === undefined) return status.lagSeconds;
-  return Math.max(status.lagSeconds, Math.round((now - Date.parse(status.unappliedSince)) / 10) / 100);
+  if (status.unappliedSince === undefined) return status.lagSeconds;
+  const pending = Math.max(0, Math.round((now - Date.parse(status.unappliedSince)) / 10) / 100);
+  return status.lagSeconds === undefined ? pending : Math.max(status.lagSeconds, pending);
+}
+
+/**
+ * The lag a generation hand-over may go by: only once this stream has applied a batch or idled. Work received first
+ * is no proof of being caught up: it can be the newest commit with a backlog still to come behind it.
+ */
+export function knownLagSeconds(status: IndexStatus, now: number = Date.now()): number | undefined {
+  return status.lagSeconds === undefined ? undefined : currentLagSeconds(status, now);
 }
 
 export function statusView(status: IndexStatus, now: number = Date.now()): IndexStatusView {

@@ -140,6 +140,8 @@ export async function runStreamPhase(
   };
   let lastCommitEnd = 0n;
   let lastCommitTime: Date | undefined;
+  /** The commit time of the transaction being read (its Begin carries it): its changes are pending from then on. */
+  let openCommitTime: Date | undefined;
   let oldestCommitTime: Date | undefined;
   let transactions = 0;
   /** Highest LSN handed to the pipeline for acknowledgement. */
@@ -162,12 +164,14 @@ export async function runStreamPhase(
 
   /** Per dispatched batch with changes, in order until it completes: its oldest commit time. */
   const unapplied: Array<Date | undefined> = [];
-  /** The commit time of a streamed transaction being applied. */
-  let streamedSince: Date | undefined;
+  /** The commit time of a streamed transaction, or of the transaction whose TRUNCATE is, being applied. */
+  let applyingSince: Date | undefined;
   let reportedOldest: Date | undefined;
+  /** The oldest commit time among the changes in hand: of committed transactions, else of the one being read. */
+  const inHandSince = (): Date | undefined => oldestCommitTime ?? (inTransaction && changes.length > 0 ? openCommitTime : undefined);
   const reportUnapplied = () => {
     let oldest = unapplied.find((time) => time !== undefined);
-    for (const time of [oldestCommitTime, streamedSince]) if (time !== undefined && (oldest === undefined || time < oldest)) oldest = time;
+    for (const time of [inHandSince(), applyingSince]) if (time !== undefined && (oldest === undefined || time < oldest)) oldest = time;
     if (oldest === reportedOldest) return;
     reportedOldest = oldest;
     options.onUnapplied?.(oldest);
@@ -267,7 +271,17 @@ export async function runStreamPhase(
     }
     const rows = changes;
     const xids = batchXids;
-    const batch: Dispatched = { changes: rows.length, transactions, version, ackLsn, oldestCommitTime, newestCommitTime: lastCommitTime };
+    // Changes of the transaction still being read are part of the batch (a batch ends at batchSize changes): its commit
+    // time, from its Begin, is the batch's newest, and the oldest when no transaction of the batch has committed yet.
+    const openInBatch = inTransaction && openCommitTime !== undefined && changes.length > 0;
+    const batch: Dispatched = {
+      changes: rows.length,
+      transactions,
+      version,
+      ackLsn,
+      oldestCommitTime: inHandSince(),
+      newestCommitTime: openInBatch ? openCommitTime : lastCommitTime,
+    };
     changes = [];
     batchXids = inTransaction && currentXid !== undefined ? [currentXid] : [];
     oldestCommitTime = undefined;
@@ -343,7 +357,7 @@ export async function runStreamPhase(
    */
   const applyStreamed = async (txn: CommittedTransaction, xid: number, commitLsn: bigint, endLsn: bigint, commitTime: Date, startLsn: bigint) => {
     dispatch();
-    streamedSince = commitTime;
+    applyingSince = commitTime;
     reportUnapplied();
     await visible([xid]);
     replayFloor = startLsn;
@@ -368,7 +382,7 @@ export async function runStreamPhase(
     } finally {
       await txn.close();
     }
-    streamedSince = undefined;
+    applyingSince = undefined;
     replayFloor = undefined;
     if (endLsn > lastCommitEnd) lastCommitEnd = endLsn;
     lastCommitTime = commitTime;
@@ -420,6 +434,7 @@ export async function runStreamPhase(
       switch (message.type) {
         case 'begin':
           inTransaction = true;
+          openCommitTime = message.commitTime;
           currentXid = message.xid;
           batchXids.push(message.xid);
           if (message.finalLsn > version) version = message.finalLsn;
@@ -431,11 +446,16 @@ export async function runStreamPhase(
           } else if (message.change.kind === 'truncate') {
             // Deletes or rebuilds everything: every earlier batch must be in the engine first.
             await finish();
+            applyingSince = openCommitTime;
+            reportUnapplied();
             if (currentXid !== undefined) await visible([currentXid]);
             await cover(version);
             await applyTruncate(plan, pool, writer, scanner, message.change, version, options.chunkSize, options.signal);
+            applyingSince = undefined;
+            reportUnapplied();
           } else {
             changes.push(message.change);
+            if (changes.length === 1 && oldestCommitTime === undefined) reportUnapplied();
             if (changes.length >= options.batchSize) {
               dispatch();
               await drain(maxInFlight);

@@ -90,6 +90,9 @@ export async function resolvePreferredTls(config: PostgresConfig, database: stri
   }
 }
 
+/** node-postgres's error when the server answers a TLS request with "no". */
+export const SERVER_WITHOUT_TLS = 'The server does not support SSL connections';
+
 /** SLUICE_QUERY_PROBE_SECONDS's default. */
 export const DEFAULT_QUERY_PROBE_MS = 30_000;
 
@@ -145,12 +148,13 @@ export function postgresError(error: unknown, doing: string, config: PostgresCon
   const hint = tls && e.code !== undefined ? ` (PG_SSLMODE=${config.sslMode ?? 'unset'}: check PG_SSLROOTCERT and, for verify-full, that PG_HOST is a name on the server's certificate)` : '';
   // prefer fell back to a plain login, which failed too: the answer over TLS may be the one that matters (a client
   // certificate refused, say), as libpq reports both.
-  const overTls = code === 'SRC_CONNECT' && config.preferredTls === false && config.preferredTlsRefusal !== undefined ? `; over TLS, tried first: ${config.preferredTlsRefusal}` : '';
+  const loginRefused = e.code === '28000' || e.code === '28P01';
+  const overTls = loginRefused && config.preferredTls === false && config.preferredTlsRefusal !== undefined ? `; over TLS, tried first: ${config.preferredTlsRefusal}` : '';
   return new AppError(code, `PostgreSQL ${where}: ${doing} failed: ${e.message ?? String(error)}${hint}${overTls}`, { cause: error, details: { pgCode: e.code } });
 }
 
 /** Certificate verification and TLS handshake failures (Node's codes), and a server without TLS: the connection failed, not a query. */
 function isTlsFailure(code: string | undefined, message: string | undefined): boolean {
   if (code !== undefined && /^ERR_(TLS|SSL)_|CERT|^UNABLE_TO_/.test(code)) return true;
-  return code === undefined && message === 'The server does not support SSL connections';
+  return code === undefined && message === SERVER_WITHOUT_TLS;
 }

@@ -230,9 +230,11 @@ describe('route', () => {
     expect(readyz.status).toBe(503);
     expect(JSON.parse(readyz.body).notReady).toEqual([{ index: 'books', phase: 'streaming', lagSeconds: 30, reason: 'lag 30s exceeds 5s' }]);
     expect((JSON.parse(route('GET', '/status', at(t0)).body) as { indexes: Array<{ lagSeconds: number }> }).indexes[0]!.lagSeconds).toBe(30);
-    // Nothing pending: the last batch's lag; no lag known yet (a stream that applied nothing): none, whatever waits.
+    // Nothing pending: the last batch's lag. A stream that has applied nothing yet (just restarted) and holds work
+    // received 30 s ago is 30 s behind too.
     expect(route('GET', '/readyz', { ...ctx([status('books', { phase: 'streaming', lagSeconds: 0.2 })]), readyLagSeconds: 5 }).status).toBe(200);
-    expect(notReadyIndexes([status('books', { phase: 'streaming', unappliedSince: new Date(t0 - 30_000).toISOString() })], 5, t0)).toEqual([]);
+    expect(notReadyIndexes([status('books', { phase: 'streaming', unappliedSince: new Date(t0 - 30_000).toISOString() })], 5, t0).map((n) => n.lagSeconds)).toEqual([30]);
+    expect(notReadyIndexes([status('books', { phase: 'streaming' })], 5, t0)).toEqual([]);
   });
 
   it('counts an index another process owns (standby) as ready, so a rolling update can hand it over', () => {
