@@ -47,6 +47,13 @@ export function startSluice(args: string[], env: Record<string, string>): Runnin
   };
 }
 
+/** Stops a test's `sluice run` (if it started), printing its output when it did not exit 0 or SHOW_SLUICE_OUTPUT is set. */
+export async function stopShowingOutput(sluice: RunningSluice | undefined): Promise<void> {
+  if (sluice === undefined) return;
+  const code = await sluice.stop();
+  if (code !== 0 || process.env.SHOW_SLUICE_OUTPUT) console.log(sluice.output());
+}
+
 /** A JSON log line of a Sluice process. */
 export interface LogLine {
   msg?: string;

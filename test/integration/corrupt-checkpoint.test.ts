@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { slotNameFor } from '../../src/source/postgres/replication-slot.js';
 import { allDocuments, engineForTest, type EngineUnderTest } from '../helpers/engine.js';
-import { logLines, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
+import { logLines, startSluice, waitFor, type RunningSluice, stopShowingOutput } from '../helpers/live-sluice.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
 
@@ -35,8 +35,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const code = await sluice?.stop();
-  if ((code !== undefined && code !== 0) || process.env.SHOW_SLUICE_OUTPUT) console.log(sluice?.output());
+  await stopShowingOutput(sluice);
   await engine?.close();
   await db?.drop();
   rmSync(work, { recursive: true, force: true });

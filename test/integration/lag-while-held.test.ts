@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EntryPlan } from '../../src/schema/sync-plan.js';
 import { allDocuments, engineForTest, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
 import { compileAgainst } from '../helpers/fixtures.js';
-import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
+import { expectConverged, startSluice, waitFor, type RunningSluice, stopShowingOutput } from '../helpers/live-sluice.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
 
@@ -37,8 +37,7 @@ describe.runIf(!REAL_ENGINE_URL)('lag while a batch is held up', () => {
   });
 
   afterAll(async () => {
-    const code = await sluice?.stop();
-    if ((code !== undefined && code !== 0) || process.env.SHOW_SLUICE_OUTPUT) console.log(sluice?.output());
+    await stopShowingOutput(sluice);
     await engine?.close();
     await db?.drop();
     rmSync(work, { recursive: true, force: true });

@@ -13,7 +13,7 @@ import type { Checkpoint } from '../../src/checkpoint/checkpoint-store.js';
 import { parseLsn } from '../../src/source/postgres/lsn.js';
 import { slotNameFor } from '../../src/source/postgres/replication-slot.js';
 import { allDocuments, engineCall, engineForTest, REAL_ENGINE_URL, type EngineUnderTest } from '../helpers/engine.js';
-import { startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
+import { startSluice, waitFor, type RunningSluice, stopShowingOutput } from '../helpers/live-sluice.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
 
@@ -85,8 +85,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const code = await sluice?.stop();
-  if ((code !== undefined && code !== 0) || process.env.SHOW_SLUICE_OUTPUT) console.log(sluice?.output());
+  await stopShowingOutput(sluice);
   await engine?.close();
   await db?.drop();
   if (work) rmSync(work, { recursive: true, force: true });
