@@ -2,7 +2,7 @@
 export const EXIT_CODES = {
   /** The command did what it was asked. */
   ok: 0,
-  /** A runtime failure: PostgreSQL, the search engine or a store failed or stayed unreachable. */
+  /** A runtime failure: PostgreSQL, the search engine or a store failed or stayed unreachable, or the HTTP port could not be bound. */
   failure: 1,
   /** Wrong command line: unknown command or flag, missing argument. */
   usage: 2,
@@ -16,7 +16,8 @@ export const EXIT_CODES = {
 
 export const EXIT_CODES_HELP = `Exit codes:
   0    success
-  1    runtime failure (PostgreSQL, search engine or store failed or unreachable)
+  1    runtime failure (PostgreSQL, search engine or store failed or unreachable;
+       HTTP port not bindable)
   2    usage error (unknown command or flag, missing argument)
   3    invalid configuration or schema.json (every problem is listed with its location)
   4    drift: \`sluice verify\` found documents missing, different or extra in the index
