@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import type { RowChange, RowValues } from '../source/change-source.js';
 import { tableKey, type ChangeRoutes, type RowLookup, type TableRoute } from '../transform/change-routes.js';
-import { buildDocumentQuery, routingExpression } from '../transform/document-query.js';
+import { buildDocumentQuery, routingExpression, storedRouting } from '../transform/document-query.js';
 import { qualified, quoteIdent } from '../transform/sql.js';
 import type { StoredCopy } from '../sink/elasticsearch/document-scan.js';
 import type { ActionWriter } from './full-sync.js';
@@ -167,7 +167,9 @@ export async function buildChanges(plan: EntryPlan, routes: ChangeRoutes, pool: 
 
 async function readDocuments(plan: EntryPlan, pool: pg.Pool, keys: string[][]): Promise<DocumentRow[]> {
   const query = buildDocumentQuery(plan, { kind: 'keys', keys });
-  return (await pool.query<DocumentRow>({ text: query.text, values: query.values, rowMode: 'array' })).rows;
+  const { rows } = await pool.query<DocumentRow>({ text: query.text, values: query.values, rowMode: 'array' });
+  for (const row of rows) row[1] = storedRouting(row[1]);
+  return rows;
 }
 
 /**

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import type { BulkAction } from '../sink/document-sink.js';
-import { buildDocumentQuery, buildKeyBoundaryQuery } from '../transform/document-query.js';
+import { buildDocumentQuery, buildKeyBoundaryQuery, storedRouting } from '../transform/document-query.js';
 import { quoteLiteral } from '../transform/sql.js';
 
 /** Where the documents go: the bulk writer (buffers with backpressure; flush makes everything durable). */
@@ -100,7 +100,7 @@ async function syncChunk(plan: EntryPlan, pool: pg.Pool, writer: ActionWriter, r
       index: plan.index,
       id,
       source,
-      ...(routing !== null ? { routing } : {}),
+      ...(storedRouting(routing) !== null ? { routing: routing! } : {}),
       ...(plan.pipeline ? { pipeline: plan.pipeline } : {}),
       ...(options.version !== undefined ? { version: options.version } : {}),
       position,

@@ -52,7 +52,16 @@ export function routingExpression(plan: EntryPlan, alias: string): string | unde
   if (plan.routing === undefined) return undefined;
   // The generator's aliases all end in a number, so they never clash with the caller's.
   const field = nodeObject(plan.root, alias, new AliasGenerator()).fields.get(plan.routing);
-  return field === undefined ? 'NULL::text' : asText(field);
+  return field === undefined ? 'NULL::text' : `NULLIF(${asText(field)}, '')`;
+}
+
+/**
+ * A document query's `_routing` as the engine stores it: Elasticsearch and OpenSearch take an empty routing for none
+ * (the document goes where its id picks), so an empty value is no routing wherever Sluice sends or compares one.
+ * Done here rather than in the query, whose text is part of the generation fingerprint.
+ */
+export function storedRouting(routing: string | null): string | null {
+  return routing === '' ? null : routing;
 }
 
 /**

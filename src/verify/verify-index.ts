@@ -7,7 +7,7 @@ import type pg from 'pg';
 import type { ActionWriter } from '../pipeline/full-sync.js';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import { parseLsn } from '../source/postgres/lsn.js';
-import { buildDocumentQuery, buildKeyBoundaryQuery } from '../transform/document-query.js';
+import { buildDocumentQuery, buildKeyBoundaryQuery, storedRouting } from '../transform/document-query.js';
 import { qualified, quoteIdent } from '../transform/sql.js';
 import { contentHash, parseExactJson, type JsonValue } from './canonical-json.js';
 
@@ -109,7 +109,7 @@ export async function verifyIndex(plan: EntryPlan, pool: pg.Pool, engine: Verify
     }
     for (const [id, routing, source] of rows) {
       const copies = stored.get(id) ?? [];
-      const expectedRouting = routing ?? undefined;
+      const expectedRouting = storedRouting(routing) ?? undefined;
       const hash = report.contentCompared ? contentHash(parseExactJson(source)) : '';
       const same = (copy: EngineDocument) => copy.routing === expectedRouting && (!report.contentCompared || contentHash(copy.source) === hash);
       if (copies.length === 1 && same(copies[0]!)) continue;

@@ -84,7 +84,7 @@ function findDoc(req: Req, indexName: string, id: string, realtime: boolean, rou
   return { index: index.name, doc };
 }
 
-const routingParam = (req: Req): string | undefined => req.query.get('routing') ?? undefined;
+const routingParam = (req: Req): string | undefined => req.query.get('routing') || undefined;
 
 function renderGet(req: Req, index: string, id: string, doc: Doc | undefined, filter: SourceFilter): string {
   const head: Record<string, unknown> = { _index: index };

@@ -143,7 +143,9 @@ function writeBlock(index: IndexState, op: WriteOp['op']): { status: number; tex
 }
 
 /** Index, create, update or delete one document, like a primary shard does. */
-export function executeWrite(engine: EngineState, op: WriteOp): WriteOutcome {
+export function executeWrite(engine: EngineState, given: WriteOp): WriteOutcome {
+  // The engines' request classes take an empty routing for none: the id then picks the shard.
+  const op = given.routing === '' ? { ...given, routing: undefined } : given;
   let index: IndexState;
   try {
     index = engine.store.resolveWrite(op.index, op.op !== 'delete' || isExternal(op));

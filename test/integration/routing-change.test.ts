@@ -10,7 +10,7 @@ import type { EntryPlan } from '../../src/schema/sync-plan.js';
 import { shardFor } from '../es-server/routing.js';
 import { allDocuments, engineCall, engineForTest, type EngineUnderTest } from '../helpers/engine.js';
 import { buildDocuments, compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
-import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
+import { expectConverged, logLines, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
 
@@ -238,5 +238,31 @@ describe('a root whose routing value is null (routing not required)', () => {
     await db.query(`DELETE FROM memo WHERE id = 1`);
     await settle([]);
     if (engine.server) expect(engine.server.store.copies(memoIndex, '1')).toEqual([]);
+  });
+
+  it('an empty routing value is no routing, as the engines store it: updates and a start-over keep the document', async () => {
+    const memo2 = async () => (await allDocuments(engine.url, memoIndex)).get('2') as { body?: string } | undefined;
+    await db.query(`INSERT INTO memo VALUES (2, '', 'empty owner')`);
+    await waitFor('memo 2', async () => ((await memo2())?.body === 'empty owner' ? true : undefined));
+    expect(await copiesOf(['2'], undefined, memoIndex)).toEqual([{ id: '2' }]);
+    // Compared with the engine's answer (no routing), '' was read as another routing: each change deleted the copy
+    // before writing it again.
+    await db.query(`UPDATE memo SET body = 'updated' WHERE id = 2`);
+    await db.query(`INSERT INTO memo VALUES (3, 'carol', 'marker')`);
+    await waitFor('memo 3', async () => ((await allDocuments(engine.url, memoIndex)).has('3') ? true : undefined));
+    expect(await memo2()).toMatchObject({ body: 'updated' });
+    // A start-over sweeps copies under a routing their row no longer has: this one is where it belongs.
+    expect(await sluice.stop()).toBe(0);
+    const reset = await runCli(['-c', schemaPath, 'reset', memoIndex], env);
+    expect(reset.code, reset.stderr).toBe(0);
+    sluice = startSluice(['-c', schemaPath], env);
+    await waitFor('the memo index synced again', async () =>
+      logLines(sluice.output()).some((l) => l.msg === 'snapshot finished; streaming' && String(l.generation).startsWith(`${memoIndex}-`)) ? true : undefined,
+    );
+    expect(await copiesOf(['2'], undefined, memoIndex)).toEqual([{ id: '2' }]);
+    expect(await memo2()).toMatchObject({ body: 'updated' });
+    // The sweep took the copy for one under another routing ('' against none), deleted it and counted it misrouted.
+    const misrouted = logLines(sluice.output()).filter((l) => String(l.msg).startsWith('deleted copies stored under a routing') && String(l.generation).startsWith(`${memoIndex}-`));
+    expect(misrouted).toEqual([]);
   });
 });

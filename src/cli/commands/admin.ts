@@ -1,7 +1,7 @@
 import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
 import { AppError } from '../../errors/app-error.js';
 import { dropSlot, slotInfo, slotNameFor } from '../../source/postgres/replication-slot.js';
-import { buildDocumentQuery } from '../../transform/document-query.js';
+import { buildDocumentQuery, storedRouting } from '../../transform/document-query.js';
 import { EntryCheckpointStore } from '../../lifecycle/entry-checkpoint-store.js';
 import { rebuildSlotName, reindexRequestName } from '../../lifecycle/generation-names.js';
 import { leaseHolderName } from '../../lifecycle/ownership-lease.js';
@@ -30,7 +30,7 @@ export async function previewCommand(flags: GlobalFlags & { sql?: boolean }, ind
       process.stderr.write(`no root row of ${plan.root.schema}.${plan.root.table} has id "${id}": no document\n`);
       return EXIT_CODES.failure;
     }
-    out.write(`${JSON.stringify({ _index: plan.index, _id: row._id, ...(row._routing !== null ? { _routing: row._routing } : {}), _source: JSON.parse(row._source) as unknown }, null, 2)}\n`);
+    out.write(`${JSON.stringify({ _index: plan.index, _id: row._id, ...(storedRouting(row._routing) !== null ? { _routing: row._routing } : {}), _source: JSON.parse(row._source) as unknown }, null, 2)}\n`);
     return EXIT_CODES.ok;
   } finally {
     await prepared.close();
