@@ -97,6 +97,7 @@ function compileNode(
     ...(relation.kind === 'table' || relation.kind === 'partitioned table' ? {} : { relationKind: relation.kind }),
     ...(generatedLinks.length > 0 ? { generatedLinks } : {}),
     primaryKeyTypes: Object.fromEntries(primaryKey.map((c) => [c, relation.columns.get(c)?.type ?? 'text'])),
+    ...underlyingKeyTypes(primaryKey, relation),
     columns,
     children,
     relationship,
@@ -106,6 +107,14 @@ function compileNode(
 }
 
 /** The key columns in the order of the table's primary-key index (as declared for `primary_key`). */
+function underlyingKeyTypes(primaryKey: string[], relation: RelationInfo): { primaryKeyUnderlyingTypes?: Record<string, string> } {
+  const entries = primaryKey.flatMap((c) => {
+    const underlying = relation.columns.get(c)?.underlyingType;
+    return underlying === undefined ? [] : [[c, underlying] as const];
+  });
+  return entries.length === 0 ? {} : { primaryKeyUnderlyingTypes: Object.fromEntries(entries) };
+}
+
 function resolvePrimaryKey(spec: NodeSpec, relation: RelationInfo, problems: ProblemList): string[] | undefined {
   if (relation.primaryKey.length > 0) {
     if (spec.primaryKey && spec.primaryKey.join() !== relation.primaryKey.join()) {

@@ -68,6 +68,8 @@ export interface PlanNode {
   generatedLinks?: string[];
   /** format_type() of each primary-key column, for casting key parameters. */
   primaryKeyTypes: Record<string, string>;
+  /** Where a primary-key column is of a domain: format_type() of the type under it, whose text cast the domain uses. */
+  primaryKeyUnderlyingTypes?: Record<string, string>;
   columns: PlanColumn[];
   children: PlanNode[];
   relationship?: PlanRelationship;

@@ -78,11 +78,13 @@ export function compileChangeRoutes(plan: EntryPlan): ChangeRoutes {
   const root = plan.root;
   const rootAlias = 'r';
   const keyTypes = root.primaryKey.map((c) => root.primaryKeyTypes[c] ?? 'text');
+  // A domain's text cast is its underlying type's: a domain over boolean is as much in need as boolean itself.
+  const castTypes = root.primaryKey.map((c, i) => root.primaryKeyUnderlyingTypes?.[c] ?? keyTypes[i]!);
   add(root.schema, root.table, {
     isRoot: true,
     valueColumns: root.primaryKey,
     rootKeysQuery: (tuples) => ({ text: '', values: tuples }),
-    ...(keyTypes.some((t) => KEY_TYPES_WITH_OWN_TEXT.test(t))
+    ...(castTypes.some((t) => KEY_TYPES_WITH_OWN_TEXT.test(t))
       ? {
           keyTextQuery: (tuples: string[][]) => ({
             text:

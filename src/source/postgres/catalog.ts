@@ -14,6 +14,8 @@ export interface ColumnInfo {
   name: string;
   /** format_type() output, usable in casts: `integer`, `character varying(20)`, `text[]`. */
   type: string;
+  /** For a domain, format_type() of the type under it (through nested domains), whose casts the domain's are; else `type`. */
+  underlyingType?: string;
   /** pg_type.typname of the column, or of the element for arrays: `int4`, `bytea`, `jsonb`. */
   baseTypeName: string;
   isArray: boolean;
@@ -50,9 +52,17 @@ export async function readCatalog(client: pg.ClientBase): Promise<Catalog> {
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')`,
   );
-  const columnRows = await client.query<{ attrelid: number; attname: string; type: string; typname: string; is_array: boolean; category: string; generated: boolean }>(
+  const columnRows = await client.query<{ attrelid: number; attname: string; type: string; underlying: string | null; typname: string; is_array: boolean; category: string; generated: boolean }>(
     // attgenerated exists from PostgreSQL 12; read through to_jsonb so one query works on every version.
     `SELECT a.attrelid::int AS attrelid, a.attname, format_type(a.atttypid, a.atttypmod) AS type,
+            CASE WHEN t.typtype = 'd' THEN (
+              WITH RECURSIVE base(oid, typmod, typtype, depth) AS (
+                SELECT t.typbasetype, t.typtypmod, b.typtype, 1 FROM pg_type b WHERE b.oid = t.typbasetype
+                UNION ALL
+                SELECT d.typbasetype, d.typtypmod, b.typtype, base.depth + 1
+                  FROM base JOIN pg_type d ON d.oid = base.oid JOIN pg_type b ON b.oid = d.typbasetype
+                 WHERE base.typtype = 'd' AND base.depth < 10)
+              SELECT format_type(oid, typmod) FROM base ORDER BY depth DESC LIMIT 1) END AS underlying,
             coalesce(et.typname, t.typname) AS typname, et.oid IS NOT NULL AS is_array,
             coalesce(et.typcategory, t.typcategory)::text AS category,
             coalesce(to_jsonb(a) ->> 'attgenerated', '') IN ('s', 'v') AS generated
@@ -86,6 +96,7 @@ export async function readCatalog(client: pg.ClientBase): Promise<Catalog> {
     byOid.get(row.attrelid)?.columns.set(row.attname, {
       name: row.attname,
       type: row.type,
+      ...(row.underlying !== null ? { underlyingType: row.underlying } : {}),
       baseTypeName: row.typname,
       isArray: row.is_array,
       category: row.category,
