@@ -44,12 +44,13 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
     throw error;
   });
   // Per database, beside the snapshot pool of prepareEntries: the streams' document queries must not wait behind
-  // chunk queries of seconds (another index's snapshot, a rebuild's). One connection per index, and one spare.
+  // chunk queries of seconds (another index's snapshot, a rebuild's). Two connections per index (a rebuild streams
+  // beside the live generation), and one spare; pg opens them only as they are needed.
   const changePools = new Map<string, pg.Pool>();
   for (const plan of prepared.plans) {
     if (changePools.has(plan.database)) continue;
     const indexes = prepared.plans.filter((p) => p.database === plan.database).length;
-    changePools.set(plan.database, createPool(config.postgres, plan.database, indexes + 1));
+    changePools.set(plan.database, createPool(config.postgres, plan.database, 2 * indexes + 1));
   }
   const statuses = prepared.plans.map((plan) => newIndexStatus(plan.index));
   const metrics = new SluiceMetrics();
