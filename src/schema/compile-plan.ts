@@ -167,13 +167,17 @@ interface NamedRelation {
   relation: RelationInfo;
 }
 
-/** The node's key columns and the join columns of its relationship that are generated, as `schema.table.column`. */
+/**
+ * The root's key columns and the join columns of a relationship that are generated, as `schema.table.column`. A child's
+ * or through table's own key is not among them: changes reach documents through join columns (old ones from
+ * REPLICA IDENTITY FULL), never through those keys.
+ */
 function generatedLinkColumns(catalog: Catalog, node: NamedRelation, primaryKey: string[], relationship: PlanNode['relationship'], parent: NamedRelation | undefined): string[] {
   const found: string[] = [];
   const check = (side: NamedRelation | undefined, columns: string[]) => {
     for (const column of columns) if (side?.relation.columns.get(column)?.generated === true) found.push(`${side.schema}.${side.table}.${column}`);
   };
-  check(node, primaryKey);
+  if (parent === undefined) check(node, primaryKey);
   if (relationship?.join) {
     check(node, relationship.join.childColumns);
     check(parent, relationship.join.parentColumns);
@@ -182,7 +186,7 @@ function generatedLinkColumns(catalog: Catalog, node: NamedRelation, primaryKey:
   if (through) {
     const relation = catalog.relation(through.schema, through.table);
     const side = relation && { schema: through.schema, table: through.table, relation };
-    check(side, [...through.primaryKey, ...through.parentJoin.childColumns, ...through.childJoin.parentColumns]);
+    check(side, [...through.parentJoin.childColumns, ...through.childJoin.parentColumns]);
     check(parent, through.parentJoin.parentColumns);
     check(node, through.childJoin.childColumns);
   }

@@ -150,6 +150,13 @@ describe('bad input gets a clear error and writes nothing', () => {
     expect(bootstrap.stderr).toContain('error at $[0].nodes.children[0]: public.post_comment.post_id is a generated column that keys or joins this node');
     const once = await runCli(['-c', path, 'sync', '--once'], env);
     expect(once.code, once.stderr).toBe(0);
+    // A child's own key may be generated: changes reach the post through post_ref, which the WAL carries.
+    await db.query(`CREATE TABLE post_tag (n int, label text, id text GENERATED ALWAYS AS (label || '#' || n) STORED PRIMARY KEY, post_ref int REFERENCES post)`);
+    const keyed = writeSchema('generated-key.json', [
+      { database: db.name, index: 'tagged_posts', nodes: { table: 'post', columns: ['id', 'title'], children: [{ table: 'post_tag', columns: ['label'], relationship: { type: 'one_to_many', variant: 'object' } }] } },
+    ]);
+    const printed = await runCli(['-c', keyed, 'bootstrap', '--print-sql'], env);
+    expect(printed.code, printed.stderr).toBe(0);
   });
 
   it('invalid settings: exit 3 naming each variable; a missing schema file: exit 3', async () => {
