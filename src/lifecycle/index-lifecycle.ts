@@ -131,7 +131,7 @@ class Epoch {
       // Nothing answers searches yet: the new generation serves from its first document, as a plain index would.
       await deps.target.ensureIndex({ ...deps.plan, index: live });
       this.stillOwner();
-      await deps.target.swapAlias({ alias: this.index, to: live, from: [] });
+      await deps.target.swapAlias({ alias: this.index, to: live, from: [], signal: this.options.signal });
       this.servedRight = true;
     } else {
       this.servedRight = serving.kind === 'index' ? live === this.index : serving.indices.length === 1 && serving.indices[0] === live;
@@ -342,7 +342,7 @@ class Epoch {
     // with refresh_interval -1) made visible.
     await target.refresh(generation);
     this.stillOwner();
-    await target.swapAlias({ alias: this.index, to: generation, from: serving.kind === 'alias' ? serving.indices : [], replaceIndex: serving.kind === 'index' });
+    await target.swapAlias({ alias: this.index, to: generation, from: serving.kind === 'alias' ? serving.indices : [], replaceIndex: serving.kind === 'index', signal: this.options.signal });
     logger.info(
       { index: this.index, generation, replaced: serving.kind === 'index' ? `index ${this.index}` : previous, dropAfter: previous.length > 0 ? dropAfter : undefined },
       serving.kind === 'index' ? 'alias replaced the concrete index: searches now read the new generation' : 'alias swapped: searches now read the new generation',

@@ -126,6 +126,12 @@ describe.each(targets)('sink basics against $name', (target) => {
       expect(moved.status).toBe(200);
       await sink.swapAlias({ alias, to: c, from: [a] });
       expect(await sink.resolveName(alias)).toEqual({ kind: 'alias', indices: [c] });
+      // A process that has lost the index meanwhile (its signal aborted) must not redo the swap: the index on the
+      // alias it did not expect is the new owner's, which it would take away.
+      const lost = new AbortController();
+      lost.abort(new Error('lease lost'));
+      await expect(sink.swapAlias({ alias, to: a, from: [b], signal: lost.signal })).rejects.toThrow('lease lost');
+      expect(await sink.resolveName(alias)).toEqual({ kind: 'alias', indices: [a, c] });
     } finally {
       for (const name of [a, b, c]) await sink.deleteIndex(name).catch(() => undefined);
     }

@@ -31,6 +31,11 @@ export interface AliasSwap {
   from: string[];
   /** A concrete index named like the alias, deleted in the same request (adoption of a pre-alias deployment). */
   replaceIndex?: boolean;
+  /**
+   * Aborted when this process no longer owns the index: a swap redone after that would undo the new owner's, so none
+   * is. (The first request is the caller's to guard.)
+   */
+  signal?: AbortSignal;
 }
 
 /** Swaps tried when the alias turns out to have moved meanwhile (another hand on it) before giving up. */
@@ -58,8 +63,11 @@ export async function swapAlias(client: EngineClient, swap: AliasSwap): Promise<
     const others = now.kind === 'alias' ? now.indices.filter((index) => index !== swap.to) : [];
     if (now.kind === 'alias' && now.indices.includes(swap.to) && others.length === 0) return;
     if (attempt >= SWAP_ATTEMPTS) {
-      throw new AppError('SNK_REQUEST', `pointing alias "${swap.alias}" at "${swap.to}" alone: it is on ${describeName(now)} after ${attempt} swaps (something else moves it)`);
+      // Waited out and tried again from the start, as an engine that keeps failing is: another writer of the alias
+      // (an outside script, a process that has not noticed it lost the index) may stop.
+      throw new AppError('SNK_UNAVAILABLE', `pointing alias "${swap.alias}" at "${swap.to}" alone: it is on ${describeName(now)} after ${attempt} swaps (something else moves it)`);
     }
+    swap.signal?.throwIfAborted();
     from = others;
     replaceIndex = now.kind === 'index';
   }
