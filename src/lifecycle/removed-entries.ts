@@ -22,24 +22,35 @@ export async function dropRemovedEntries(pool: pg.Pool, store: CheckpointStore, 
   const dropped: string[] = [];
   for (const { slot_name: slot } of rows) {
     if (currentSlots.has(slot) || [...currentSlots].some((current) => rebuildSlotName(current) === slot)) continue;
-    const checkpoint = await store.load(slot);
-    if (checkpoint?.generation === undefined || checkpoint.slot !== slot) continue;
-    const lease = await store.claimLease(slot, holder, REMOVAL_LEASE_MS);
-    if (lease.owner !== holder) {
-      logger.info({ slot, owner: lease.owner }, 'schema entry removed from schema.json but still owned by another process: left to it');
-      continue;
-    }
-    try {
-      for (const name of [slot, rebuildSlotName(slot)]) await dropSlot(pool, name);
-      for (const name of [slot, rebuildSlotName(slot), reindexRequestName(slot)]) await store.remove(name, { lease: slot, holder });
-    } finally {
-      await store.releaseLease(slot, holder);
-    }
-    logger.warn(
-      { slot, generation: checkpoint.generation, rebuild: checkpoint.rebuild?.generation },
-      'schema entry removed from schema.json: dropped its replication slot and checkpoint; its index is left in place (delete it when nothing searches it any more)',
-    );
-    dropped.push(slot);
+    // A slot whose record cannot be read (corrupt, or the store unreachable) is left alone: an entry that is gone
+    // must not stop the ones that are there (`sluice reset` cannot name it any more; the message says where it is).
+    const removed = await dropRemovedEntry(pool, store, slot, logger, holder).catch((error: unknown) => {
+      logger.warn({ slot, err: error instanceof Error ? error.message : String(error) }, 'could not check a replication slot Sluice may have left behind for a removed schema entry: left in place');
+      return false;
+    });
+    if (removed) dropped.push(slot);
   }
   return dropped;
+}
+
+/** Drops one removed entry's slots and records; false when the slot is not such an entry's, or another process has it. */
+async function dropRemovedEntry(pool: pg.Pool, store: CheckpointStore, slot: string, logger: IndexSyncLogger, holder: string): Promise<boolean> {
+  const checkpoint = await store.load(slot);
+  if (checkpoint?.generation === undefined || checkpoint.slot !== slot) return false;
+  const lease = await store.claimLease(slot, holder, REMOVAL_LEASE_MS);
+  if (lease.owner !== holder) {
+    logger.info({ slot, owner: lease.owner }, 'schema entry removed from schema.json but still owned by another process: left to it');
+    return false;
+  }
+  try {
+    for (const name of [slot, rebuildSlotName(slot)]) await dropSlot(pool, name);
+    for (const name of [slot, rebuildSlotName(slot), reindexRequestName(slot)]) await store.remove(name, { lease: slot, holder });
+  } finally {
+    await store.releaseLease(slot, holder);
+  }
+  logger.warn(
+    { slot, generation: checkpoint.generation, rebuild: checkpoint.rebuild?.generation },
+    'schema entry removed from schema.json: dropped its replication slot and checkpoint; its index is left in place (delete it when nothing searches it any more)',
+  );
+  return true;
 }

@@ -89,4 +89,22 @@ describe('an unreadable checkpoint', () => {
     await db.query(`INSERT INTO lamp VALUES (22, 'streamed again')`);
     await until('lamps', 22);
   });
+
+  it('of an entry removed from schema.json does not stop the start: its slot is left in place, with a warning', async () => {
+    expect(await sluice?.stop()).toBe(0);
+    sluice = undefined;
+    // What an entry "desks" of an earlier schema.json left: its slot, and a checkpoint now unreadable.
+    const gone = slotNameFor(db.name, 'desks');
+    await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [gone]);
+    const file = join(work, `.${gone}.sluice.json`);
+    writeFileSync(file, readFileSync(join(work, `.${slotNameFor(db.name, 'lamps')}.sluice.json`), 'utf8').replace(/"slot":"[^"]*"/, `"slot":"${gone}"`).replace(/"updatedAt":"[^"]*"/, '"updatedAt":17'));
+    const running = startSluice(['-c', schemaPath], env);
+    sluice = running;
+    await db.query(`INSERT INTO shelf VALUES (22, 'despite the leftover')`);
+    await until('shelfs', 22);
+    const warned = logLines(running.output()).find((l) => l.slot === gone && String(l.msg).startsWith('could not check a replication slot'));
+    expect(warned?.err).toContain(file);
+    expect((await db.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE slot_name = $1`, [gone])).rows[0].n).toBe(1);
+    await db.query(`SELECT pg_drop_replication_slot($1)`, [gone]);
+  });
 });
