@@ -360,8 +360,9 @@ function isWrongType(error: unknown): boolean {
 function unavailable(where: string, doing: string, error: unknown, secrets: string[]): AppError {
   const e = error as { message?: string; name?: string; code?: string };
   const message = redact(`${where}: ${doing} failed: ${e.message ?? String(error)}`, secrets);
-  // An ACL refusal does not pass by waiting: said at once, with what to grant, instead of retried for good.
-  if (/^NOPERM/.test(e.message ?? '')) {
+  // An ACL refusal does not pass by waiting: said at once, with what to grant, instead of retried for good. A command
+  // refused inside a script (the leases' Lua) is answered in other words than NOPERM.
+  if (/^NOPERM|can't run this command or subcommand|ACL failure in script/.test(e.message ?? '')) {
     return new AppError('CKP_UNAVAILABLE', `${message}. The Redis user needs ${REQUIRED_ACL} (README, Redis)`, { details: { redisError: 'NOPERM', retryable: false } });
   }
   return new AppError('CKP_UNAVAILABLE', message, { details: { redisError: e.code ?? e.name } });

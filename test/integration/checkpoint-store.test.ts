@@ -340,6 +340,20 @@ describe('Redis checkpoint store', () => {
     } finally {
       await partial.close();
     }
+
+    // The grant without +set: refused inside the lease script, where Redis does not answer NOPERM.
+    const admin2 = new Redis({ host: server.host, port: server.port });
+    await admin2.call('ACL', 'SETUSER', 'sluice_noset', 'on', '>noset-sekret-4', ...REQUIRED_ACL.split(' ').filter((part) => part !== '+set'));
+    admin2.disconnect();
+    const noSet = await open('sluice_noset', 'noset-sekret-4');
+    try {
+      const error = await failure(noSet.claimLease(unique('acl'), holder, 10_000));
+      expect(error.code).toBe('CKP_UNAVAILABLE');
+      expect(error.message).toContain('+set');
+      expect(isRetryable(error)).toBe(false);
+    } finally {
+      await noSet.close();
+    }
   });
 
   it('reads the eviction policy and the append-only setting from INFO where CONFIG is forbidden (managed Redis)', async () => {
