@@ -240,9 +240,11 @@ export class PostgresCheckpointStore implements CheckpointStore {
       } catch (error) {
         if (error instanceof AppError) throw error;
         const e = error as { code?: string; message?: string };
-        throw new AppError('CKP_UNAVAILABLE', `PostgreSQL checkpoint table ${this.table}: ${doing} of ${name} failed: ${e.message ?? String(error)}`, {
+        // A privilege taken away (42501) does not come back by waiting: stopped at once, as a Redis ACL refusal is.
+        const refused = e.code === '42501';
+        throw new AppError('CKP_UNAVAILABLE', `PostgreSQL checkpoint table ${this.table}: ${doing} of ${name} failed: ${e.message ?? String(error)}${refused ? '. Grant the role SELECT, INSERT, UPDATE and DELETE on it' : ''}`, {
           cause: error,
-          details: { pgCode: e.code },
+          details: { pgCode: e.code, ...(refused ? { retryable: false } : {}) },
         });
       }
     });

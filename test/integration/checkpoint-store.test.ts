@@ -633,6 +633,13 @@ describe('PostgreSQL checkpoint store', () => {
     const store = await PostgresCheckpointStore.open(poolFor(role));
     await store.save('by_role', sample('by_role'));
     expect((await store.load('by_role'))?.slot).toBe('by_role');
+    // Revoked while running: the refusal names the grant and is not waited out (a grant does not come back by itself).
+    await db.query(`REVOKE INSERT, UPDATE ON sluice.checkpoint FROM ${role}`);
+    const revoked = await failure(store.save('by_role', sample('by_role', '0/2')));
+    expect(revoked.code).toBe('CKP_UNAVAILABLE');
+    expect(revoked.message).toContain('Grant the role SELECT, INSERT, UPDATE and DELETE');
+    expect(isRetryable(revoked)).toBe(false);
+    await db.query(`GRANT INSERT, UPDATE ON sluice.checkpoint TO ${role}`);
     await store.close();
   });
 });
