@@ -81,6 +81,11 @@ describe('an unreadable checkpoint', () => {
 
     expect(await running.stop()).toBe(0);
     sluice = undefined;
+    // sluice status from the stores shows every index, the unreadable one as such.
+    const status = await runCli(['-c', schemaPath, 'status'], env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/^ {2}shelfs: streaming;/m);
+    expect(status.stdout).toContain('  lamps: checkpoint unreadable (');
     const reset = await runCli(['-c', schemaPath, 'reset', 'lamps'], env);
     expect(reset.code, reset.stderr).toBe(0);
     expect(reset.stdout).toContain('removed an unreadable checkpoint');

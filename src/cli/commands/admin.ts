@@ -147,7 +147,13 @@ export async function statusCommand(flags: GlobalFlags, out: NodeJS.WritableStre
     out.write('no running instance answered; from the checkpoint store and the replication slots:\n');
     for (const plan of prepared.plans) {
       const name = slotNameFor(plan.database, plan.index);
-      const checkpoint = await store.load(name);
+      // One unreadable record is that index's line, not the end of the report.
+      const checkpoint = await store.load(name).catch((error: unknown) => {
+        if (!(error instanceof AppError) || error.code !== 'CKP_CORRUPT') throw error;
+        out.write(`  ${plan.index}: checkpoint unreadable (${error.message}); \`sluice reset ${plan.index}\` removes it\n`);
+        return null;
+      });
+      if (checkpoint === null) continue;
       const slot = await slotInfo(prepared.pool(plan.database), name);
       const phase = !checkpoint ? 'not started' : !checkpoint.snapshot?.complete ? `snapshot in progress (done up to ${JSON.stringify(checkpoint.snapshot?.doneUpTo ?? checkpoint.snapshot?.doneInKeyOrder ?? null)})` : 'streaming';
       const slotText = !slot.exists ? 'no slot' : `slot ${name}${slot.active ? ' (in use)' : ''}${slot.invalidated ? ' INVALIDATED' : ''}, retained WAL ${slot.retainedBytes ?? '?'} bytes`;
