@@ -78,16 +78,31 @@ export async function resolvePreferredTls(config: PostgresConfig, database: stri
   client.on('error', () => undefined);
   try {
     await client.connect();
-    config.preferredTls = true;
   } catch (error) {
+    await endClient(client);
     const e = error as { code?: string; message?: string };
     const refusedOverTls = e.code === '28000' || e.code === '28P01' || isTlsFailure(e.code, e.message);
     if (!refusedOverTls) throw postgresError(error, 'connecting (over TLS, as PG_SSLMODE=prefer tries first)', config, database);
     config.preferredTls = false;
     config.preferredTlsRefusal = e.message ?? String(error);
-  } finally {
-    await client.end().catch(() => undefined);
+    return;
   }
+  config.preferredTls = true;
+  await endClient(client);
+}
+
+const END_TIMEOUT_MS = 2_000;
+
+/**
+ * Closes a client whatever state it is in. pg's end() on a connection that has already failed can wait for an 'end'
+ * event that has come and gone: forever, or, with nothing else holding the event loop, until Node exits with code 13.
+ */
+export async function endClient(client: pg.Client): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), END_TIMEOUT_MS)));
+  const outcome = await Promise.race([client.end().then(() => 'ended' as const, () => 'ended' as const), timeout]);
+  clearTimeout(timer);
+  if (outcome === 'late') (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
 /** node-postgres's error when the server answers a TLS request with "no". */

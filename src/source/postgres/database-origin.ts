@@ -6,7 +6,7 @@
 import pg from 'pg';
 import type { PostgresConfig } from '../../config/config-types.js';
 import type { DatabaseOrigin } from '../change-source.js';
-import { postgresError } from './connect.js';
+import { endClient, postgresError } from './connect.js';
 import { parseLsn } from './lsn.js';
 import { replicationClientOptions, type Queryable } from './replication-slot.js';
 
@@ -44,7 +44,7 @@ export async function readDatabaseOrigin(
   } catch (error) {
     throw postgresError(error, `reading the history of timeline ${origin.timeline} (TIMELINE_HISTORY)`, config, database);
   } finally {
-    await client.end().catch(() => undefined);
+    await endClient(client);
   }
 }
 

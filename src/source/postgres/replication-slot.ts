@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { PostgresConfig } from '../../config/config-types.js';
 import { AppError } from '../../errors/app-error.js';
-import { connectionOptions, postgresError } from './connect.js';
+import { connectionOptions, endClient, postgresError } from './connect.js';
 import { parseLsn } from './lsn.js';
 import { quoteIdent } from '../../transform/sql.js';
 
@@ -99,7 +99,7 @@ export async function createSlotWithSnapshot(
       release: () => (released ??= client.end().catch(() => undefined)),
     };
   } catch (error) {
-    await client.end().catch(() => undefined);
+    await endClient(client);
     throw postgresError(error, `creating replication slot "${slot}"`, config, database);
   }
 }

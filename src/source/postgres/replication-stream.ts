@@ -3,7 +3,7 @@ import pg from 'pg';
 import type { PostgresConfig } from '../../config/config-types.js';
 import { AppError } from '../../errors/app-error.js';
 import type { ReplicationStream, ReplicationStreamOptions, StreamMessage } from '../change-source.js';
-import { connectionOptions } from './connect.js';
+import { connectionOptions, endClient } from './connect.js';
 import { formatLsn } from './lsn.js';
 import { PgoutputDecoder, dateToPgMicros, pgMicrosToDate } from './pgoutput-decoder.js';
 import { quoteIdent } from '../../transform/sql.js';
@@ -359,7 +359,7 @@ class PgReplicationStream implements PostgresReplicationStream {
     } catch (error) {
       throw replicationError(error, this.options.slot, `waiting for the walsender of slot "${this.options.slot}" to exit`, this.config, this.database);
     } finally {
-      await client.end().catch(() => undefined);
+      await endClient(client);
     }
   }
 }
