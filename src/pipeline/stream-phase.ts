@@ -356,14 +356,16 @@ export async function runStreamPhase(
    * last one carrying the commit (and the acknowledgement of its end).
    */
   const applyStreamed = async (txn: CommittedTransaction, xid: number, commitLsn: bigint, endLsn: bigint, commitTime: Date, startLsn: bigint) => {
-    dispatch();
-    applyingSince = commitTime;
-    reportUnapplied();
-    await visible([xid]);
-    replayFloor = startLsn;
-    if (commitLsn > version) version = commitLsn;
     let held: RowChange[] | undefined;
+    // Everything after the commit took it from the buffer's open transactions is in the try: its spill file is
+    // closed (and its disk space freed) whatever fails, the wait for its visibility included.
     try {
+      dispatch();
+      applyingSince = commitTime;
+      reportUnapplied();
+      await visible([xid]);
+      replayFloor = startLsn;
+      if (commitLsn > version) version = commitLsn;
       for (const truncate of txn.truncates) {
         await finish();
         await cover(version);

@@ -98,9 +98,16 @@ export class StreamedTransactions {
     return this.open.get(xid)?.startLsn;
   }
 
-  /** A Stream Start: `xid` is open from here on (a later segment of an open transaction changes nothing). */
+  /**
+   * A Stream Start: `xid` is open from here on. A later segment of an open transaction changes nothing, except a start
+   * LSN the first did not have (0/0: it came with an Origin message, which then tells it).
+   */
   start(xid: number, startLsn: bigint): void {
-    if (this.open.has(xid)) return;
+    const open = this.open.get(xid);
+    if (open !== undefined) {
+      if (open.startLsn === 0n) open.startLsn = startLsn;
+      return;
+    }
     this.open.set(xid, { xid, startLsn, memory: new Map(), memoryBytes: 0, truncates: [], aborted: new Set(), fileBytes: 0 });
   }
 

@@ -125,8 +125,10 @@ export class PgoutputDecoder {
     }
   }
 
-  /** XLogData start of the message being decoded (only Stream Start reports it). */
+  /** XLogData start of the message being decoded (only Stream Start and Origin report it). */
   private walStart = 0n;
+  /** The transaction of a Stream Start that came without a start LSN, until the Origin message that carries it. */
+  private startLsnPendingFor: number | undefined;
 
   private decodeTagged(tag: string, r: Reader): StreamMessage | undefined {
     switch (tag) {
@@ -134,9 +136,11 @@ export class PgoutputDecoder {
         if (this.streaming) throw protocolError('Stream Start inside a streamed block');
         this.streaming = true;
         const xid = r.uint32();
+        const firstSegment = r.byte() === 1;
         // 0 when the server sent it in one group with an Origin message (only a group's last write carries an LSN): the
-        // transaction then holds acknowledgements back at 0 until it ends, which delays them and loses nothing.
-        return { type: 'stream-start', xid, firstSegment: r.byte() === 1, lsn: this.walStart };
+        // Origin message that follows tells it (see decodeStreamed).
+        this.startLsnPendingFor = this.walStart === 0n && firstSegment ? xid : undefined;
+        return { type: 'stream-start', xid, firstSegment, lsn: this.walStart };
       }
       case 'E':
         if (!this.streaming) throw protocolError('Stream Stop outside a streamed block');
@@ -162,8 +166,15 @@ export class PgoutputDecoder {
   /** A message inside a streamed block: its xid, then the message as outside. */
   private decodeStreamed(tag: string, r: Reader): StreamMessage | undefined {
     // A transaction written under a replication origin (a subscriber's apply worker) has its Origin message sent right
-    // after its first Stream Start, and without an xid.
-    if (tag === 'O') return undefined;
+    // after its first Stream Start, and without an xid. It carries the LSN that Stream Start could not: passed on as the
+    // Stream Start again, which only completes the transaction's start (acknowledgements would otherwise wait at 0/0
+    // for as long as such a transaction is open).
+    if (tag === 'O') {
+      const xid = this.startLsnPendingFor;
+      this.startLsnPendingFor = undefined;
+      return xid !== undefined && this.walStart !== 0n ? { type: 'stream-start', xid, firstSegment: false, lsn: this.walStart } : undefined;
+    }
+    this.startLsnPendingFor = undefined;
     if (tag === 'B' || tag === 'C') throw protocolError(`pgoutput message '${tag}' inside a streamed block`);
     const xid = r.uint32();
     const message = this.decodeData(tag, r);

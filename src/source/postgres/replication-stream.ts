@@ -123,6 +123,7 @@ class Fifo<T> {
 const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
 const XLOG_DATA = 0x77; // 'w'
 const STREAM_START = 0x53; // 'S'
+const ORIGIN = 0x4f; // 'O'
 const CLOSE_STEP_TIMEOUT_MS = 2000;
 /** SLUICE_REPLICATION_TIMEOUT_SECONDS's default. */
 const DEFAULT_REPLICATION_TIMEOUT_MS = 120_000;
@@ -274,8 +275,9 @@ class PgReplicationStream implements PostgresReplicationStream {
     try {
       let message: StreamMessage | undefined;
       // XLogData, nearly every frame: its header (two LSNs and a time, three BigInts and a Date) is only read for
-      // a Stream Start, whose start LSN tells where the streamed transaction's changes begin.
-      if (chunk[0] === XLOG_DATA && chunk.length >= 25) message = this.decoder.decode(chunk.subarray(25), chunk[25] === STREAM_START ? chunk.readBigUInt64BE(1) : 0n);
+      // a Stream Start (or the Origin message that may complete it), whose start LSN tells where the streamed
+      // transaction's changes begin.
+      if (chunk[0] === XLOG_DATA && chunk.length >= 25) message = this.decoder.decode(chunk.subarray(25), chunk[25] === STREAM_START || chunk[25] === ORIGIN ? chunk.readBigUInt64BE(1) : 0n);
       else {
         const frame = parseReplicationFrame(chunk);
         message = frame.kind === 'xlog' ? this.decoder.decode(frame.data, frame.walStart) : { type: 'keepalive', walEnd: frame.walEnd, serverTime: frame.serverTime };

@@ -142,6 +142,19 @@ describe('StreamedTransactions', () => {
     await buffer.discardAll();
   });
 
+  it("takes a later segment's start LSN only where the first segment had none (0/0, an origin-tagged transaction)", async () => {
+    const buffer = new StreamedTransactions(ROUTES, { directory: dir });
+    buffer.start(30, 0n);
+    buffer.start(31, 0x700n);
+    expect(buffer.oldestStart()).toBe(0n);
+    buffer.start(30, 0x600n);
+    buffer.start(31, 0x900n);
+    expect(buffer.startOf(30)).toBe(0x600n);
+    expect(buffer.startOf(31)).toBe(0x700n);
+    expect(buffer.oldestStart()).toBe(0x600n);
+    await buffer.discardAll();
+  });
+
   it('keeps truncates of surviving subtransactions', async () => {
     const buffer = new StreamedTransactions(ROUTES, { directory: dir });
     buffer.start(30, 1n);

@@ -73,14 +73,24 @@ describe('PgoutputDecoder, protocol version 2', () => {
     });
   });
 
-  it("skips the Origin message sent, without an xid, after a transaction's first Stream Start", () => {
-    // pgoutput_stream_start: a transaction written under a replication origin (a subscriber's apply worker).
+  it("takes the start LSN from the Origin message sent, without an xid, after a transaction's first Stream Start", () => {
+    // pgoutput_stream_start: a transaction written under a replication origin (a subscriber's apply worker). The two go
+    // in one group, whose first write the walsender sends with LSN 0/0; the Origin message, the last, has the LSN.
     const d = new PgoutputDecoder();
-    d.decode(streamStart(TOP, true));
-    expect(d.decode(new Bytes().char('O').int64(0x1_0000_0000n).string('pg_16400').build())).toBeUndefined();
+    expect(d.decode(streamStart(TOP, true), 0n)).toEqual({ type: 'stream-start', xid: TOP, firstSegment: true, lsn: 0n });
+    expect(d.decode(new Bytes().char('O').int64(0x1_0000_0000n).string('pg_16400').build(), 0x16_0000_0200n)).toEqual({
+      type: 'stream-start',
+      xid: TOP,
+      firstSegment: false,
+      lsn: 0x16_0000_0200n,
+    });
     expect(d.decode(streamedRelation(TOP))).toBeUndefined();
     const insert = tuple(new Bytes().char('I').int32(TOP).int32(16384).char('N'), ['1', 'a']).build();
     expect(d.decode(insert)).toMatchObject({ type: 'change', xid: TOP, change: { kind: 'insert', new: { id: '1', name: 'a' } } });
+    // A Stream Start that had its LSN is not completed again by an Origin message.
+    const e = new PgoutputDecoder();
+    e.decode(streamStart(SUB, true), 0x300n);
+    expect(e.decode(new Bytes().char('O').int64(1n).string('pg_1').build(), 0x400n)).toBeUndefined();
   });
 
   it('rejects messages that cannot occur in the streamed block structure', () => {
