@@ -233,7 +233,8 @@ export async function writeFully(file: Pick<FileHandle, 'write'>, data: Buffer, 
   let written = 0;
   while (written < data.length) {
     const { bytesWritten } = await file.write(data, written, data.length - written, position + written);
-    if (bytesWritten <= 0) throw new Error(`spilling a streamed transaction: the file took no more bytes at ${position + written}`);
+    // Counted as a full disk (waited out and retried, as a write failing with ENOSPC is): the cause is the same.
+    if (bytesWritten <= 0) throw Object.assign(new Error(`spilling a streamed transaction: the file took no more bytes at ${position + written}`), { code: 'ENOSPC' });
     written += bytesWritten;
   }
 }

@@ -192,6 +192,6 @@ describe('writeFully', () => {
 
   it('fails when the file takes nothing more', async () => {
     const { handle } = shortWrites(3, 7);
-    await expect(writeFully(handle as never, Buffer.from('0123456789'), 0)).rejects.toThrow(/took no more bytes at 7/);
+    await expect(writeFully(handle as never, Buffer.from('0123456789'), 0)).rejects.toMatchObject({ code: 'ENOSPC', message: expect.stringMatching(/took no more bytes at 7/) });
   });
 });
