@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { toError } from '../errors/app-error.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { IndexSyncLogger } from '../pipeline/index-sync.js';
 import { dropSlot } from '../source/postgres/replication-slot.js';
@@ -25,7 +26,7 @@ export async function dropRemovedEntries(pool: pg.Pool, store: CheckpointStore, 
     // A slot whose record cannot be read (corrupt, or the store unreachable) is left alone: an entry that is gone
     // must not stop the ones that are there (`sluice reset` cannot name it any more; the message says where it is).
     const removed = await dropRemovedEntry(pool, store, slot, logger, holder).catch((error: unknown) => {
-      logger.warn({ slot, err: error instanceof Error ? error.message : String(error) }, 'could not check a replication slot Sluice may have left behind for a removed schema entry: left in place');
+      logger.warn({ slot, err: toError(error).message }, 'could not check a replication slot Sluice may have left behind for a removed schema entry: left in place');
       return false;
     });
     if (removed) dropped.push(slot);

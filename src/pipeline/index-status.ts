@@ -130,7 +130,6 @@ export function estimateSnapshot(documents: number, totalEstimate: number | unde
   return out;
 }
 
-/** The status with throughput, and during a snapshot its share done and time left, as of `now`. */
 /**
  * How far behind the index is now: the seconds since the commit of the oldest transaction received and not yet
  * applied, when that is more than the last applied batch's lag (or there is none yet). Undefined while the stream
@@ -150,6 +149,7 @@ export function knownLagSeconds(status: IndexStatus, now: number = Date.now()): 
   return status.lagSeconds === undefined ? undefined : currentLagSeconds(status, now);
 }
 
+/** The status with its current lag, throughput, and during a snapshot its share done and time left, as of `now`. */
 export function statusView(status: IndexStatus, now: number = Date.now()): IndexStatusView {
   sampleThroughput(status, now);
   const view: IndexStatusView = { ...status };

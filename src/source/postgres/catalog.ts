@@ -14,7 +14,7 @@ export interface ColumnInfo {
   name: string;
   /** format_type() output, usable in casts: `integer`, `character varying(20)`, `text[]`. */
   type: string;
-  /** For a domain, format_type() of the type under it (through nested domains), whose casts the domain's are; else `type`. */
+  /** For a domain, format_type() of the type under it (through nested domains), whose casts the domain uses; absent otherwise. */
   underlyingType?: string;
   /** pg_type.typname of the column, or of the element for arrays: `int4`, `bytea`, `jsonb`. */
   baseTypeName: string;

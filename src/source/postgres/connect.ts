@@ -2,6 +2,7 @@ import type { ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import type { PostgresConfig } from '../../config/config-types.js';
 import { AppError } from '../../errors/app-error.js';
+import { withTimeout } from '../../util/timeout.js';
 import { LivenessClient, type LivenessOptions } from './session-probe.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
@@ -98,11 +99,8 @@ const END_TIMEOUT_MS = 2_000;
  * event that has come and gone: forever, or, with nothing else holding the event loop, until Node exits with code 13.
  */
 export async function endClient(client: pg.Client): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), END_TIMEOUT_MS)));
-  const outcome = await Promise.race([client.end().then(() => 'ended' as const, () => 'ended' as const), timeout]);
-  clearTimeout(timer);
-  if (outcome === 'late') (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+  const ended = await withTimeout(client.end().then(() => true, () => true), END_TIMEOUT_MS);
+  if (ended === undefined) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
 }
 
 /** node-postgres's error when the server answers a TLS request with "no". */

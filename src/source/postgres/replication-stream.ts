@@ -8,6 +8,7 @@ import { formatLsn } from './lsn.js';
 import { PgoutputDecoder, dateToPgMicros, pgMicrosToDate } from './pgoutput-decoder.js';
 import { quoteIdent } from '../../transform/sql.js';
 import { releaseSlot, replicationClientOptions, replicationError } from './replication-slot.js';
+import { withTimeout } from '../../util/timeout.js';
 
 export interface StartReplicationOptions extends ReplicationStreamOptions {
   /** Standby status updates are also sent this often, so the walsender does not time out (default 10 s). */
@@ -127,12 +128,6 @@ const ORIGIN = 0x4f; // 'O'
 const CLOSE_STEP_TIMEOUT_MS = 2000;
 /** SLUICE_REPLICATION_TIMEOUT_SECONDS's default. */
 const DEFAULT_REPLICATION_TIMEOUT_MS = 120_000;
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 class PgReplicationStream implements PostgresReplicationStream {
   private readonly connection: WireConnection;
@@ -347,8 +342,7 @@ class PgReplicationStream implements PostgresReplicationStream {
     // Read (and drop) what the server still sends, so it can see our CopyDone and answer.
     this.connection.stream.resume();
     await withTimeout(this.finished, CLOSE_STEP_TIMEOUT_MS);
-    const ended = await withTimeout(this.client.end().then(() => true, () => true), CLOSE_STEP_TIMEOUT_MS);
-    if (ended === undefined) this.connection.stream.destroy();
+    await endClient(this.client);
     await this.waitForWalsenderExit();
   }
 
@@ -395,7 +389,7 @@ export async function startReplicationStream(config: PostgresConfig, database: s
     await stream.start();
     return stream;
   } catch (error) {
-    await withTimeout(client.end().catch(() => undefined), CLOSE_STEP_TIMEOUT_MS);
+    await endClient(client);
     throw replicationError(error, options.slot, 'starting replication', config, database);
   }
 }
