@@ -74,6 +74,11 @@ export interface LeaseState {
   owner: string;
   /** Milliseconds the owner's lease has left, by the store's clock. */
   remainingMs: number;
+  /**
+   * Set when the claim found something at the lease's place that no Sluice writes (a value of another type, a lease
+   * without expiry, a row edited by hand) and took the lease over it: what was there, for the log.
+   */
+  replaced?: string;
 }
 
 /**

@@ -167,7 +167,7 @@ export class PostgresCheckpointStore implements CheckpointStore {
    */
   private leaseHeld(n: number): string {
     return `EXISTS (SELECT 1 FROM ${this.table} AS l WHERE l.name = $${n} AND l.body->>'holder' = $${n + 1}
-              AND (l.body->>'expiresAt')::timestamptz > clock_timestamp() FOR SHARE)`;
+              AND ${leaseExpiry('l')} > clock_timestamp() FOR SHARE)`;
   }
 
   async claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseState> {
@@ -175,20 +175,24 @@ export class PostgresCheckpointStore implements CheckpointStore {
     const row = `lease:${name}`;
     return this.run(row, 'lease claim', async () => {
       for (;;) {
-        // Taken when free, expired or already the claimant's; otherwise the row stays and nothing is returned.
-        const claimed = await this.pool.query<{ remaining: number }>(
-          `INSERT INTO ${this.table} AS l (name, body, updated_at)
+        // Taken when free, expired, not a lease Sluice writes (edited by hand) or already the claimant's; otherwise the
+        // row stays and nothing is returned. `replaced` shows what an unreadable row held, for the log.
+        const claimed = await this.pool.query<{ remaining: number; replaced: string | null }>(
+          `WITH before AS (SELECT body FROM ${this.table} WHERE name = $1)
+           INSERT INTO ${this.table} AS l (name, body, updated_at)
              VALUES ($1, jsonb_build_object('holder', $2::text, 'expiresAt', clock_timestamp() + $3::int * interval '1 millisecond'), now())
            ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at
-             WHERE l.body->>'holder' = $2 OR (l.body->>'expiresAt')::timestamptz <= clock_timestamp()
-           RETURNING $3::int AS remaining`,
+             WHERE l.body->>'holder' = $2 OR NOT coalesce(${leaseReadable('l')} AND ${leaseExpiry('l')} > clock_timestamp(), false)
+           RETURNING $3::int AS remaining,
+                     (SELECT left(b.body::text, 200) FROM before AS b WHERE NOT coalesce(${leaseReadable('b')}, false)) AS replaced`,
           [row, holder, Math.ceil(ttlMs)],
         );
-        if (claimed.rows.length > 0) return { owner: holder, remainingMs: Number(claimed.rows[0]!.remaining) };
+        const taken = claimed.rows[0];
+        if (taken !== undefined) return { owner: holder, remainingMs: Number(taken.remaining), ...(taken.replaced !== null ? { replaced: taken.replaced } : {}) };
         const held = await this.pool.query<{ holder: string; remaining: number }>(
           `SELECT body->>'holder' AS holder,
-                  greatest(0, extract(epoch FROM (body->>'expiresAt')::timestamptz - clock_timestamp()) * 1000)::float8 AS remaining
-             FROM ${this.table} WHERE name = $1`,
+                  greatest(0, extract(epoch FROM ${leaseExpiry('l')} - clock_timestamp()) * 1000)::float8 AS remaining
+             FROM ${this.table} AS l WHERE name = $1`,
           [row],
         );
         // Released between the two statements: claim again.
@@ -211,8 +215,8 @@ export class PostgresCheckpointStore implements CheckpointStore {
     return this.run(row, 'lease lookup', async () => {
       const held = await this.pool.query<{ holder: string; remaining: number }>(
         `SELECT body->>'holder' AS holder,
-                extract(epoch FROM (body->>'expiresAt')::timestamptz - clock_timestamp()) * 1000 AS remaining
-           FROM ${this.table} WHERE name = $1 AND (body->>'expiresAt')::timestamptz > clock_timestamp()`,
+                extract(epoch FROM ${leaseExpiry('l')} - clock_timestamp()) * 1000 AS remaining
+           FROM ${this.table} AS l WHERE name = $1 AND ${leaseReadable('l')} AND ${leaseExpiry('l')} > clock_timestamp()`,
         [row],
       );
       const found = held.rows[0];
@@ -284,4 +288,18 @@ function missingGrant(p: Privileges, table: string, grant: string, what: string)
 
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * SQL: the expiry of the lease row `alias` as a timestamptz, NULL when `expiresAt` is not a timestamp with a time zone
+ * (a row edited by hand): read through jsonpath's silent mode, which yields nothing where a cast would raise an error
+ * on every claim and keep the index unclaimable until someone deleted the row.
+ */
+function leaseExpiry(alias: string): string {
+  return `(jsonb_path_query_first(${alias}.body, '$.expiresAt.datetime() ? (@.type() == "timestamp with time zone")', '{}', true) #>> '{}')::timestamptz`;
+}
+
+/** SQL: true when the lease row `alias` is one Sluice writes: a holder name and an expiry it can read. */
+function leaseReadable(alias: string): string {
+  return `(jsonb_typeof(${alias}.body->'holder') = 'string' AND ${leaseExpiry(alias)} IS NOT NULL)`;
 }

@@ -28,17 +28,36 @@ import { AppError } from '../errors/app-error.js';
 import { checkName, decodeCheckpoint, encodeCheckpoint, notOwner, pgsyncCheckpointWarning } from './checkpoint-codec.js';
 import type { Checkpoint, CheckpointStore, LeaseFence, LeaseState } from './checkpoint-store.js';
 
-/** Sets the lease when free or already the claimant's; answers the holder and its milliseconds left. */
-const CLAIM_SCRIPT = `
-local holder = redis.call('GET', KEYS[1])
+/**
+ * What every lease script first reads: the holder named at KEYS[1], or false when there is no lease Sluice wrote there.
+ * Sluice only writes strings with an expiry: a value of another type or without expiry was put there by hand, and
+ * read as a lease it would keep the index unclaimable until someone deleted it (GET fails on another type).
+ */
+const LEASE_HOLDER = `
+local function lease_holder(key)
+  if redis.call('TYPE', key).ok ~= 'string' or redis.call('PTTL', key) < 0 then return false end
+  return redis.call('GET', key)
+end`;
+/**
+ * Sets the lease when free or already the claimant's; answers the holder, its milliseconds left, and what was
+ * replaced ('' when nothing unreadable was).
+ */
+const CLAIM_SCRIPT = `${LEASE_HOLDER}
+local replaced = ''
+local kind = redis.call('TYPE', KEYS[1]).ok
+if kind ~= 'none' and not lease_holder(KEYS[1]) then
+  replaced = kind == 'string' and 'a string without expiry' or ('a value of type ' .. kind)
+  redis.call('DEL', KEYS[1])
+end
+local holder = lease_holder(KEYS[1])
 if holder == false or holder == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return {ARGV[1], tonumber(ARGV[2])}
+  return {ARGV[1], tonumber(ARGV[2]), replaced}
 end
-return {holder, redis.call('PTTL', KEYS[1])}`;
-/** The holder and its time left, read together; nothing when the key is gone. */
-const LEASE_OF_SCRIPT = `
-local holder = redis.call('GET', KEYS[1])
+return {holder, redis.call('PTTL', KEYS[1]), replaced}`;
+/** The holder and its time left, read together; nothing when there is no lease. */
+const LEASE_OF_SCRIPT = `${LEASE_HOLDER}
+local holder = lease_holder(KEYS[1])
 if holder == false then return false end
 return {holder, redis.call('PTTL', KEYS[1])}`;
 /**
@@ -46,20 +65,20 @@ return {holder, redis.call('PTTL', KEYS[1])}`;
  * the same atomic step: a save queued or resent after a reconnect cannot land once the lease has passed on.
  * A non-hash value an old PGSync left at the key is replaced, as in an unfenced save.
  */
-const FENCED_SAVE_SCRIPT = `
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+const FENCED_SAVE_SCRIPT = `${LEASE_HOLDER}
+if lease_holder(KEYS[2]) ~= ARGV[1] then return 0 end
 local kind = redis.call('TYPE', KEYS[1]).ok
 if kind ~= 'hash' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 return 1`;
 /** Deletes KEYS[1] only while the lease KEYS[2] is ARGV[1]'s. */
-const FENCED_DELETE_SCRIPT = `
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+const FENCED_DELETE_SCRIPT = `${LEASE_HOLDER}
+if lease_holder(KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1`;
 /** Deletes the lease only when the caller holds it. */
-const RELEASE_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+const RELEASE_SCRIPT = `${LEASE_HOLDER}
+if lease_holder(KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
 /** Field holding Sluice's Checkpoint JSON in the meta hash. */
@@ -225,8 +244,8 @@ export class RedisCheckpointStore implements CheckpointStore {
     checkName(name);
     const key = RedisCheckpointStore.leaseKey(name);
     try {
-      const [owner, remaining] = (await this.client.eval(CLAIM_SCRIPT, 1, key, holder, String(Math.ceil(ttlMs)))) as [string, number];
-      return { owner, remainingMs: Math.max(0, Number(remaining)) };
+      const [owner, remaining, replaced] = (await this.client.eval(CLAIM_SCRIPT, 1, key, holder, String(Math.ceil(ttlMs)))) as [string, number, string];
+      return { owner, remainingMs: Math.max(0, Number(remaining)), ...(replaced !== '' ? { replaced } : {}) };
     } catch (error) {
       throw unavailable(this.where, `lease claim of ${key}`, error, this.secrets);
     }

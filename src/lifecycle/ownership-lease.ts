@@ -74,6 +74,12 @@ export class OwnershipLease {
     const { store, name, holder, ttlMs } = this.options;
     const sent = this.now();
     const state = await store.claimLease(name, holder, ttlMs);
+    if (state.replaced !== undefined) {
+      this.options.logger.warn(
+        { index: this.options.index, lease: name, found: state.replaced },
+        'the ownership lease record held something no Sluice writes (edited by hand?): replaced it with a lease of its own',
+      );
+    }
     if (state.owner === holder) this.validUntil = sent + Math.min(ttlMs, state.remainingMs) - ttlMs / 5;
     else this.validUntil = Number.NEGATIVE_INFINITY;
     return state;

@@ -290,6 +290,25 @@ describe('Redis checkpoint store', () => {
     expect(error.message).toContain(`queue:${name}:meta`);
   });
 
+  it('takes a lease over a value no Sluice writes (another type, no expiry), saying what it replaced; fences and lookups read it as no lease', async () => {
+    const name = unique('badlease');
+    const key = RedisCheckpointStore.leaseKey(name);
+    await plain.hset(key, 'holder', 'someone');
+    expect(await store.leaseOf(name)).toBeUndefined();
+    expect((await failure(store.save(name, sample(name), { lease: name, holder: 'someone' }))).code).toBe('CKP_NOT_OWNER');
+    await store.releaseLease(name, 'someone');
+    expect(await store.claimLease(name, 'host-a:1', 60_000)).toEqual({ owner: 'host-a:1', remainingMs: 60_000, replaced: 'a value of type hash' });
+    expect(await plain.get(key)).toBe('host-a:1');
+    // A lease set by hand without expiry would never pass on.
+    await plain.set(key, 'pinned-by-hand');
+    expect(await store.leaseOf(name)).toBeUndefined();
+    expect(await store.claimLease(name, 'host-b:2', 60_000)).toEqual({ owner: 'host-b:2', remainingMs: 60_000, replaced: 'a string without expiry' });
+    expect(await plain.pttl(key)).toBeGreaterThan(59_000);
+    // A lease as Sluice writes it is not replaced.
+    expect(await store.claimLease(name, 'host-c:3', 60_000)).toMatchObject({ owner: 'host-b:2' });
+    expect((await store.claimLease(name, 'host-c:3', 60_000)).replaced).toBeUndefined();
+  });
+
   it('authenticates with a password and an ACL user; a wrong password is CKP_UNAVAILABLE without the secret', async () => {
     const password = 'pa ss/w0rd%sekret';
     const server = await dedicated({ password });
@@ -618,6 +637,35 @@ describe('PostgreSQL checkpoint store', () => {
     await db.query(`UPDATE sluice.checkpoint SET body = '{"x": 1}' WHERE name = 'pg_row'`);
     expect((await failure(stores[0]!.load('pg_row'))).code).toBe('CKP_CORRUPT');
     await Promise.all(stores.map((s) => s.close()));
+  });
+
+  it('takes a lease over a row no Sluice writes (unreadable expiry, no holder), saying what it replaced; fences and lookups read it as no lease', async () => {
+    const store = await PostgresCheckpointStore.open(poolFor());
+    try {
+      const bodies = [
+        '{"holder": "someone", "expiresAt": "garbage"}',
+        '{"holder": "someone", "expiresAt": "2026-02-30T10:00:00+00:00"}',
+        '{"holder": "someone", "expiresAt": "10:00:00"}',
+        '{"holder": "someone"}',
+        '{"expiresAt": "2999-01-01T00:00:00+00:00"}',
+        '[1, 2]',
+      ];
+      // (Written as PostgreSQL prints jsonb, so that `replaced` reads the same.)
+      for (const [i, body] of bodies.entries()) {
+        const name = `pg_badlease_${i}`;
+        await db.query(`INSERT INTO sluice.checkpoint (name, body) VALUES ($1, $2::jsonb)`, [`lease:${name}`, body]);
+        expect(await store.leaseOf(name)).toBeUndefined();
+        expect((await failure(store.save(name, sample(name), { lease: name, holder: 'someone' }))).code).toBe('CKP_NOT_OWNER');
+        const claimed = await store.claimLease(name, 'host-a:1', 60_000);
+        expect(claimed).toEqual({ owner: 'host-a:1', remainingMs: 60_000, replaced: body });
+        expect((await store.leaseOf(name))?.owner).toBe('host-a:1');
+        // Now a lease as Sluice writes it: kept from others, and nothing replaced on renewal.
+        expect(await store.claimLease(name, 'host-b:2', 60_000)).toMatchObject({ owner: 'host-a:1' });
+        expect((await store.claimLease(name, 'host-a:1', 60_000)).replaced).toBeUndefined();
+      }
+    } finally {
+      await store.close();
+    }
   });
 
   it('tells a role without CREATE on the database which grant is missing', async () => {

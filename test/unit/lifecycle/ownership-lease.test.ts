@@ -68,6 +68,20 @@ describe('OwnershipLease', () => {
   });
 });
 
+describe('OwnershipLease replacing a record no Sluice writes', () => {
+  it('warns naming the lease and what the store replaced', async () => {
+    const store = leaseStore();
+    const claim = store.claimLease;
+    store.claimLease = async (name, holder, ttlMs) => ({ ...(await claim(name, holder, ttlMs)), replaced: 'a value of type hash' });
+    const warnings: Array<{ obj: object; msg?: string }> = [];
+    const logger: IndexSyncLogger = { info: () => undefined, warn: (obj, msg) => void warnings.push({ obj, msg }), error: () => undefined };
+    const lease = new OwnershipLease({ store, name: 'db_book', holder: 'a', ttlMs: 10_000, signal: new AbortController().signal, logger, index: 'book' });
+    expect((await lease.claim()).owner).toBe('a');
+    expect(lease.held()).toBe(true);
+    expect(warnings).toEqual([{ obj: { index: 'book', lease: 'db_book', found: 'a value of type hash' }, msg: expect.stringContaining('replaced it') }]);
+  });
+});
+
 describe('runWhileOwner', () => {
   it('runs the work in one process at a time; a standby takes over as soon as the owner stops and releases', async () => {
     const store = leaseStore();
