@@ -42,9 +42,18 @@ export function isGenerationOf(physical: string, index: string, fingerprint: str
   return physical === base || physical.startsWith(`${base}-`);
 }
 
-/** Slot (and checkpoint name) of a rebuild, beside the entry's own slot; slot names are at most 63 bytes. */
+/** Slot names are at most 63 bytes; the rebuild suffix takes 2. */
+const MAX_PLAIN_REBUILD_BASE = 61;
+
+/**
+ * Slot (and checkpoint name) of a rebuild, beside the entry's own slot: `<slot>_r`. A slot name too long for the
+ * suffix keeps its first characters and a digest of the whole: cut alone, two entries differing only in their last
+ * characters would share one rebuild slot and checkpoint.
+ */
 export function rebuildSlotName(slot: string): string {
-  return `${slot.slice(0, 61)}_r`;
+  if (slot.length <= MAX_PLAIN_REBUILD_BASE) return `${slot}_r`;
+  const digest = createHash('sha256').update(slot).digest('hex').slice(0, 8);
+  return `${slot.slice(0, MAX_PLAIN_REBUILD_BASE - digest.length - 1)}_${digest}_r`;
 }
 
 /** Checkpoint-store record through which `sluice reindex` asks for a rebuild (read by the running instance). */
