@@ -9,6 +9,9 @@ import type { EngineConfig } from '../../src/config/config-types.js';
 import { FileDeadLetterStore, readDeadLetters } from '../../src/sink/dead-letter-file-store.js';
 import type { IndexAction } from '../../src/sink/document-sink.js';
 import { ElasticsearchSink } from '../../src/sink/elasticsearch/elasticsearch-sink.js';
+import { swapAlias } from '../../src/sink/elasticsearch/aliases.js';
+import { AppError } from '../../src/errors/app-error.js';
+import { isRetryable } from '../../src/pipeline/index-sync.js';
 import { startTestEngine } from '../es-server/index.js';
 import type { EngineFlavor, TestEngine } from '../es-server/types.js';
 
@@ -132,6 +135,43 @@ describe.each(targets)('sink basics against $name', (target) => {
       lost.abort(new Error('lease lost'));
       await expect(sink.swapAlias({ alias, to: a, from: [b], signal: lost.signal })).rejects.toThrow('lease lost');
       expect(await sink.resolveName(alias)).toEqual({ kind: 'alias', indices: [a, c] });
+    } finally {
+      for (const name of [a, b, c]) await sink.deleteIndex(name).catch(() => undefined);
+    }
+  });
+
+  it('gives up a swap with a retryable error when another writer keeps moving the alias between its requests', async () => {
+    const [a, b, c] = ['ha', 'hb', 'hc'].map((g) => `${index}-${g}`) as [string, string, string];
+    const alias = `${index}-contested`;
+    try {
+      for (const name of [a, b, c]) await sink.ensureIndex({ name, settings: { number_of_shards: 1, number_of_replicas: 0 }, mappings });
+      await sink.swapAlias({ alias, to: a, from: [] });
+      // The other writer adds its own index to the alias right after each of Sluice's swaps, before the read-back.
+      let swaps = 0;
+      const contested = Object.create(sink.client) as typeof sink.client;
+      contested.request = async (method, path, options) => {
+        const res = await sink.client.request(method, path, options);
+        if (method === 'POST' && path === '/_aliases') {
+          swaps += 1;
+          const other = swaps % 2 === 1 ? b : c;
+          await sink.client.request('POST', '/_aliases', { body: JSON.stringify({ actions: [{ add: { index: other, alias } }] }) });
+        }
+        return res;
+      };
+      const error = await swapAlias(contested, { alias, to: a, from: [a] }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(AppError);
+      expect((error as AppError).code).toBe('SNK_UNAVAILABLE');
+      expect((error as Error).message).toContain(`pointing alias "${alias}" at "${a}" alone: it is on`);
+      expect((error as Error).message).toContain('after 3 swaps (something else moves it)');
+      // Waited out and tried again, as an engine that keeps failing is: the other writer may stop.
+      expect(isRetryable(error)).toBe(true);
+      expect(swaps).toBe(3);
+      // Once it stops, the next try succeeds.
+      await sink.swapAlias({ alias, to: a, from: [a, b, c] });
+      expect(await sink.resolveName(alias)).toEqual({ kind: 'alias', indices: [a] });
     } finally {
       for (const name of [a, b, c]) await sink.deleteIndex(name).catch(() => undefined);
     }
