@@ -32,6 +32,8 @@ const STALE_GUARD_MS = 30_000;
 /** How long an operation waits for a guard held by a live process before failing. */
 const GUARD_WAIT_MS = 60_000;
 const SAFE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+/** File system refusals that stay until someone acts (unlike a full disk, which may be freed). */
+const REFUSED_CODES = new Set(['EACCES', 'EPERM', 'EROFS']);
 
 export class FileCheckpointStore implements CheckpointStore {
   private readonly queue = new KeyedQueue();
@@ -249,9 +251,12 @@ export class FileCheckpointStore implements CheckpointStore {
   }
 
   private ioError(doing: string, error: unknown): AppError {
-    return new AppError('CKP_UNAVAILABLE', `${doing} (CHECKPOINT_PATH ${this.dir}): ${(error as Error).message}`, {
+    const refused = REFUSED_CODES.has((error as NodeJS.ErrnoException).code ?? '');
+    const hint = refused ? `: this process may not write there (permissions, an immutable file, a read-only mount), which waiting does not change; fix it, then start again` : '';
+    return new AppError('CKP_UNAVAILABLE', `${doing} (CHECKPOINT_PATH ${this.dir}): ${(error as Error).message}${hint}`, {
       cause: error,
-      details: { path: this.dir },
+      // Like a revoked grant on the PostgreSQL store or a Redis ACL refusal: stop with the reason instead of retrying.
+      details: { path: this.dir, ...(refused ? { retryable: false } : {}) },
     });
   }
 }

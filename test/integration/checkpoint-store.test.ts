@@ -582,6 +582,35 @@ describe('file checkpoint store', () => {
     expect(notDir.message).toContain('is not a directory');
   });
 
+  it('stops, not retries, when CHECKPOINT_PATH refuses writes after open (permissions, immutable, read-only), naming it', async (context) => {
+    const locked = mkdtempSync(join(tmpdir(), 'sluice-ckp-locked-'));
+    const lockable = await FileCheckpointStore.open(locked);
+    await lockable.save('db_locked', sample('db_locked', '0/1'));
+    // As root, permissions do not refuse anything; the immutable attribute does (ext4, xfs, btrfs).
+    const asRoot = process.getuid?.() === 0;
+    const lock = asRoot ? spawnSync('chattr', ['+i', locked]) : (execFileSync('chmod', ['0500', locked]), { status: 0 });
+    if (lock.status !== 0) {
+      rmSync(locked, { recursive: true, force: true });
+      return context.skip('cannot make a directory unwritable here: chattr +i refused (no CAP_LINUX_IMMUTABLE, or a file system without it)');
+    }
+    try {
+      for (const attempt of [() => lockable.save('db_locked', sample('db_locked', '0/2')), () => lockable.claimLease('db_locked', 'host-a:1', 60_000)]) {
+        const error = await failure(attempt());
+        expect(error.code).toBe('CKP_UNAVAILABLE');
+        expect(error.message).toContain(`CHECKPOINT_PATH ${locked}`);
+        expect(error.message).toContain('which waiting does not change');
+        expect(isRetryable(error)).toBe(false);
+      }
+      // What was saved before stays readable.
+      expect((await lockable.load('db_locked'))?.lsn).toBe('0/1');
+    } finally {
+      if (asRoot) execFileSync('chattr', ['-i', locked]);
+      else execFileSync('chmod', ['0700', locked]);
+      await lockable.close();
+      rmSync(locked, { recursive: true, force: true });
+    }
+  });
+
   it('removes temp files abandoned by a crash at open', async () => {
     const stale = join(dir, '.db_idx.sluice.json.1.abcd.tmp');
     const fresh = join(dir, '.db_idx.sluice.json.2.abcd.tmp');
