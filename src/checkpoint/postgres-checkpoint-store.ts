@@ -29,6 +29,7 @@ interface Privileges {
   can_use_schema: boolean | null;
   can_use_table: boolean | null;
   synchronous_commit: string;
+  server_version_num: number;
 }
 
 export class PostgresCheckpointStore implements CheckpointStore {
@@ -41,6 +42,8 @@ export class PostgresCheckpointStore implements CheckpointStore {
     readonly table: string,
     private readonly found: string[],
     private readonly ownsPool: boolean,
+    /** PostgreSQL 13+: jsonpath's datetime() reads a lease's expiry without failing on a row edited by hand. */
+    private readonly jsonpathDates: boolean,
   ) {}
 
   /**
@@ -57,6 +60,7 @@ export class PostgresCheckpointStore implements CheckpointStore {
       throw new AppError('CKP_UNAVAILABLE', `PostgreSQL checkpoint store: cannot connect: ${(error as Error).message}`, { cause: error });
     }
     const warnings: string[] = [];
+    let jsonpathDates = false;
     try {
       await client.query('BEGIN');
       // Two processes opening at once must not both try to create: CREATE ... IF NOT EXISTS can still collide.
@@ -96,6 +100,7 @@ export class PostgresCheckpointStore implements CheckpointStore {
             'the latest checkpoints (work is then redone, nothing is lost); set synchronous_commit = on for the sync role',
         );
       }
+      jsonpathDates = p.server_version_num >= 130_000;
       await client.query('COMMIT');
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -109,7 +114,7 @@ export class PostgresCheckpointStore implements CheckpointStore {
       });
     }
     client.release();
-    return new PostgresCheckpointStore(pool, table, warnings, options.ownsPool ?? false);
+    return new PostgresCheckpointStore(pool, table, warnings, options.ownsPool ?? false, jsonpathDates);
   }
 
   async load(name: string): Promise<Checkpoint | undefined> {
@@ -165,9 +170,18 @@ export class PostgresCheckpointStore implements CheckpointStore {
    * SQL true while the lease row named by parameter $n is held by parameter $n+1 and unexpired by the server's
    * clock. The row is locked FOR SHARE, so a claim taking it over waits until the fenced write has committed.
    */
+  private expiry(alias: string): string {
+    return leaseExpiry(alias, this.jsonpathDates);
+  }
+
+  /** SQL: true when the lease row `alias` is one Sluice writes: a holder name and an expiry it can read. */
+  private readable(alias: string): string {
+    return `(jsonb_typeof(${alias}.body->'holder') = 'string' AND ${this.expiry(alias)} IS NOT NULL)`;
+  }
+
   private leaseHeld(n: number): string {
     return `EXISTS (SELECT 1 FROM ${this.table} AS l WHERE l.name = $${n} AND l.body->>'holder' = $${n + 1}
-              AND ${leaseExpiry('l')} > clock_timestamp() FOR SHARE)`;
+              AND ${this.expiry('l')} > clock_timestamp() FOR SHARE)`;
   }
 
   async claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseState> {
@@ -182,16 +196,16 @@ export class PostgresCheckpointStore implements CheckpointStore {
            INSERT INTO ${this.table} AS l (name, body, updated_at)
              VALUES ($1, jsonb_build_object('holder', $2::text, 'expiresAt', clock_timestamp() + $3::int * interval '1 millisecond'), now())
            ON CONFLICT (name) DO UPDATE SET body = EXCLUDED.body, updated_at = EXCLUDED.updated_at
-             WHERE l.body->>'holder' = $2 OR NOT coalesce(${leaseReadable('l')} AND ${leaseExpiry('l')} > clock_timestamp(), false)
+             WHERE l.body->>'holder' = $2 OR NOT coalesce(${this.readable('l')} AND ${this.expiry('l')} > clock_timestamp(), false)
            RETURNING $3::int AS remaining,
-                     (SELECT left(b.body::text, 200) FROM before AS b WHERE NOT coalesce(${leaseReadable('b')}, false)) AS replaced`,
+                     (SELECT left(b.body::text, 200) FROM before AS b WHERE NOT coalesce(${this.readable('b')}, false)) AS replaced`,
           [row, holder, Math.ceil(ttlMs)],
         );
         const taken = claimed.rows[0];
         if (taken !== undefined) return { owner: holder, remainingMs: Number(taken.remaining), ...(taken.replaced !== null ? { replaced: taken.replaced } : {}) };
         const held = await this.pool.query<{ holder: string; remaining: number }>(
           `SELECT body->>'holder' AS holder,
-                  greatest(0, extract(epoch FROM ${leaseExpiry('l')} - clock_timestamp()) * 1000)::float8 AS remaining
+                  greatest(0, extract(epoch FROM ${this.expiry('l')} - clock_timestamp()) * 1000)::float8 AS remaining
              FROM ${this.table} AS l WHERE name = $1`,
           [row],
         );
@@ -215,8 +229,8 @@ export class PostgresCheckpointStore implements CheckpointStore {
     return this.run(row, 'lease lookup', async () => {
       const held = await this.pool.query<{ holder: string; remaining: number }>(
         `SELECT body->>'holder' AS holder,
-                extract(epoch FROM ${leaseExpiry('l')} - clock_timestamp()) * 1000 AS remaining
-           FROM ${this.table} AS l WHERE name = $1 AND ${leaseReadable('l')} AND ${leaseExpiry('l')} > clock_timestamp()`,
+                extract(epoch FROM ${this.expiry('l')} - clock_timestamp()) * 1000 AS remaining
+           FROM ${this.table} AS l WHERE name = $1 AND ${this.readable('l')} AND ${this.expiry('l')} > clock_timestamp()`,
         [row],
       );
       const found = held.rows[0];
@@ -268,7 +282,8 @@ async function privileges(client: pg.PoolClient, schema: string): Promise<Privil
             CASE WHEN c.oid IS NULL THEN NULL
                  ELSE has_table_privilege(c.oid, 'SELECT') AND has_table_privilege(c.oid, 'INSERT')
                       AND has_table_privilege(c.oid, 'UPDATE') AND has_table_privilege(c.oid, 'DELETE') END AS can_use_table,
-            current_setting('synchronous_commit') AS synchronous_commit
+            current_setting('synchronous_commit') AS synchronous_commit,
+            current_setting('server_version_num')::int AS server_version_num
        FROM (SELECT 1) AS one
        LEFT JOIN pg_namespace n ON n.nspname = $1
        LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = 'checkpoint'`,
@@ -292,14 +307,13 @@ function quoteIdent(name: string): string {
 
 /**
  * SQL: the expiry of the lease row `alias` as a timestamptz, NULL when `expiresAt` is not a timestamp with a time zone
- * (a row edited by hand): read through jsonpath's silent mode, which yields nothing where a cast would raise an error
- * on every claim and keep the index unclaimable until someone deleted the row.
+ * (a row edited by hand), where a plain cast would raise an error on every claim and keep the index unclaimable until
+ * someone deleted the row. PostgreSQL 13+ reads it through jsonpath's silent mode, which yields nothing for any text
+ * that is not such a timestamp; PostgreSQL 12 has no datetime() in jsonpath, so there only text of the form Sluice
+ * writes (`2026-11-24T10:00:00.123456+00:00`) is cast, and an impossible date of that form (February 30) still fails.
  */
-function leaseExpiry(alias: string): string {
-  return `(jsonb_path_query_first(${alias}.body, '$.expiresAt.datetime() ? (@.type() == "timestamp with time zone")', '{}', true) #>> '{}')::timestamptz`;
-}
-
-/** SQL: true when the lease row `alias` is one Sluice writes: a holder name and an expiry it can read. */
-function leaseReadable(alias: string): string {
-  return `(jsonb_typeof(${alias}.body->'holder') = 'string' AND ${leaseExpiry(alias)} IS NOT NULL)`;
+export function leaseExpiry(alias: string, jsonpathDates: boolean): string {
+  if (jsonpathDates) return `(jsonb_path_query_first(${alias}.body, '$.expiresAt.datetime() ? (@.type() == "timestamp with time zone")', '{}', true) #>> '{}')::timestamptz`;
+  return `(CASE WHEN ${alias}.body->>'expiresAt' ~ '^\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])T([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(\\.\\d{1,6})?[+-]\\d\\d(:[0-5]\\d){0,2}$'
+                THEN (${alias}.body->>'expiresAt')::timestamptz END)`;
 }

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Checkpoint, CheckpointStore } from '../../src/checkpoint/checkpoint-store.js';
 import { FileCheckpointStore } from '../../src/checkpoint/file-checkpoint-store.js';
 import { openCheckpointStore } from '../../src/checkpoint/open-checkpoint-store.js';
-import { PostgresCheckpointStore } from '../../src/checkpoint/postgres-checkpoint-store.js';
+import { leaseExpiry, PostgresCheckpointStore } from '../../src/checkpoint/postgres-checkpoint-store.js';
 import { RedisCheckpointStore, REQUIRED_ACL } from '../../src/checkpoint/redis-checkpoint-store.js';
 import { isRetryable } from '../../src/pipeline/index-sync.js';
 import type { RedisConfig, SluiceConfig } from '../../src/config/config-types.js';
@@ -694,6 +694,31 @@ describe('PostgreSQL checkpoint store', () => {
       }
     } finally {
       await store.close();
+    }
+  });
+
+  it('reads a lease expiry as Sluice writes it, and nothing from other text, with or without jsonpath datetime() (PostgreSQL 12)', async () => {
+    const written = (await db.query<{ body: string }>(`SELECT jsonb_build_object('expiresAt', clock_timestamp())::text AS body`)).rows[0]!.body;
+    const cases: Array<[string, boolean]> = [
+      [written, true],
+      ['{"expiresAt": "2026-11-24T10:00:00+05:45"}', true],
+      ['{"expiresAt": "2026-11-24T10:00:00.5-03:30"}', true],
+      ['{"expiresAt": "garbage"}', false],
+      ['{"expiresAt": "10:00:00"}', false],
+      ['{"expiresAt": "2026-11-24T10:00:00"}', false],
+      ['{"expiresAt": "2026-13-01T10:00:00+00:00"}', false],
+      ['{"expiresAt": 5}', false],
+      ['{"holder": "x"}', false],
+      ['[1]', false],
+    ];
+    for (const jsonpathDates of [true, false]) {
+      for (const [body, readable] of cases) {
+        const { rows } = await db.query<{ expiry: Date | null; direct: Date | null }>(
+          `SELECT ${leaseExpiry('l', jsonpathDates)} AS expiry, CASE WHEN $2 THEN (l.body->>'expiresAt')::timestamptz END AS direct FROM (SELECT $1::jsonb AS body) AS l`,
+          [body, readable],
+        );
+        expect(rows[0]!.expiry, `${body} (jsonpath ${jsonpathDates})`).toEqual(rows[0]!.direct);
+      }
     }
   });
 
