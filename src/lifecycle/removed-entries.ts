@@ -43,9 +43,11 @@ async function dropRemovedEntry(pool: pg.Pool, store: CheckpointStore, slot: str
     logger.info({ slot, owner: lease.owner }, 'schema entry removed from schema.json but still owned by another process: left to it');
     return false;
   }
+  // A rebuild under way keeps the slot name it was started with (an older Sluice may have named it otherwise).
+  const rebuildSlots = [...new Set([rebuildSlotName(slot), ...(checkpoint.rebuild ? [checkpoint.rebuild.slot] : [])])];
   try {
-    for (const name of [slot, rebuildSlotName(slot)]) await dropSlot(pool, name);
-    for (const name of [slot, rebuildSlotName(slot), reindexRequestName(slot)]) await store.remove(name, { lease: slot, holder });
+    for (const name of [slot, ...rebuildSlots]) await dropSlot(pool, name);
+    for (const name of [slot, ...rebuildSlots, reindexRequestName(slot)]) await store.remove(name, { lease: slot, holder });
   } finally {
     await store.releaseLease(slot, holder);
   }

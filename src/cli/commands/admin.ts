@@ -79,10 +79,12 @@ export async function resetCommand(flags: GlobalFlags, index: string, out: NodeJ
         if (current?.generation !== undefined) entry.fields.generation = current.generation;
         if (current?.fingerprint !== undefined) entry.fields.fingerprint = current.fingerprint;
         cleanup = [...(current?.rebuild ? [current.rebuild.generation] : []), ...entry.fields.retired.map((r) => r.index)];
+        // A rebuild under way keeps the slot name it was started with (an older Sluice may have named it otherwise).
+        const rebuildSlots = [...new Set([rebuildSlotName(name), ...(current?.rebuild ? [current.rebuild.slot] : [])])];
         await entry.remove(name, { lease: name, holder });
-        for (const record of [rebuildSlotName(name), reindexRequestName(name)]) await store.remove(record, { lease: name, holder });
+        for (const record of [...rebuildSlots, reindexRequestName(name)]) await store.remove(record, { lease: name, holder });
         if (slot.exists) await dropSlot(pool, name);
-        await dropSlot(pool, rebuildSlotName(name));
+        for (const rebuildSlot of rebuildSlots) await dropSlot(pool, rebuildSlot);
       } finally {
         await store.releaseLease(name, holder);
       }

@@ -43,14 +43,20 @@ export async function bootstrapCommand(flags: BootstrapFlags, out: NodeJS.Writab
 export async function teardownCommand(flags: BootstrapFlags, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const context = createContext(flags);
   const prepared = await prepareEntries(context, 1);
+  const recordedRebuildSlots = new Map<string, string>();
   try {
     if (!flags.printSql) {
       // A running owner would lose its slot mid-stream and start the index over against a missing publication.
       const store = await openCheckpointStore(context.config, prepared.pool(prepared.plans[0]!.database));
       try {
         for (const plan of prepared.plans) {
-          const lease = await store.leaseOf(slotNameFor(plan.database, plan.index));
+          const name = slotNameFor(plan.database, plan.index);
+          const lease = await store.leaseOf(name);
           if (lease) throw new AppError('CKP_NOT_OWNER', `index ${plan.index} is owned by ${lease.owner} (a running \`sluice run\`): stop every \`sluice run\` of this schema first, then teardown`);
+          // A rebuild under way keeps the slot name it was started with (an older Sluice may have named it otherwise);
+          // an unreadable checkpoint names none, and its rebuild slot has the usual name.
+          const recorded = (await store.load(name).catch(() => undefined))?.rebuild?.slot;
+          if (recorded !== undefined) recordedRebuildSlots.set(name, recorded);
         }
       } finally {
         await store.close();
@@ -58,7 +64,16 @@ export async function teardownCommand(flags: BootstrapFlags, out: NodeJS.Writabl
     }
     for (const database of new Set(prepared.plans.map((p) => p.database))) {
       // With each entry's slot, the slot of a rebuild that may be under way beside it.
-      const slots = prepared.plans.filter((p) => p.database === database).flatMap((p) => [slotNameFor(p.database, p.index), rebuildSlotName(slotNameFor(p.database, p.index))]);
+      const slots = [
+        ...new Set(
+          prepared.plans
+            .filter((p) => p.database === database)
+            .flatMap((p) => {
+              const name = slotNameFor(p.database, p.index);
+              return [name, rebuildSlotName(name), ...(recordedRebuildSlots.has(name) ? [recordedRebuildSlots.get(name)!] : [])];
+            }),
+        ),
+      ];
       if (flags.printSql) {
         out.write(`\\connect ${database}\n${teardownStatements(slots).join('\n')}\n`);
         continue;
@@ -73,7 +88,8 @@ export async function teardownCommand(flags: BootstrapFlags, out: NodeJS.Writabl
       try {
         for (const plan of prepared.plans) {
           const name = slotNameFor(plan.database, plan.index);
-          for (const record of [name, rebuildSlotName(name), reindexRequestName(name)]) await store.remove(record);
+          const records = new Set([name, rebuildSlotName(name), recordedRebuildSlots.get(name) ?? name, reindexRequestName(name)]);
+          for (const record of records) await store.remove(record);
         }
       } finally {
         await store.close();
