@@ -62,13 +62,25 @@ export class FileCheckpointStore implements CheckpointStore {
       if (code === 'ENOENT') throw fail('does not exist: create it or set CHECKPOINT_PATH to a writable directory');
       throw fail('is not writable: grant this process write access or set CHECKPOINT_PATH elsewhere', error);
     }
+    // Every kind of operation the store makes, so that a refusal later means something changed after start: create,
+    // hard-link (lease guards), rename, fsync the directory (which needs it readable), delete.
     const probe = join(path, `.sluice-probe.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+    const linked = `${probe}.link`;
+    let step = 'is not writable: grant this process write access or set CHECKPOINT_PATH elsewhere';
     try {
       await (await open(probe, 'wx')).close();
+      step = 'does not support hard links (lease guards need them): use a local file system, or SLUICE_CHECKPOINT_STORE=redis or postgres';
+      await link(probe, linked);
+      step = 'is not writable: grant this process write access or set CHECKPOINT_PATH elsewhere';
+      await rename(linked, `${linked}.renamed`);
+      await unlink(`${linked}.renamed`);
+      step = 'is not readable: grant this process read access to the directory (to make saves durable) or set CHECKPOINT_PATH elsewhere';
+      await syncDirectory(path);
+      step = 'is not writable: grant this process write access or set CHECKPOINT_PATH elsewhere';
       await unlink(probe);
     } catch (error) {
-      await rm(probe, { force: true }).catch(() => undefined);
-      throw fail('is not writable: grant this process write access or set CHECKPOINT_PATH elsewhere', error);
+      for (const leftover of [probe, linked, `${linked}.renamed`]) await rm(leftover, { force: true }).catch(() => undefined);
+      throw fail(step, error);
     }
     await removeStaleTempFiles(path);
     return new FileCheckpointStore(path);
@@ -252,7 +264,7 @@ export class FileCheckpointStore implements CheckpointStore {
 
   private ioError(doing: string, error: unknown): AppError {
     const refused = REFUSED_CODES.has((error as NodeJS.ErrnoException).code ?? '');
-    const hint = refused ? `: this process may not write there (permissions, an immutable file, a read-only mount), which waiting does not change; fix it, then start again` : '';
+    const hint = refused ? `: the file system refuses this process (permissions, an immutable file, a read-only mount), which waiting does not change; fix it, then start again` : '';
     return new AppError('CKP_UNAVAILABLE', `${doing} (CHECKPOINT_PATH ${this.dir}): ${(error as Error).message}${hint}`, {
       cause: error,
       // Like a revoked grant on the PostgreSQL store or a Redis ACL refusal: stop with the reason instead of retrying.

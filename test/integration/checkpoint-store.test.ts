@@ -599,6 +599,7 @@ describe('file checkpoint store', () => {
         expect(error.code).toBe('CKP_UNAVAILABLE');
         expect(error.message).toContain(`CHECKPOINT_PATH ${locked}`);
         expect(error.message).toContain('which waiting does not change');
+        expect(error.message).toContain('the file system refuses this process');
         expect(isRetryable(error)).toBe(false);
       }
       // What was saved before stays readable.
