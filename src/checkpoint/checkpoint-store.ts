@@ -101,7 +101,9 @@ export interface CheckpointStore {
   /**
    * Claims the ownership lease of `name` for `holder` for `ttlMs`, or renews it when `holder` has it already. A lease
    * held by another holder is taken only once it has expired. One process owns an index at a time (design §9): the
-   * others stand by and claim it again when the owner stops renewing.
+   * others stand by and claim it again when the owner stops renewing. A record no Sluice writes is taken over (see
+   * LeaseState.replaced), so the record's form must never change: a process of another version would take a live
+   * lease it cannot read.
    */
   claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseState>;
   /** Ends `holder`'s lease of `name` at once, so a standby takes over without waiting; nothing when another holds it. */
