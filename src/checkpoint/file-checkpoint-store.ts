@@ -24,8 +24,8 @@ import type { Checkpoint, CheckpointStore, LeaseFence, LeaseState } from './chec
 
 const SUFFIX = '.sluice.json';
 const LEASE_SUFFIX = '.sluice.lease';
-/** Temp files: `.<name>.sluice.json.<pid>.<random>.tmp`, and lease guards being written (`….guard.<pid>.<random>.draft`). */
-const TEMP = /^\..+\.sluice\.(json\.\d+\.[0-9a-f]+\.tmp|lease\.guard\.\d+\.[0-9a-f]+\.draft)$/;
+/** Temp files: `.<name>.sluice.json.<pid>.<random>.tmp`, lease guards being written (`….guard.<pid>.<random>.draft`), open's probes. */
+const TEMP = /^(\..+\.sluice\.(json\.\d+\.[0-9a-f]+\.tmp|lease\.guard\.\d+\.[0-9a-f]+\.draft)|\.sluice-probe\.\d+\.[0-9a-f]+\.tmp(\.link(\.renamed)?)?)$/;
 const STALE_TEMP_MS = 60_000;
 /** A guard is held for a few file operations; one this old was left by a crashed process. */
 const STALE_GUARD_MS = 30_000;
@@ -69,7 +69,7 @@ export class FileCheckpointStore implements CheckpointStore {
     let step = 'is not writable: grant this process write access or set CHECKPOINT_PATH elsewhere';
     try {
       await (await open(probe, 'wx')).close();
-      step = 'does not support hard links (lease guards need them): use a local file system, or SLUICE_CHECKPOINT_STORE=redis or postgres';
+      step = 'does not support or refuses hard links (lease guards need them; a mount that maps file owners can refuse them): use a local file system, or SLUICE_CHECKPOINT_STORE=redis or postgres';
       await link(probe, linked);
       step = 'is not writable: grant this process write access or set CHECKPOINT_PATH elsewhere';
       await rename(linked, `${linked}.renamed`);

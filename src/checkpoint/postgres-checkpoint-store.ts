@@ -314,6 +314,8 @@ function quoteIdent(name: string): string {
  */
 export function leaseExpiry(alias: string, jsonpathDates: boolean): string {
   if (jsonpathDates) return `(jsonb_path_query_first(${alias}.body, '$.expiresAt.datetime() ? (@.type() == "timestamp with time zone")', '{}', true) #>> '{}')::timestamptz`;
-  return `(CASE WHEN ${alias}.body->>'expiresAt' ~ '^\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])T([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(\\.\\d{1,6})?[+-]\\d\\d(:[0-5]\\d){0,2}$'
+  // No backslash in the pattern: with standard_conforming_strings off (a database's or a role's setting) the literal
+  // would lose them, and every lease would read as unreadable and be taken over.
+  return `(CASE WHEN ${alias}.body->>'expiresAt' ~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]([.][0-9]{1,6})?[+-](0[0-9]|1[0-5])(:[0-5][0-9]){0,2}$'
                 THEN (${alias}.body->>'expiresAt')::timestamptz END)`;
 }

@@ -615,10 +615,12 @@ describe('file checkpoint store', () => {
   it('removes temp files abandoned by a crash at open', async () => {
     const stale = join(dir, '.db_idx.sluice.json.1.abcd.tmp');
     const fresh = join(dir, '.db_idx.sluice.json.2.abcd.tmp');
-    writeFileSync(stale, '{');
-    writeFileSync(fresh, '{');
-    utimesSync(stale, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
+    // And what a crash in the middle of open's own probe leaves.
+    const probes = ['.sluice-probe.7.0badc0de.tmp', '.sluice-probe.7.0badc0de.tmp.link', '.sluice-probe.8.0badc0de.tmp.link.renamed'];
+    for (const name of [stale, fresh, ...probes.map((p) => join(dir, p))]) writeFileSync(name, '{');
+    for (const name of [stale, ...probes.map((p) => join(dir, p))]) utimesSync(name, new Date(Date.now() - 3_600_000), new Date(Date.now() - 3_600_000));
     await (await FileCheckpointStore.open(dir)).close();
+    for (const name of probes) expect(readdirSync(dir)).not.toContain(name);
     expect(readdirSync(dir)).not.toContain('.db_idx.sluice.json.1.abcd.tmp');
     expect(readdirSync(dir)).toContain('.db_idx.sluice.json.2.abcd.tmp');
     rmSync(fresh);
@@ -708,18 +710,29 @@ describe('PostgreSQL checkpoint store', () => {
       ['{"expiresAt": "10:00:00"}', false],
       ['{"expiresAt": "2026-11-24T10:00:00"}', false],
       ['{"expiresAt": "2026-13-01T10:00:00+00:00"}', false],
+      ['{"expiresAt": "2026-11-24T10:00:00+99:00"}', false],
       ['{"expiresAt": 5}', false],
       ['{"holder": "x"}', false],
       ['[1]', false],
     ];
-    for (const jsonpathDates of [true, false]) {
-      for (const [body, readable] of cases) {
-        const { rows } = await db.query<{ expiry: Date | null; direct: Date | null }>(
-          `SELECT ${leaseExpiry('l', jsonpathDates)} AS expiry, CASE WHEN $2 THEN (l.body->>'expiresAt')::timestamptz END AS direct FROM (SELECT $1::jsonb AS body) AS l`,
-          [body, readable],
-        );
-        expect(rows[0]!.expiry, `${body} (jsonpath ${jsonpathDates})`).toEqual(rows[0]!.direct);
+    // standard_conforming_strings may be off for a database or a role: the expressions must not depend on it.
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      for (const conforming of ['on', 'off']) {
+        await client.query(`SET standard_conforming_strings = ${conforming}`);
+        for (const jsonpathDates of [true, false]) {
+          for (const [body, readable] of cases) {
+            const { rows } = await client.query<{ expiry: Date | null; direct: Date | null }>(
+              `SELECT ${leaseExpiry('l', jsonpathDates)} AS expiry, CASE WHEN $2 THEN (l.body->>'expiresAt')::timestamptz END AS direct FROM (SELECT $1::jsonb AS body) AS l`,
+              [body, readable],
+            );
+            expect(rows[0]!.expiry, `${body} (jsonpath ${jsonpathDates}, standard_conforming_strings ${conforming})`).toEqual(rows[0]!.direct);
+          }
+        }
       }
+    } finally {
+      await client.end();
     }
   });
 
