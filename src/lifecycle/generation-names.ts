@@ -56,6 +56,24 @@ export function rebuildSlotName(slot: string): string {
   return `${slot.slice(0, MAX_PLAIN_REBUILD_BASE - digest.length - 1)}_${digest}_r`;
 }
 
+/**
+ * The rebuild slot name earlier versions gave a slot of more than 61 characters (its first 61 and "_r"), so that the
+ * cleanups find a rebuild such a version started; undefined for shorter slots, whose rebuild slot name is unchanged.
+ */
+export function earlierRebuildSlotName(slot: string): string | undefined {
+  return slot.length > MAX_PLAIN_REBUILD_BASE ? `${slot.slice(0, MAX_PLAIN_REBUILD_BASE)}_r` : undefined;
+}
+
+/**
+ * The rebuild slots (and checkpoint names) of `slot` to drop with it: its own, and the earlier form when the entry's
+ * checkpoint records a rebuild under that name and no current entry uses the name (the earlier form could be another
+ * entry's slot or rebuild slot now). Any other recorded name is not trusted: a hand edit could name anything.
+ */
+export function rebuildSlotsToDrop(slot: string, recorded: string | undefined, inUse: (name: string) => boolean): string[] {
+  const earlier = earlierRebuildSlotName(slot);
+  return earlier !== undefined && recorded === earlier && !inUse(earlier) ? [rebuildSlotName(slot), earlier] : [rebuildSlotName(slot)];
+}
+
 /** Checkpoint-store record through which `sluice reindex` asks for a rebuild (read by the running instance). */
 export function reindexRequestName(slot: string): string {
   return `${slot}.reindex`;

@@ -3,7 +3,7 @@ import { toError } from '../errors/app-error.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { IndexSyncLogger } from '../pipeline/index-sync.js';
 import { dropSlot } from '../source/postgres/replication-slot.js';
-import { rebuildSlotName, reindexRequestName } from './generation-names.js';
+import { rebuildSlotName, rebuildSlotsToDrop, reindexRequestName } from './generation-names.js';
 
 /** Long enough for dropping two slots, including waiting for a lingering walsender. */
 const REMOVAL_LEASE_MS = 60_000;
@@ -25,7 +25,7 @@ export async function dropRemovedEntries(pool: pg.Pool, store: CheckpointStore, 
     if (currentSlots.has(slot) || [...currentSlots].some((current) => rebuildSlotName(current) === slot)) continue;
     // A slot whose record cannot be read (corrupt, or the store unreachable) is left alone: an entry that is gone
     // must not stop the ones that are there (`sluice reset` cannot name it any more; the message says where it is).
-    const removed = await dropRemovedEntry(pool, store, slot, logger, holder).catch((error: unknown) => {
+    const removed = await dropRemovedEntry(pool, store, slot, currentSlots, logger, holder).catch((error: unknown) => {
       logger.warn({ slot, err: toError(error).message }, 'could not check a replication slot Sluice may have left behind for a removed schema entry: left in place');
       return false;
     });
@@ -35,7 +35,7 @@ export async function dropRemovedEntries(pool: pg.Pool, store: CheckpointStore, 
 }
 
 /** Drops one removed entry's slots and records; false when the slot is not such an entry's, or another process has it. */
-async function dropRemovedEntry(pool: pg.Pool, store: CheckpointStore, slot: string, logger: IndexSyncLogger, holder: string): Promise<boolean> {
+async function dropRemovedEntry(pool: pg.Pool, store: CheckpointStore, slot: string, currentSlots: Set<string>, logger: IndexSyncLogger, holder: string): Promise<boolean> {
   const checkpoint = await store.load(slot);
   if (checkpoint?.generation === undefined || checkpoint.slot !== slot) return false;
   const lease = await store.claimLease(slot, holder, REMOVAL_LEASE_MS);
@@ -43,8 +43,9 @@ async function dropRemovedEntry(pool: pg.Pool, store: CheckpointStore, slot: str
     logger.info({ slot, owner: lease.owner }, 'schema entry removed from schema.json but still owned by another process: left to it');
     return false;
   }
-  // A rebuild under way keeps the slot name it was started with (an older Sluice may have named it otherwise).
-  const rebuildSlots = [...new Set([rebuildSlotName(slot), ...(checkpoint.rebuild ? [checkpoint.rebuild.slot] : [])])];
+  // A rebuild under way keeps the slot name it was started with (an earlier version named long ones otherwise).
+  const inUse = (name: string) => currentSlots.has(name) || [...currentSlots].some((current) => rebuildSlotName(current) === name);
+  const rebuildSlots = rebuildSlotsToDrop(slot, checkpoint.rebuild?.slot, inUse);
   try {
     for (const name of [slot, ...rebuildSlots]) await dropSlot(pool, name);
     for (const name of [slot, ...rebuildSlots, reindexRequestName(slot)]) await store.remove(name, { lease: slot, holder });

@@ -300,16 +300,6 @@ describe('schema changes without downtime', () => {
     const bulk = await request(`${engine.url}/_bulk?refresh=true`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson' }, body: seedDocs });
     expect(bulk.statusCode).toBe(200);
     await bulk.body.text();
-    // evolving_book, about to leave schema.json, has a rebuild under way whose slot an older Sluice named otherwise:
-    // the slot its checkpoint records goes too.
-    const evolvingSlot = slotNameFor(db.name, 'evolving_book');
-    const olderRebuildSlot = `${evolvingSlot}_older_r`;
-    await db.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [olderRebuildSlot]);
-    const evolving = checkpoint('evolving_book')!;
-    writeFileSync(
-      join(work, `.${evolvingSlot}.sluice.json`),
-      JSON.stringify({ ...evolving, rebuild: { generation: `evolving_book-0123456789ab`, fingerprint: '0123456789ab', slot: olderRebuildSlot, startedAt: new Date().toISOString() } }),
-    );
     const reader = searchLoop(adopted);
     const seedSchema = await writeSchema(schemaV1(adopted));
     start(seedSchema.path);

@@ -1,6 +1,6 @@
 import { PUBLICATION, bootstrapStatements, teardownStatements } from '../../source/postgres/bootstrap-sql.js';
 import { dropSlot, slotNameFor } from '../../source/postgres/replication-slot.js';
-import { rebuildSlotName, reindexRequestName } from '../../lifecycle/generation-names.js';
+import { earlierRebuildSlotName, rebuildSlotName, reindexRequestName } from '../../lifecycle/generation-names.js';
 import { postgresError } from '../../source/postgres/connect.js';
 import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
 import { createContext, prepareEntries, type GlobalFlags } from '../context.js';
@@ -43,20 +43,14 @@ export async function bootstrapCommand(flags: BootstrapFlags, out: NodeJS.Writab
 export async function teardownCommand(flags: BootstrapFlags, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const context = createContext(flags);
   const prepared = await prepareEntries(context, 1);
-  const recordedRebuildSlots = new Map<string, string>();
   try {
     if (!flags.printSql) {
       // A running owner would lose its slot mid-stream and start the index over against a missing publication.
       const store = await openCheckpointStore(context.config, prepared.pool(prepared.plans[0]!.database));
       try {
         for (const plan of prepared.plans) {
-          const name = slotNameFor(plan.database, plan.index);
-          const lease = await store.leaseOf(name);
+          const lease = await store.leaseOf(slotNameFor(plan.database, plan.index));
           if (lease) throw new AppError('CKP_NOT_OWNER', `index ${plan.index} is owned by ${lease.owner} (a running \`sluice run\`): stop every \`sluice run\` of this schema first, then teardown`);
-          // A rebuild under way keeps the slot name it was started with (an older Sluice may have named it otherwise);
-          // an unreadable checkpoint names none, and its rebuild slot has the usual name.
-          const recorded = (await store.load(name).catch(() => undefined))?.rebuild?.slot;
-          if (recorded !== undefined) recordedRebuildSlots.set(name, recorded);
         }
       } finally {
         await store.close();
@@ -69,8 +63,10 @@ export async function teardownCommand(flags: BootstrapFlags, out: NodeJS.Writabl
           prepared.plans
             .filter((p) => p.database === database)
             .flatMap((p) => {
+              // And the rebuild slot an earlier version named otherwise: every entry of the schema goes, whatever it holds.
               const name = slotNameFor(p.database, p.index);
-              return [name, rebuildSlotName(name), ...(recordedRebuildSlots.has(name) ? [recordedRebuildSlots.get(name)!] : [])];
+              const earlier = earlierRebuildSlotName(name);
+              return [name, rebuildSlotName(name), ...(earlier !== undefined ? [earlier] : [])];
             }),
         ),
       ];
@@ -88,7 +84,7 @@ export async function teardownCommand(flags: BootstrapFlags, out: NodeJS.Writabl
       try {
         for (const plan of prepared.plans) {
           const name = slotNameFor(plan.database, plan.index);
-          const records = new Set([name, rebuildSlotName(name), recordedRebuildSlots.get(name) ?? name, reindexRequestName(name)]);
+          const records = new Set([name, rebuildSlotName(name), earlierRebuildSlotName(name) ?? name, reindexRequestName(name)]);
           for (const record of records) await store.remove(record);
         }
       } finally {
