@@ -22,7 +22,7 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { ConnectionOptions } from 'node:tls';
-import type { RedisConfig } from '../config/config-types.js';
+import type { RedisConfig, RedisSentinelConfig } from '../config/config-types.js';
 import { redact, redactUrl } from '../config/redact.js';
 import { AppError } from '../errors/app-error.js';
 import { checkName, decodeCheckpoint, encodeCheckpoint, notOwner, pgsyncCheckpointWarning } from './checkpoint-codec.js';
@@ -126,8 +126,8 @@ export class RedisCheckpointStore implements CheckpointStore {
    */
   static async open(config: RedisConfig, options: RedisCheckpointStoreOptions = {}): Promise<RedisCheckpointStore> {
     const where = describe(config);
-    const secrets = [config.password, config.tls?.key].filter((s): s is string => s !== undefined && s !== '');
-    const client = new Redis(config.url, clientOptions(config, options));
+    const secrets = [config.password, config.tls?.key, config.sentinel?.password].filter((s): s is string => s !== undefined && s !== '');
+    const client = config.sentinel === undefined ? new Redis(config.url, clientOptions(config, options)) : new Redis(clientOptions(config, options));
     let lastError: Error | undefined;
     // Without a listener ioredis prints every connection error; commands report their own failures.
     client.on('error', (error: Error) => (lastError = error));
@@ -321,6 +321,24 @@ function clientOptions(config: RedisConfig, options: RedisCheckpointStoreOptions
     // after the command timeout or 20 reconnection attempts, whichever comes first.
     enableOfflineQueue: true,
     maxRetriesPerRequest: 20,
+    // A primary demoted by a failover (Sentinel's, or a managed Redis behind one address) answers writes with READONLY:
+    // reconnect, which finds the new primary, and send the command again (saves are idempotent).
+    reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? 2 : false),
+    ...(config.sentinel === undefined ? {} : sentinelOptions(config.sentinel, tls)),
+  };
+}
+
+/** ioredis' Sentinel mode: asks the Sentinels for the primary, checks its role, and follows a failover at once. */
+function sentinelOptions(sentinel: RedisSentinelConfig, tls: ConnectionOptions | undefined): RedisOptions {
+  return {
+    sentinels: sentinel.hosts.map(({ host, port }) => ({ host, port })),
+    name: sentinel.name,
+    role: 'master',
+    ...(sentinel.username === undefined ? {} : { sentinelUsername: sentinel.username }),
+    ...(sentinel.password === undefined ? {} : { sentinelPassword: sentinel.password }),
+    // With TLS (rediss), the Sentinels are reached with the same TLS settings as the primary.
+    ...(tls === undefined ? {} : { enableTLSForSentinelMode: true, sentinelTLS: tls }),
+    failoverDetector: true,
   };
 }
 
@@ -365,7 +383,10 @@ async function readSettings(client: Redis): Promise<Map<string, string>> {
 }
 
 function describe(config: RedisConfig): string {
-  return `Redis ${redactUrl(config.url)} db ${config.db}`;
+  const sentinel = config.sentinel;
+  if (sentinel === undefined) return `Redis ${redactUrl(config.url)} db ${config.db}`;
+  const hosts = sentinel.hosts.map(({ host, port }) => `${host.includes(':') ? `[${host}]` : host}:${port}`).join(',');
+  return `Redis primary "${sentinel.name}" of Sentinels ${hosts} db ${config.db}`;
 }
 
 function isWrongType(error: unknown): boolean {

@@ -88,6 +88,18 @@ export interface RedisConfig {
   password?: string;
   db: number;
   tls?: TlsOptions;
+  /** REDIS_SENTINELS: the primary is found through these Sentinels (its host and port in `url` are unused then). */
+  sentinel?: RedisSentinelConfig;
+}
+
+export interface RedisSentinelConfig {
+  /** REDIS_SENTINELS, in order. */
+  hosts: Array<{ host: string; port: number }>;
+  /** REDIS_SENTINEL_MASTER: the monitored group's name (`sentinel monitor <name> …`). */
+  name: string;
+  /** REDIS_SENTINEL_USER / REDIS_SENTINEL_PASSWORD: the Sentinels' own login, when they require one. */
+  username?: string;
+  password?: string;
 }
 
 /** The HTTP server of /healthz, /readyz, /metrics and /status. */

@@ -93,6 +93,10 @@ export const LEGACY_VARIABLES = [
   'REDIS_CA_CERTS',
   'REDIS_CLIENT_CERT',
   'REDIS_CLIENT_KEY',
+  'REDIS_SENTINELS',
+  'REDIS_SENTINEL_MASTER',
+  'REDIS_SENTINEL_USER',
+  'REDIS_SENTINEL_PASSWORD',
   // Rejected with an error: they would change what is synced or where
   'SCHEMA_URL',
   'S3_SCHEMA_URL',

@@ -1,4 +1,4 @@
-import type { RedisConfig, SluiceConfig } from './config-types.js';
+import type { RedisConfig, RedisSentinelConfig, SluiceConfig } from './config-types.js';
 import { decodeComponent, type EnvReader } from './env-reader.js';
 import { shownHost } from './redact.js';
 
@@ -33,11 +33,11 @@ interface RedisUrlParts {
 export function parseCheckpointAndRedis(r: EnvReader): { checkpointStore: CheckpointStore; redis?: RedisConfig } {
   const redisCheckpoint = r.bool('REDIS_CHECKPOINT');
   const explicit = r.oneOf('SLUICE_CHECKPOINT_STORE', CHECKPOINT_STORES);
-  const redisNamed = r.has('REDIS_URL') || r.has('REDIS_HOST');
+  const redisNamed = r.has('REDIS_URL') || r.has('REDIS_HOST') || r.has('REDIS_SENTINELS');
   const store = chooseStore(r, redisCheckpoint, explicit, redisNamed);
   if (store !== 'redis' && !redisNamed) return { checkpointStore: store };
   if (store !== 'redis') {
-    r.warn(r.has('REDIS_URL') ? 'REDIS_URL' : 'REDIS_HOST', `Redis is configured but unused: checkpoints go to the ${store} store`);
+    r.warn(r.has('REDIS_URL') ? 'REDIS_URL' : r.has('REDIS_HOST') ? 'REDIS_HOST' : 'REDIS_SENTINELS', `Redis is configured but unused: checkpoints go to the ${store} store`);
   }
   return { checkpointStore: store, redis: parseRedis(r) };
 }
@@ -86,7 +86,49 @@ function parseRedis(r: EnvReader): RedisConfig {
   }
   const tls = parseRedisTls(r, url, scheme);
   if (tls !== undefined) config.tls = tls;
+  const sentinel = parseSentinels(r, url);
+  if (sentinel !== undefined) config.sentinel = sentinel;
   return config;
+}
+
+const SENTINEL_PORT = 26379;
+
+/**
+ * REDIS_SENTINELS (`host[:port],…`, port 26379 by default): the primary is asked of these Sentinels, under the group
+ * name REDIS_SENTINEL_MASTER (default `mymaster`, Redis's own example), and found again after a failover. The primary's
+ * address given otherwise (REDIS_URL's host, REDIS_HOST, REDIS_PORT) is then unused; its database, login and TLS apply.
+ */
+function parseSentinels(r: EnvReader, url: RedisUrlParts): RedisSentinelConfig | undefined {
+  const list = r.raw('REDIS_SENTINELS');
+  if (list === undefined) {
+    for (const name of ['REDIS_SENTINEL_MASTER', 'REDIS_SENTINEL_USER', 'REDIS_SENTINEL_PASSWORD']) {
+      if (r.has(name)) r.warn(name, 'ignored: REDIS_SENTINELS is not set');
+    }
+    return undefined;
+  }
+  const hosts: RedisSentinelConfig['hosts'] = [];
+  for (const item of list.split(',').map((part) => part.trim())) {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^\s:/@\[\]]+)(?::(\d+))?$/.exec(item);
+    if (match === null) {
+      r.error('REDIS_SENTINELS', `expected host[:port] entries separated by commas (got ${shownHost(item)})`);
+      return undefined;
+    }
+    const port = match[2] === undefined ? SENTINEL_PORT : r.checkInt('REDIS_SENTINELS', match[2], PORT_RANGE);
+    if (port === undefined) return undefined;
+    hosts.push({ host: match[1]!.replace(/^\[(.*)\]$/, '$1'), port });
+  }
+  for (const [name, given] of [['REDIS_HOST', r.has('REDIS_HOST')], ['REDIS_PORT', r.has('REDIS_PORT')], ['REDIS_URL', url.host !== undefined]] as const) {
+    if (given) r.warn(name, `its host and port are unused: REDIS_SENTINELS finds the primary`);
+  }
+  const sentinel: RedisSentinelConfig = { hosts, name: r.raw('REDIS_SENTINEL_MASTER') ?? 'mymaster' };
+  const username = r.raw('REDIS_SENTINEL_USER');
+  const password = r.raw('REDIS_SENTINEL_PASSWORD');
+  if (password !== undefined) sentinel.password = password;
+  if (username !== undefined) {
+    if (password === undefined) r.warn('REDIS_SENTINEL_USER', 'ignored: a Sentinel ACL user needs a password (REDIS_SENTINEL_PASSWORD)');
+    else sentinel.username = username;
+  }
+  return sentinel;
 }
 
 const TLS_FILE_SETTINGS = [

@@ -34,6 +34,7 @@ export function collectSecrets(config: SluiceConfig): string[] {
   add(config.postgres.sslKey);
   add(config.engine.tls.key);
   add(config.redis?.password);
+  add(config.redis?.sentinel?.password);
   add(config.redis?.tls?.key);
   return [...new Set(secrets)];
 }

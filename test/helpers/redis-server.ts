@@ -1,7 +1,7 @@
 // Throwaway Redis servers for tests: `redis-server` as a child process on a free port on 127.0.0.1,
 // without persistence, in a temporary directory. Never touches a system Redis.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -28,6 +28,11 @@ export interface StartRedisServerOptions {
   maxmemoryPolicy?: string;
   /** Extra command-line arguments, appended last (so they win). */
   args?: string[];
+  /**
+   * Runs a Redis Sentinel instead, monitoring the primary on `port` under `name` (quorum 1, down after 1 s), from a
+   * sentinel.conf in its directory (Sentinel rewrites its configuration file, so it needs one).
+   */
+  sentinelOf?: { port: number; name: string };
 }
 
 const HOST = '127.0.0.1';
@@ -124,11 +129,19 @@ export async function startRedisServer(options: StartRedisServerOptions = {}): P
   let removed = false;
 
   const launch = async (): Promise<void> => {
+    const sentinel = options.sentinelOf;
+    const conf = join(dir, 'sentinel.conf');
+    if (sentinel !== undefined) {
+      writeFileSync(
+        conf,
+        [`sentinel monitor ${sentinel.name} ${HOST} ${sentinel.port} 1`, `sentinel down-after-milliseconds ${sentinel.name} 1000`, `sentinel failover-timeout ${sentinel.name} 10000`, ''].join('\n'),
+      );
+    }
     const args = [
+      ...(sentinel === undefined ? [] : [conf, '--sentinel']),
       '--port', String(port),
       '--bind', HOST,
-      '--save', '',
-      '--appendonly', 'no',
+      ...(sentinel === undefined ? ['--save', '', '--appendonly', 'no'] : []),
       '--dir', dir,
       '--daemonize', 'no',
       '--logfile', logFile,

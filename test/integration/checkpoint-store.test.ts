@@ -20,6 +20,7 @@ import type { RedisConfig, SluiceConfig } from '../../src/config/config-types.js
 import { AppError } from '../../src/errors/app-error.js';
 import { parseEnvironment } from '../../src/config/env.js';
 import { findFreePort } from '../helpers/postgres-cluster.js';
+import { waitFor } from '../helpers/live-sluice.js';
 import { startRedisServer, type RedisTestServer } from '../helpers/redis-server.js';
 import { createTestDatabase, testPool, testPostgresUrl, testRedisUrl, type TestDatabase } from '../helpers/test-env.js';
 
@@ -419,6 +420,50 @@ describe('Redis checkpoint store', () => {
     await restarting.save('restart', sample('restart', '0/2'));
     expect((await restarting.load('restart'))?.lsn).toBe('0/2');
     await restarting.close();
+  });
+
+  it('finds the primary through Sentinel and follows a failover: later saves and leases land on the promoted replica', async () => {
+    const primary = await dedicated({});
+    const replica = await dedicated({ args: ['--replicaof', primary.host, String(primary.port)] });
+    const sentinel = await dedicated({ sentinelOf: { port: primary.port, name: 'ckp' } });
+    const admin = new Redis({ host: sentinel.host, port: sentinel.port });
+    const direct = (server: RedisTestServer) => new Redis({ host: server.host, port: server.port });
+    const fields = (flat: string[]) => Object.fromEntries(flat.flatMap((value, i) => (i % 2 === 0 ? [[value, flat[i + 1]]] : [])));
+    try {
+      await waitFor('Sentinel to see the replica in sync', async () => {
+        const replicas = ((await admin.call('SENTINEL', 'REPLICAS', 'ckp')) as string[][]).map(fields);
+        return replicas.some((r) => r['port'] === String(replica.port) && r['master-link-status'] === 'ok' && !String(r['flags']).includes('down')) ? true : undefined;
+      });
+      // The primary's own address is not needed: the Sentinel names it.
+      const store = await RedisCheckpointStore.open({ url: 'redis://127.0.0.1:1', db: 0, sentinel: { hosts: [{ host: sentinel.host, port: sentinel.port }], name: 'ckp' } });
+      try {
+        await store.save('sentinel_ckp', sample('sentinel_ckp', '0/1'));
+        const onPrimary = direct(primary);
+        expect(await onPrimary.hget('queue:sentinel_ckp:meta', 'checkpoint')).toBe('"0/1"');
+        onPrimary.disconnect();
+        await waitFor('a failover to the replica', async () => {
+          await admin.call('SENTINEL', 'FAILOVER', 'ckp').catch(() => undefined); // NOGOODSLAVE until the replica is known good
+          const [, port] = (await admin.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'ckp')) as [string, string];
+          return port === String(replica.port) ? true : undefined;
+        });
+        // Until Sentinel has demoted the old primary it still takes writes, which its resync then drops: Redis'
+        // replication is asynchronous, which costs a snapshot of the index whose checkpoint went back, never changes.
+        const old = direct(primary);
+        await waitFor('the old primary to be demoted', async () => ((await old.info('replication')).includes('role:slave') ? true : undefined));
+        old.disconnect();
+        await store.save('sentinel_ckp', sample('sentinel_ckp', '0/2'));
+        expect((await store.claimLease('sentinel_ckp', 'host-a:1', 60_000)).owner).toBe('host-a:1');
+        const onPromoted = direct(replica);
+        expect(await onPromoted.hget('queue:sentinel_ckp:meta', 'checkpoint')).toBe('"0/2"');
+        expect(await onPromoted.get(RedisCheckpointStore.leaseKey('sentinel_ckp'))).toBe('host-a:1');
+        onPromoted.disconnect();
+        expect((await store.load('sentinel_ckp'))?.lsn).toBe('0/2');
+      } finally {
+        await store.close();
+      }
+    } finally {
+      admin.disconnect();
+    }
   });
 
   it('connects over TLS with CA verification and a client certificate', async () => {

@@ -162,6 +162,30 @@ describe('parseEnvironment: Redis and the checkpoint store', () => {
     expect(fromUrl.problems).toEqual([{ location: 'REDIS_DB', severity: 'warning', message: expect.stringContaining('REDIS_URL') }]);
   });
 
+  it('finds the primary through REDIS_SENTINELS (port 26379 by default) under REDIS_SENTINEL_MASTER, with the Sentinels\' own login', () => {
+    const result = parse({ PG_USER: 'a', REDIS_SENTINELS: 's1, s2:26380,[::1]:26381', REDIS_SENTINEL_MASTER: 'checkpoints', REDIS_SENTINEL_USER: 'watcher', REDIS_SENTINEL_PASSWORD: 'sentinel-secret', REDIS_AUTH: 'pw', REDIS_DB: '2' });
+    expect(result.problems).toEqual([]);
+    expect(result.config?.checkpointStore).toBe('redis');
+    expect(result.config?.redis).toEqual({
+      url: 'redis://localhost:6379',
+      db: 2,
+      password: 'pw',
+      sentinel: { hosts: [{ host: 's1', port: 26379 }, { host: 's2', port: 26380 }, { host: '::1', port: 26381 }], name: 'checkpoints', username: 'watcher', password: 'sentinel-secret' },
+    });
+    expect(parse({ PG_USER: 'a', REDIS_SENTINELS: 's1' }).config?.redis?.sentinel).toEqual({ hosts: [{ host: 's1', port: 26379 }], name: 'mymaster' });
+    // The primary's own address is unused then; the Sentinel settings alone are unused without REDIS_SENTINELS.
+    const both = parse({ PG_USER: 'a', REDIS_SENTINELS: 's1', REDIS_HOST: 'cache' });
+    expect(both.problems).toEqual([{ location: 'REDIS_HOST', severity: 'warning', message: expect.stringContaining('REDIS_SENTINELS finds the primary') }]);
+    const alone = parse({ PG_USER: 'a', REDIS_HOST: 'cache', REDIS_SENTINEL_MASTER: 'x' });
+    expect(alone.problems).toEqual([{ location: 'REDIS_SENTINEL_MASTER', severity: 'warning', message: expect.stringContaining('REDIS_SENTINELS is not set') }]);
+    for (const bad of ['s1,,s2', 's1:http', 'redis://s1:26379', 's1:70000']) {
+      const refused = parse({ PG_USER: 'a', REDIS_SENTINELS: bad, REDIS_SENTINEL_PASSWORD: 'sentinel-secret' });
+      expect(refused.config, bad).toBeUndefined();
+      expect(refused.problems.map((p) => p.location)).toEqual(['REDIS_SENTINELS']);
+      expect(JSON.stringify(refused.problems)).not.toContain('sentinel-secret');
+    }
+  });
+
   it('rejects REDIS_CHECKPOINT=true with another explicit store', () => {
     expect(parse({ PG_USER: 'a', REDIS_CHECKPOINT: 'true', SLUICE_CHECKPOINT_STORE: 'file' }).problems).toEqual([
       { location: 'SLUICE_CHECKPOINT_STORE', severity: 'error', message: expect.stringContaining('contradicts REDIS_CHECKPOINT=true') },
