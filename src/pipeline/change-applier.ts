@@ -176,7 +176,7 @@ async function readDocuments(plan: EntryPlan, pool: pg.Pool, keys: string[][]): 
  * True when the routing field is made of root columns only (a column, or a concat of root columns and
  * literals): then only a change of the root row itself can move a document to another shard.
  */
-function routingFollowsRootRow(plan: EntryPlan): boolean {
+export function routingFollowsRootRow(plan: EntryPlan): boolean {
   const root = plan.root;
   const columnKeys = new Set(root.columns.map((c) => root.transform.rename.get(c.spec.key) ?? c.spec.key));
   if (plan.routing === undefined || columnKeys.has(plan.routing)) return true;
