@@ -122,6 +122,8 @@ export async function runStreamPhase(
   /** The transactions the batch in hand has changes of; the open one carries on into the next batch. */
   let batchXids: number[] = [];
   let currentXid: number | undefined;
+  /** The transaction being read has changes in the batch in hand (or handed on): its xid is needed in batchXids. */
+  let currentHasChanges = false;
   let version = 0n;
   let inTransaction = false;
   /**
@@ -438,6 +440,7 @@ export async function runStreamPhase(
           inTransaction = true;
           openCommitTime = message.commitTime;
           currentXid = message.xid;
+          currentHasChanges = false;
           batchXids.push(message.xid);
           if (message.finalLsn > version) version = message.finalLsn;
           break;
@@ -457,6 +460,7 @@ export async function runStreamPhase(
             reportUnapplied();
           } else {
             changes.push(message.change);
+            currentHasChanges = true;
             if (changes.length === 1 && oldestCommitTime === undefined) reportUnapplied();
             if (changes.length >= options.batchSize) {
               dispatch();
@@ -466,6 +470,11 @@ export async function runStreamPhase(
           break;
         case 'commit':
           inTransaction = false;
+          // A transaction without changes (empty on PostgreSQL 14, a logical message, a TRUNCATE applied on its own)
+          // leaves nothing for a document query to wait for. While a streamed transaction holds the acknowledgement
+          // back, batches without changes are not dispatched, and a busy database's xids would pile up until the next
+          // change.
+          if (!currentHasChanges && batchXids[batchXids.length - 1] === currentXid) batchXids.pop();
           lastCommitEnd = message.endLsn;
           lastCommitTime = message.commitTime;
           if (oldestCommitTime === undefined) {
