@@ -121,7 +121,7 @@ function nodeObject(node: PlanNode, alias: string, aliases: AliasGenerator): { o
   for (const column of node.columns) {
     fields.set(t.rename.get(column.spec.key) ?? column.spec.key, columnValue(alias, column, t.replace.get(column.spec.key)));
   }
-  for (const child of node.children) fields.set(child.outputKey, { expr: childValue(child, alias, aliases), kind: 'json' });
+  for (const child of node.children) fields.set(child.outputKey, childValue(child, alias, aliases));
   for (const concat of t.concat) {
     const parts = concat.columns.map((name) => {
       const field = fields.get(name);
@@ -146,14 +146,15 @@ function rootMoves(node: PlanNode, path: string[]): JsonMove[] {
   return moves;
 }
 
-/** Correlated subquery giving a child's value for the parent row at `parentAlias`. */
-function childValue(child: PlanNode, parentAlias: string, aliases: AliasGenerator): string {
+/**
+ * Correlated subquery giving a child's value for the parent row at `parentAlias`: JSON, except a one_to_one scalar
+ * child, which keeps its column's type (a concat or routing reads it as such, where a cast to json would fail).
+ */
+function childValue(child: PlanNode, parentAlias: string, aliases: AliasGenerator): FieldValue {
   const rel = child.relationship!;
   const alias = aliases.take('n');
-  const value =
-    rel.variant === 'scalar'
-      ? columnValue(alias, child.columns[0]!, child.transform.replace.get(child.columns[0]!.spec.key)).expr
-      : nodeObject(child, alias, aliases).object;
+  const scalar = rel.variant === 'scalar' ? columnValue(alias, child.columns[0]!, child.transform.replace.get(child.columns[0]!.spec.key)) : undefined;
+  const value = scalar !== undefined ? scalar.expr : nodeObject(child, alias, aliases).object;
   const order = child.primaryKey.map((c) => `${alias}.${quoteIdent(c)}`);
   let from: string;
   let where: string;
@@ -167,13 +168,13 @@ function childValue(child: PlanNode, parentAlias: string, aliases: AliasGenerato
     from = `${qualified(child.schema, child.table)} AS ${alias}`;
     where = equalities(alias, rel.join!.childColumns, parentAlias, rel.join!.parentColumns);
   }
-  if (rel.type === 'one_to_many') return `(SELECT json_agg(${value} ORDER BY ${order.join(', ')}) FROM ${from} WHERE ${where})`;
+  if (rel.type === 'one_to_many') return { expr: `(SELECT json_agg(${value} ORDER BY ${order.join(', ')}) FROM ${from} WHERE ${where})`, kind: 'json' };
   // one_to_one takes the first row by key: several matching rows must not multiply the document (PGSync did).
   // Even joined on the child's whole primary key this stays a subquery: one index probe per parent row. As a LEFT
   // JOIN the planner (default costs) reads the whole child table for each batch of 1,000 roots (hash or merge join):
   // 1 ms faster per batch with a 2,000-row child table, the same at 5,000-10,000 rows, 1.2-1.5x slower at
   // 20,000-50,000, 2-4x slower at 200,000 (measured with 200,000 roots).
-  return `(SELECT ${value} FROM ${from} WHERE ${where} ORDER BY ${order.join(', ')} LIMIT 1)`;
+  return { expr: `(SELECT ${value} FROM ${from} WHERE ${where} ORDER BY ${order.join(', ')} LIMIT 1)`, kind: scalar?.kind ?? 'json' };
 }
 
 function equalities(leftAlias: string, leftColumns: string[], rightAlias: string, rightColumns: string[]): string {

@@ -139,6 +139,31 @@ describe('relationship kinds', () => {
     expect(docs[2]!.source).toEqual({ id: 3, publisher_name: null, publishers: null });
   });
 
+  it('a one_to_one scalar child of text, integer or numeric type feeds a concat and the routing as its own value', async () => {
+    const docs = await buildDocuments(
+      db.url,
+      await plan(
+        entry(
+          {
+            table: 'book',
+            columns: ['id'],
+            transform: { concat: [{ columns: ['publisher_name', 'publisher_id', 'rating'], destination: 'route', delimiter: '/' }] },
+            children: [
+              { table: 'publisher', label: 'publisher_name', columns: ['name'], relationship: { type: 'one_to_one', variant: 'scalar' } },
+              { table: 'publisher', label: 'publisher_id', columns: ['id'], relationship: { type: 'one_to_one', variant: 'scalar' } },
+              { table: 'rating', label: 'rating', columns: ['value'], relationship: { type: 'one_to_one', variant: 'scalar', foreign_key: { child: ['book_isbn'], parent: ['isbn'] } } },
+            ],
+          },
+          { routing: 'route' },
+        ),
+      ),
+    );
+    expect(docs[0]!.source).toMatchObject({ id: 1, publisher_name: 'Penguin', publisher_id: 1, route: 'Penguin/1/4.5' });
+    expect(docs[0]!.routing).toBe('Penguin/1/4.5');
+    // No child row: NULL parts are skipped, as in any concat.
+    expect(docs[2]!.source).toMatchObject({ id: 3, publisher_name: null, publisher_id: null });
+  });
+
   it('a child table reached from the other side: author → books through book_author', async () => {
     const docs = await buildDocuments(
       db.url,
