@@ -127,16 +127,22 @@ export class RedisCheckpointStore implements CheckpointStore {
   static async open(config: RedisConfig, options: RedisCheckpointStoreOptions = {}): Promise<RedisCheckpointStore> {
     const where = describe(config);
     const secrets = [config.password, config.tls?.key, config.sentinel?.password].filter((s): s is string => s !== undefined && s !== '');
-    const client = config.sentinel === undefined ? new Redis(config.url, clientOptions(config, options)) : new Redis(clientOptions(config, options));
+    const opening = { done: false };
+    const client = config.sentinel === undefined ? new Redis(config.url, clientOptions(config, options, opening)) : new Redis(clientOptions(config, options, opening));
     let lastError: Error | undefined;
+    /** What the Sentinels last answered that was not a primary (unreachable, no such name, refused). */
+    let sentinelAnswer: string | undefined;
     // Without a listener ioredis prints every connection error; commands report their own failures.
     client.on('error', (error: Error) => (lastError = error));
+    client.on('sentinelError', (error: Error) => (sentinelAnswer = error.message.replace(/got an invalid reply: null$/, `knows no primary named "${config.sentinel?.name}"`)));
     try {
       await client.connect();
       await client.ping();
+      opening.done = true;
     } catch (error) {
       client.disconnect();
-      throw unavailable(where, 'connect', lastError ?? error, secrets);
+      const cause = lastError ?? (error as Error);
+      throw unavailable(where, 'connect', sentinelAnswer === undefined ? cause : new Error(`${cause.message} (${sentinelAnswer})`), secrets);
     }
     const settings = await readSettings(client);
     const warnings: string[] = [];
@@ -306,7 +312,7 @@ export class RedisCheckpointStore implements CheckpointStore {
   }
 }
 
-function clientOptions(config: RedisConfig, options: RedisCheckpointStoreOptions): RedisOptions {
+function clientOptions(config: RedisConfig, options: RedisCheckpointStoreOptions, opening: { done: boolean }): RedisOptions {
   const tls = tlsOptions(config);
   return {
     lazyConnect: true,
@@ -321,15 +327,21 @@ function clientOptions(config: RedisConfig, options: RedisCheckpointStoreOptions
     // after the command timeout or 20 reconnection attempts, whichever comes first.
     enableOfflineQueue: true,
     maxRetriesPerRequest: 20,
-    // A primary demoted by a failover (Sentinel's, or a managed Redis behind one address) answers writes with READONLY:
-    // reconnect, which finds the new primary, and send the command again (saves are idempotent).
-    reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? 2 : false),
-    ...(config.sentinel === undefined ? {} : sentinelOptions(config.sentinel, tls)),
+    // A primary demoted by a failover answers writes with READONLY. Under Sentinel: reconnect, which asks the Sentinels
+    // for the new primary, and send the command again (the lease scripts and saves are idempotent; a save's MULTI is
+    // discarded rather than sent again, and retried by the caller). Without: only reconnect (a managed Redis's
+    // endpoint then leads to its new primary), and let the command fail with READONLY, so that a REDIS_URL naming a
+    // replica is reported, at the caller's pace, rather than reconnected to in a loop.
+    reconnectOnError: (error: Error) => (error.message.startsWith('READONLY') ? (config.sentinel === undefined ? 1 : 2) : false),
+    ...(config.sentinel === undefined ? {} : sentinelOptions(config.sentinel, tls, options, opening)),
   };
 }
 
+/** Rounds over every Sentinel at open before giving up (later, reconnection goes on for as long as it takes). */
+const SENTINEL_OPEN_ROUNDS = 3;
+
 /** ioredis' Sentinel mode: asks the Sentinels for the primary, checks its role, and follows a failover at once. */
-function sentinelOptions(sentinel: RedisSentinelConfig, tls: ConnectionOptions | undefined): RedisOptions {
+function sentinelOptions(sentinel: RedisSentinelConfig, tls: ConnectionOptions | undefined, options: RedisCheckpointStoreOptions, opening: { done: boolean }): RedisOptions {
   return {
     sentinels: sentinel.hosts.map(({ host, port }) => ({ host, port })),
     name: sentinel.name,
@@ -339,6 +351,12 @@ function sentinelOptions(sentinel: RedisSentinelConfig, tls: ConnectionOptions |
     // With TLS (rediss), the Sentinels are reached with the same TLS settings as the primary.
     ...(tls === undefined ? {} : { enableTLSForSentinelMode: true, sentinelTLS: tls }),
     failoverDetector: true,
+    // ioredis retries the Sentinels forever by default, so a start with every Sentinel down, or none monitoring the
+    // name, would hang without a word: at open it gives up after a few rounds (CKP_UNAVAILABLE says why).
+    sentinelRetryStrategy: (attempt: number) => (opening.done ? Math.min(attempt * 200, 2000) : attempt < SENTINEL_OPEN_ROUNDS ? 200 * attempt : null),
+    sentinelCommandTimeout: options.connectTimeoutMs ?? 10_000,
+    // The configured Sentinels only (no SENTINEL SENTINELS): the ACL a Sentinel user needs stays small.
+    updateSentinels: false,
   };
 }
 

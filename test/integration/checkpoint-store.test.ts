@@ -434,6 +434,14 @@ describe('Redis checkpoint store', () => {
         const replicas = ((await admin.call('SENTINEL', 'REPLICAS', 'ckp')) as string[][]).map(fields);
         return replicas.some((r) => r['port'] === String(replica.port) && r['master-link-status'] === 'ok' && !String(r['flags']).includes('down')) ? true : undefined;
       });
+      // Sentinels that cannot name the primary (none answers, or none monitors the name) fail the open with the
+      // reason, after a few rounds, rather than keep it waiting.
+      const unreachable = await failure(RedisCheckpointStore.open({ url: 'redis://127.0.0.1:1', db: 0, sentinel: { hosts: [{ host: '127.0.0.1', port: await findFreePort() }], name: 'ckp' } }));
+      expect(unreachable.code).toBe('CKP_UNAVAILABLE');
+      expect(unreachable.message).toContain('All sentinels are unreachable');
+      const unknown = await failure(RedisCheckpointStore.open({ url: 'redis://127.0.0.1:1', db: 0, sentinel: { hosts: [{ host: sentinel.host, port: sentinel.port }], name: 'nope' } }));
+      expect(unknown.code).toBe('CKP_UNAVAILABLE');
+      expect(unknown.message).toContain(`knows no primary named "nope"`);
       // The primary's own address is not needed: the Sentinel names it.
       const store = await RedisCheckpointStore.open({ url: 'redis://127.0.0.1:1', db: 0, sentinel: { hosts: [{ host: sentinel.host, port: sentinel.port }], name: 'ckp' } });
       try {
