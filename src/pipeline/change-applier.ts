@@ -176,7 +176,26 @@ async function readDocuments(plan: EntryPlan, pool: pg.Pool, keys: string[][]): 
  * True when the routing field is made of root columns only (a column, or a concat of root columns and
  * literals): then only a change of the root row itself can move a document to another shard.
  */
-export function routingFollowsRootRow(plan: EntryPlan): boolean {
+/**
+ * The tables a routing value is read from besides the root row: the children the routing field or its concat names,
+ * with their subtrees and through tables, keyed as `tableKey` does. (A concat sees the node's columns and children
+ * only; any other name in it is a literal, and a routing naming no field is always null.)
+ */
+export function routingSourceTables(plan: EntryPlan): Set<string> {
+  const root = plan.root;
+  const tables = new Set<string>();
+  if (plan.routing === undefined) return tables;
+  const names = new Set([plan.routing, ...(root.transform.concat.find((c) => c.destination === plan.routing)?.columns ?? [])]);
+  const visit = (node: EntryPlan['root']) => {
+    tables.add(tableKey(node.schema, node.table));
+    if (node.relationship?.through) tables.add(tableKey(node.relationship.through.schema, node.relationship.through.table));
+    node.children.forEach(visit);
+  };
+  root.children.filter((child) => names.has(child.outputKey)).forEach(visit);
+  return tables;
+}
+
+function routingFollowsRootRow(plan: EntryPlan): boolean {
   const root = plan.root;
   const columnKeys = new Set(root.columns.map((c) => root.transform.rename.get(c.spec.key) ?? c.spec.key));
   if (plan.routing === undefined || columnKeys.has(plan.routing)) return true;

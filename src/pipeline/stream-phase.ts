@@ -6,7 +6,7 @@ import { durableWalEnd } from '../source/postgres/database-origin.js';
 import { formatLsn } from '../source/postgres/lsn.js';
 import { assertNotSynchronousStandby, awaitVisible } from '../source/postgres/transaction-visibility.js';
 import { tableKey, type ChangeRoutes } from '../transform/change-routes.js';
-import { buildChanges, deleteOrphans, routingFollowsRootRow, writeBuiltChanges, type IndexScanner, type RoutingLookup } from './change-applier.js';
+import { buildChanges, deleteOrphans, routingSourceTables, writeBuiltChanges, type IndexScanner, type RoutingLookup } from './change-applier.js';
 import { checkpointPosition } from './database-history.js';
 import { runFullSync, type ActionWriter } from './full-sync.js';
 import { StreamedTransactions, type CommittedTransaction, type StreamedTransactionsOptions } from './streamed-transactions.js';
@@ -640,9 +640,9 @@ async function applyTruncate(
   }
   if (treeTables(plan).some((t) => tables.has(t))) {
     await runFullSync(plan, pool, writer, { chunkSize, concurrency: 1, version, signal });
-    // A routing value made of child fields may have changed for any root: the rebuild wrote each document under its
-    // new routing, and a copy left under the old one (on another shard) would stay beside it for good.
-    if (plan.routing !== undefined && !routingFollowsRootRow(plan)) {
+    // A routing value made of this child's fields may have changed for any root: the rebuild wrote each document under
+    // its new routing, and a copy left under the old one (on another shard) would stay beside it for good.
+    if (plan.routing !== undefined && [...routingSourceTables(plan)].some((t) => tables.has(t))) {
       await writer.flush();
       await deleteOrphans(plan, pool, writer, scanner, version, position, signal);
     }
