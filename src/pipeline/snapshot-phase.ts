@@ -51,6 +51,9 @@ export async function runSnapshotPhase(
   const done = new Set<KeyRange>();
   let current: Checkpoint = { ...checkpoint, snapshot };
   let documents = 0;
+  /** Durable prefixes found so far, and the newest of them saved (progress only moves forward). */
+  let prefixesTaken = 0;
+  let prefixesSaved = 0;
   let staleSeen = options.staleBefore ?? 0;
   const refuseNewerVersions = async () => {
     const stats = writer.stats?.();
@@ -92,8 +95,13 @@ export async function runSnapshotPhase(
         done.delete(prefix);
       }
       if (!prefix) return;
+      // Chunks finish side by side: a later prefix may be flushed and saved while this one still waits for its flush.
+      // Saving this one after it would move the progress back (chunks redone after a crash, nothing lost).
+      const taken = ++prefixesTaken;
       await writer.flush();
       await refuseNewerVersions();
+      if (taken < prefixesSaved) return;
+      prefixesSaved = taken;
       doneUpTo = prefix.upTo ?? doneUpTo;
       current = { ...current, snapshot: { ...progressUpTo(plan, snapshot, doneUpTo), complete: false }, updatedAt: new Date().toISOString() };
       await store.save(options.name, current);

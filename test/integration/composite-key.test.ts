@@ -120,6 +120,34 @@ describe('a root with a composite primary key', () => {
     }
   });
 
+  it('saves snapshot progress only forward, though chunks finishing side by side flush at different speeds', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-progress-'));
+    const store = await FileCheckpointStore.open(dir);
+    // The first flush is slow: the chunks finished meanwhile extend the durable prefix and are saved first.
+    let flushes = 0;
+    const writer: ActionWriter = { add: async () => undefined, flush: () => new Promise((resolve) => setTimeout(resolve, ++flushes === 1 ? 300 : 0)) };
+    const saved: Array<[number, number]> = [];
+    const recording = Object.create(store) as FileCheckpointStore;
+    recording.save = async (name, checkpoint, fence) => {
+      const upTo = checkpoint.snapshot?.doneInKeyOrder;
+      // Key values in alphabetical column order (line_no, order_id); the index order is (order_id, line_no).
+      if (upTo !== undefined) saved.push([Number(upTo[1]), Number(upTo[0])]);
+      await store.save(name, checkpoint, fence);
+    };
+    try {
+      const start = { slot: 'forward', snapshot: { consistentLsn: '0/1000000', complete: false }, updatedAt: 't' };
+      await runSnapshotPhase(plan, pool, writer, recording, start, { name: 'forward', chunkSize: 500, concurrency: 2 });
+      expect(saved.length).toBeGreaterThan(2);
+      for (let i = 1; i < saved.length; i++) {
+        const [before, now] = [saved[i - 1]!, saved[i]!];
+        expect(now[0] > before[0] || (now[0] === before[0] && now[1] >= before[1]), `progress ${JSON.stringify(before)} then ${JSON.stringify(now)}`).toBe(true);
+      }
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses, naming the view and the key, a root read through primary_key whose key is NULL in some row', async () => {
     await db.query(`CREATE VIEW line_or_none AS SELECT CASE WHEN order_id = 42 AND line_no = 1 THEN NULL ELSE order_id END AS order_id, line_no, item FROM order_line`);
     const view = (await compileAgainst(db.url, [{ database: db.name, index: 'maybe', nodes: { table: 'line_or_none', primary_key: ['order_id', 'line_no'] } }])).plans[0]!;
