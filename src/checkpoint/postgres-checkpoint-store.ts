@@ -166,10 +166,7 @@ export class PostgresCheckpointStore implements CheckpointStore {
     if (!allowed) throw notOwner('delete', name, fence!);
   }
 
-  /**
-   * SQL true while the lease row named by parameter $n is held by parameter $n+1 and unexpired by the server's
-   * clock. The row is locked FOR SHARE, so a claim taking it over waits until the fenced write has committed.
-   */
+  /** SQL: the expiry of the lease row `alias`, NULL when unreadable (see leaseExpiry). */
   private expiry(alias: string): string {
     return leaseExpiry(alias, this.jsonpathDates);
   }
@@ -179,6 +176,10 @@ export class PostgresCheckpointStore implements CheckpointStore {
     return `(jsonb_typeof(${alias}.body->'holder') = 'string' AND ${this.expiry(alias)} IS NOT NULL)`;
   }
 
+  /**
+   * SQL true while the lease row named by parameter $n is held by parameter $n+1 and unexpired by the server's
+   * clock. The row is locked FOR SHARE, so a claim taking it over waits until the fenced write has committed.
+   */
   private leaseHeld(n: number): string {
     return `EXISTS (SELECT 1 FROM ${this.table} AS l WHERE l.name = $${n} AND l.body->>'holder' = $${n + 1}
               AND ${this.expiry('l')} > clock_timestamp() FOR SHARE)`;

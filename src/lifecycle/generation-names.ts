@@ -64,14 +64,20 @@ export function earlierRebuildSlotName(slot: string): string | undefined {
   return slot.length > MAX_PLAIN_REBUILD_BASE ? `${slot.slice(0, MAX_PLAIN_REBUILD_BASE)}_r` : undefined;
 }
 
+/** True when `name` is the slot or the rebuild slot of one of `slots` (the current entries' slots). */
+export function isSlotOrRebuildOf(name: string, slots: Iterable<string>): boolean {
+  for (const slot of slots) if (slot === name || rebuildSlotName(slot) === name) return true;
+  return false;
+}
+
 /**
  * The rebuild slots (and checkpoint names) of `slot` to drop with it: its own, and the earlier form when the entry's
- * checkpoint records a rebuild under that name and no current entry uses the name (the earlier form could be another
+ * checkpoint records a rebuild under that name and no other current entry uses the name (the earlier form could be another
  * entry's slot or rebuild slot now). Any other recorded name is not trusted: a hand edit could name anything.
  */
-export function rebuildSlotsToDrop(slot: string, recorded: string | undefined, inUse: (name: string) => boolean): string[] {
+export function rebuildSlotsToDrop(slot: string, recorded: string | undefined, currentSlots: Iterable<string>): string[] {
   const earlier = earlierRebuildSlotName(slot);
-  return earlier !== undefined && recorded === earlier && !inUse(earlier) ? [rebuildSlotName(slot), earlier] : [rebuildSlotName(slot)];
+  return earlier !== undefined && recorded === earlier && !isSlotOrRebuildOf(earlier, currentSlots) ? [rebuildSlotName(slot), earlier] : [rebuildSlotName(slot)];
 }
 
 /** Checkpoint-store record through which `sluice reindex` asks for a rebuild (read by the running instance). */

@@ -3,7 +3,7 @@ import { toError } from '../errors/app-error.js';
 import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
 import type { IndexSyncLogger } from '../pipeline/index-sync.js';
 import { dropSlot } from '../source/postgres/replication-slot.js';
-import { rebuildSlotName, rebuildSlotsToDrop, reindexRequestName } from './generation-names.js';
+import { isSlotOrRebuildOf, rebuildSlotsToDrop, reindexRequestName } from './generation-names.js';
 
 /** Long enough for dropping two slots, including waiting for a lingering walsender. */
 const REMOVAL_LEASE_MS = 60_000;
@@ -22,7 +22,7 @@ export async function dropRemovedEntries(pool: pg.Pool, store: CheckpointStore, 
   );
   const dropped: string[] = [];
   for (const { slot_name: slot } of rows) {
-    if (currentSlots.has(slot) || [...currentSlots].some((current) => rebuildSlotName(current) === slot)) continue;
+    if (isSlotOrRebuildOf(slot, currentSlots)) continue;
     // A slot whose record cannot be read (corrupt, or the store unreachable) is left alone: an entry that is gone
     // must not stop the ones that are there (`sluice reset` cannot name it any more; the message says where it is).
     const removed = await dropRemovedEntry(pool, store, slot, currentSlots, logger, holder).catch((error: unknown) => {
@@ -44,8 +44,7 @@ async function dropRemovedEntry(pool: pg.Pool, store: CheckpointStore, slot: str
     return false;
   }
   // A rebuild under way keeps the slot name it was started with (an earlier version named long ones otherwise).
-  const inUse = (name: string) => currentSlots.has(name) || [...currentSlots].some((current) => rebuildSlotName(current) === name);
-  const rebuildSlots = rebuildSlotsToDrop(slot, checkpoint.rebuild?.slot, inUse);
+  const rebuildSlots = rebuildSlotsToDrop(slot, checkpoint.rebuild?.slot, currentSlots);
   try {
     for (const name of [slot, ...rebuildSlots]) await dropSlot(pool, name);
     for (const name of [slot, ...rebuildSlots, reindexRequestName(slot)]) await store.remove(name, { lease: slot, holder });

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { EntryPlan } from '../schema/sync-plan.js';
+import type { EntryPlan, PlanNode } from '../schema/sync-plan.js';
 import type { RowChange, RowValues } from '../source/change-source.js';
 import { tableKey, type ChangeRoutes, type RowLookup, type TableRoute } from '../transform/change-routes.js';
 import { buildDocumentQuery, routingExpression, storedRouting } from '../transform/document-query.js';
@@ -183,16 +183,15 @@ async function readDocuments(plan: EntryPlan, pool: pg.Pool, keys: string[][]): 
  */
 export function routingSourceTables(plan: EntryPlan): Set<string> {
   const root = plan.root;
-  const tables = new Set<string>();
-  if (plan.routing === undefined) return tables;
+  if (plan.routing === undefined) return new Set();
   const names = new Set([plan.routing, ...(root.transform.concat.find((c) => c.destination === plan.routing)?.columns ?? [])]);
-  const visit = (node: EntryPlan['root']) => {
-    tables.add(tableKey(node.schema, node.table));
-    if (node.relationship?.through) tables.add(tableKey(node.relationship.through.schema, node.relationship.through.table));
-    node.children.forEach(visit);
-  };
-  root.children.filter((child) => names.has(child.outputKey)).forEach(visit);
-  return tables;
+  return new Set(root.children.filter((child) => names.has(child.outputKey)).flatMap(subtreeTables));
+}
+
+/** The tables of `node` and its descendants, through tables included, keyed as `tableKey` does. */
+export function subtreeTables(node: PlanNode): string[] {
+  const through = node.relationship?.through;
+  return [tableKey(node.schema, node.table), ...(through ? [tableKey(through.schema, through.table)] : []), ...node.children.flatMap(subtreeTables)];
 }
 
 function routingFollowsRootRow(plan: EntryPlan): boolean {

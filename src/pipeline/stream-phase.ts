@@ -6,7 +6,7 @@ import { durableWalEnd } from '../source/postgres/database-origin.js';
 import { formatLsn } from '../source/postgres/lsn.js';
 import { assertNotSynchronousStandby, awaitVisible } from '../source/postgres/transaction-visibility.js';
 import { tableKey, type ChangeRoutes } from '../transform/change-routes.js';
-import { buildChanges, deleteOrphans, routingSourceTables, writeBuiltChanges, type IndexScanner, type RoutingLookup } from './change-applier.js';
+import { buildChanges, deleteOrphans, routingSourceTables, subtreeTables, writeBuiltChanges, type IndexScanner, type RoutingLookup } from './change-applier.js';
 import { checkpointPosition } from './database-history.js';
 import { runFullSync, type ActionWriter } from './full-sync.js';
 import { StreamedTransactions, type CommittedTransaction, type StreamedTransactionsOptions } from './streamed-transactions.js';
@@ -638,24 +638,13 @@ async function applyTruncate(
     await writer.flush();
     return;
   }
-  if (treeTables(plan).some((t) => tables.has(t))) {
+  if (subtreeTables(plan.root).some((t) => tables.has(t))) {
     await runFullSync(plan, pool, writer, { chunkSize, concurrency: 1, version, signal });
     // A routing value made of this child's fields may have changed for any root: the rebuild wrote each document under
     // its new routing, and a copy left under the old one (on another shard) would stay beside it for good.
-    if (plan.routing !== undefined && [...routingSourceTables(plan)].some((t) => tables.has(t))) {
+    if ([...routingSourceTables(plan)].some((t) => tables.has(t))) {
       await writer.flush();
       await deleteOrphans(plan, pool, writer, scanner, version, position, signal);
     }
   }
-}
-
-function treeTables(plan: EntryPlan): string[] {
-  const out: string[] = [];
-  const visit = (node: EntryPlan['root']) => {
-    out.push(tableKey(node.schema, node.table));
-    if (node.relationship?.through) out.push(tableKey(node.relationship.through.schema, node.relationship.through.table));
-    node.children.forEach(visit);
-  };
-  visit(plan.root);
-  return out;
 }

@@ -3,7 +3,7 @@ import { AppError } from '../../errors/app-error.js';
 import { dropSlot, slotInfo, slotNameFor } from '../../source/postgres/replication-slot.js';
 import { buildDocumentQuery, storedRouting } from '../../transform/document-query.js';
 import { EntryCheckpointStore } from '../../lifecycle/entry-checkpoint-store.js';
-import { rebuildSlotName, rebuildSlotsToDrop, reindexRequestName } from '../../lifecycle/generation-names.js';
+import { rebuildSlotsToDrop, reindexRequestName } from '../../lifecycle/generation-names.js';
 import { leaseHolderName } from '../../lifecycle/ownership-lease.js';
 import { createContext, findPlan, prepareEntries, type GlobalFlags } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
@@ -80,8 +80,7 @@ export async function resetCommand(flags: GlobalFlags, index: string, out: NodeJ
         if (current?.fingerprint !== undefined) entry.fields.fingerprint = current.fingerprint;
         cleanup = [...(current?.rebuild ? [current.rebuild.generation] : []), ...entry.fields.retired.map((r) => r.index)];
         // A rebuild under way keeps the slot name it was started with (an earlier version named long ones otherwise).
-        const others = prepared.plans.map((p) => slotNameFor(p.database, p.index)).filter((other) => other !== name);
-        const rebuildSlots = rebuildSlotsToDrop(name, current?.rebuild?.slot, (slotName) => others.some((other) => other === slotName || rebuildSlotName(other) === slotName));
+        const rebuildSlots = rebuildSlotsToDrop(name, current?.rebuild?.slot, prepared.plans.map((p) => slotNameFor(p.database, p.index)));
         await entry.remove(name, { lease: name, holder });
         for (const record of [...rebuildSlots, reindexRequestName(name)]) await store.remove(record, { lease: name, holder });
         if (slot.exists) await dropSlot(pool, name);

@@ -84,8 +84,8 @@ export async function teardownCommand(flags: BootstrapFlags, out: NodeJS.Writabl
       try {
         for (const plan of prepared.plans) {
           const name = slotNameFor(plan.database, plan.index);
-          const records = new Set([name, rebuildSlotName(name), earlierRebuildSlotName(name) ?? name, reindexRequestName(name)]);
-          for (const record of records) await store.remove(record);
+          const earlier = earlierRebuildSlotName(name);
+          for (const record of [name, rebuildSlotName(name), ...(earlier !== undefined ? [earlier] : []), reindexRequestName(name)]) await store.remove(record);
         }
       } finally {
         await store.close();
