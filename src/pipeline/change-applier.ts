@@ -173,10 +173,6 @@ async function readDocuments(plan: EntryPlan, pool: pg.Pool, keys: string[][]): 
 }
 
 /**
- * True when the routing field is made of root columns only (a column, or a concat of root columns and
- * literals): then only a change of the root row itself can move a document to another shard.
- */
-/**
  * The tables a routing value is read from besides the root row: the children the routing field or its concat names,
  * with their subtrees and through tables, keyed as `tableKey` does. (A concat sees the node's columns and children
  * only; any other name in it is a literal, and a routing naming no field is always null.)
@@ -194,6 +190,10 @@ export function subtreeTables(node: PlanNode): string[] {
   return [tableKey(node.schema, node.table), ...(through ? [tableKey(through.schema, through.table)] : []), ...node.children.flatMap(subtreeTables)];
 }
 
+/**
+ * True when the routing field is made of root columns only (a column, or a concat of root columns and
+ * literals): then only a change of the root row itself can move a document to another shard.
+ */
 function routingFollowsRootRow(plan: EntryPlan): boolean {
   const root = plan.root;
   const columnKeys = new Set(root.columns.map((c) => root.transform.rename.get(c.spec.key) ?? c.spec.key));
