@@ -14,7 +14,9 @@
  * and without AOF everything since the last RDB snapshot, is lost when the Redis server crashes. A lost or
  * older checkpoint costs repeated work (snapshot chunks done again, or a new snapshot of the index when the key
  * is gone or older than its slot's position), never lost changes.
- * `open` checks the server settings and reports the trade-off through `warnings()`.
+ * `open` checks the server settings and reports the trade-off through `warnings()`. Replication to replicas is
+ * asynchronous too: a failover can promote a replica without the latest saves. With REDIS_WAIT_REPLICAS, each save
+ * and delete ends with `WAIT`, and counts as done only once that many replicas have it.
  *
  * Ownership leases live beside, in `sluice:<name>:lease` (outside PGSync's `queue:` keys): the holder as value,
  * expiring by Redis' own clock (PX). Claim and release are Lua scripts, so checking the holder and writing are one
@@ -105,6 +107,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     warnings: string[],
     /** True when the server fsyncs every write before replying (`appendonly yes`, `appendfsync always`). */
     readonly durable: boolean | undefined,
+    private readonly wait: RedisConfig['wait'],
   ) {
     this.found.push(...warnings);
   }
@@ -167,7 +170,14 @@ export class RedisCheckpointStore implements CheckpointStore {
         );
       }
     }
-    return new RedisCheckpointStore(client, where, secrets, warnings, durable);
+    const wait = config.wait;
+    if (wait !== undefined && settings.replicas !== undefined && settings.replicas < wait.replicas) {
+      warnings.push(
+        `the Redis primary has ${settings.replicas} replica${settings.replicas === 1 ? '' : 's'} connected and REDIS_WAIT_REPLICAS is ${wait.replicas}: ` +
+          `each checkpoint save waits up to ${wait.timeoutMs / 1000} s and fails (nothing is acknowledged to PostgreSQL) until enough replicas are connected`,
+      );
+    }
+    return new RedisCheckpointStore(client, where, secrets, warnings, durable, wait);
   }
 
   async load(name: string): Promise<Checkpoint | undefined> {
@@ -212,6 +222,7 @@ export class RedisCheckpointStore implements CheckpointStore {
         throw unavailable(this.where, `save of ${key}`, error, this.secrets);
       }
       if (written !== 1) throw notOwner('save', name, fence);
+      await this.replicated(`save of ${key}`);
       this.pgsync.delete(name);
       return;
     }
@@ -230,6 +241,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     } catch (error) {
       throw unavailable(this.where, `save of ${key}`, error, this.secrets);
     }
+    await this.replicated(`save of ${key}`);
     this.pgsync.delete(name);
   }
 
@@ -244,6 +256,30 @@ export class RedisCheckpointStore implements CheckpointStore {
       throw unavailable(this.where, `delete of ${key}`, error, this.secrets);
     }
     if (deleted !== 1) throw notOwner('delete', name, fence!);
+    await this.replicated(`delete of ${key}`);
+  }
+
+  /**
+   * With REDIS_WAIT_REPLICAS: waits until that many replicas have every write of this connection so far. Short of
+   * them, the write stays on the primary but the call fails (retryable), so that the position it carries is not
+   * acknowledged to PostgreSQL: a failover to a replica without it would otherwise cost a snapshot of the index.
+   */
+  private async replicated(doing: string): Promise<void> {
+    const wait = this.wait;
+    if (wait === undefined) return;
+    let reached: number;
+    try {
+      reached = Number(await this.client.call('WAIT', String(wait.replicas), String(wait.timeoutMs)));
+    } catch (error) {
+      throw unavailable(this.where, `${doing}: WAIT`, error, this.secrets, `${REQUIRED_ACL} +wait`);
+    }
+    if (reached < wait.replicas) {
+      throw new AppError(
+        'CKP_UNAVAILABLE',
+        `${this.where}: ${doing} reached ${reached} of the ${wait.replicas} replicas REDIS_WAIT_REPLICAS asks for within ${wait.timeoutMs / 1000} s: not counted as done`,
+        { details: { redisError: 'WAIT' } },
+      );
+    }
   }
 
   async claimLease(name: string, holder: string, ttlMs: number): Promise<LeaseState> {
@@ -373,10 +409,12 @@ function tlsOptions(config: RedisConfig): ConnectionOptions | undefined {
 
 /**
  * `CONFIG GET` of the settings that matter. Managed Redis often forbids or renames CONFIG: `INFO` then still tells the
- * eviction policy and whether the append-only file is on (not its fsync policy, which stays unknown).
+ * eviction policy and whether the append-only file is on (not its fsync policy, which stays unknown). `INFO` also
+ * tells how many replicas are connected (unknown when it is forbidden).
  */
-async function readSettings(client: Redis): Promise<Map<string, string>> {
+async function readSettings(client: Redis): Promise<{ get(name: string): string | undefined; replicas: number | undefined }> {
   const settings = new Map<string, string>();
+  let replicas: number | undefined;
   for (const name of ['maxmemory-policy', 'appendonly', 'appendfsync']) {
     try {
       const reply = (await client.call('CONFIG', 'GET', name)) as unknown;
@@ -386,10 +424,11 @@ async function readSettings(client: Redis): Promise<Map<string, string>> {
       // Forbidden or renamed: INFO below.
     }
   }
-  if (settings.has('maxmemory-policy') && settings.has('appendonly')) return settings;
   try {
     const info = String(await client.info());
     const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim();
+    const connected = field('connected_slaves');
+    if (connected !== undefined && /^\d+$/.test(connected)) replicas = Number(connected);
     const policy = field('maxmemory_policy');
     if (policy !== undefined && !settings.has('maxmemory-policy')) settings.set('maxmemory-policy', policy);
     const aof = field('aof_enabled');
@@ -397,7 +436,7 @@ async function readSettings(client: Redis): Promise<Map<string, string>> {
   } catch {
     // INFO forbidden as well: the settings stay unknown.
   }
-  return settings;
+  return { get: (name) => settings.get(name), replicas };
 }
 
 function describe(config: RedisConfig): string {
@@ -415,13 +454,13 @@ function isWrongType(error: unknown): boolean {
  * An AppError without the driver error as cause: ioredis attaches the command and its arguments (AUTH
  * carries the password) to its errors. Only the message, with every secret masked, is kept.
  */
-function unavailable(where: string, doing: string, error: unknown, secrets: string[]): AppError {
+function unavailable(where: string, doing: string, error: unknown, secrets: string[], acl = REQUIRED_ACL): AppError {
   const e = error as { message?: string; name?: string; code?: string };
   const message = redact(`${where}: ${doing} failed: ${e.message ?? String(error)}`, secrets);
   // An ACL refusal does not pass by waiting: said at once, with what to grant, instead of retried for good. A command
   // refused inside a script (the leases' Lua) is answered in other words than NOPERM.
   if (/^NOPERM|can't run this command or subcommand|ACL failure in script/.test(e.message ?? '')) {
-    return new AppError('CKP_UNAVAILABLE', `${message}. The Redis user needs ${REQUIRED_ACL} (README, Redis)`, { details: { redisError: 'NOPERM', retryable: false } });
+    return new AppError('CKP_UNAVAILABLE', `${message}. The Redis user needs ${acl} (README, Redis)`, { details: { redisError: 'NOPERM', retryable: false } });
   }
   return new AppError('CKP_UNAVAILABLE', message, { details: { redisError: e.code ?? e.name } });
 }

@@ -90,6 +90,11 @@ export interface RedisConfig {
   tls?: TlsOptions;
   /** REDIS_SENTINELS: the primary is found through these Sentinels (its host and port in `url` are unused then). */
   sentinel?: RedisSentinelConfig;
+  /**
+   * REDIS_WAIT_REPLICAS / REDIS_WAIT_TIMEOUT_SECONDS: a checkpoint write counts as done only once this many replicas
+   * have it (WAIT), so that a failover cannot take back a position already acknowledged to PostgreSQL.
+   */
+  wait?: { replicas: number; timeoutMs: number };
 }
 
 export interface RedisSentinelConfig {

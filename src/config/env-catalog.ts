@@ -97,6 +97,8 @@ export const LEGACY_VARIABLES = [
   'REDIS_SENTINEL_MASTER',
   'REDIS_SENTINEL_USER',
   'REDIS_SENTINEL_PASSWORD',
+  'REDIS_WAIT_REPLICAS',
+  'REDIS_WAIT_TIMEOUT_SECONDS',
   // Rejected with an error: they would change what is synced or where
   'SCHEMA_URL',
   'S3_SCHEMA_URL',

@@ -88,7 +88,25 @@ function parseRedis(r: EnvReader): RedisConfig {
   if (tls !== undefined) config.tls = tls;
   const sentinel = parseSentinels(r, url);
   if (sentinel !== undefined) config.sentinel = sentinel;
+  const wait = parseWait(r);
+  if (wait !== undefined) config.wait = wait;
   return config;
+}
+
+const WAIT_DEFAULT_TIMEOUT_MS = 5000;
+
+/**
+ * REDIS_WAIT_REPLICAS (default 0: off) and REDIS_WAIT_TIMEOUT_SECONDS (default 5; under the 60 s command timeout, so
+ * that a WAIT without enough replicas ends as a failed save rather than as a dropped connection).
+ */
+function parseWait(r: EnvReader): RedisConfig['wait'] {
+  const replicas = r.int('REDIS_WAIT_REPLICAS', { min: 0, max: 100 });
+  const timeoutMs = r.secondsAsMs('REDIS_WAIT_TIMEOUT_SECONDS', { min: 10, max: 30_000 });
+  if (replicas === undefined || replicas === 0) {
+    if (r.has('REDIS_WAIT_TIMEOUT_SECONDS')) r.warn('REDIS_WAIT_TIMEOUT_SECONDS', 'ignored: REDIS_WAIT_REPLICAS is not set or 0');
+    return undefined;
+  }
+  return { replicas, timeoutMs: timeoutMs ?? WAIT_DEFAULT_TIMEOUT_MS };
 }
 
 const SENTINEL_PORT = 26379;

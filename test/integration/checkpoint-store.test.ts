@@ -474,6 +474,65 @@ describe('Redis checkpoint store', () => {
     }
   });
 
+  it('with REDIS_WAIT_REPLICAS, a save or delete counts only once the replicas have it', async () => {
+    // No 5 s pause before the full resync when the replica attaches again.
+    const primary = await dedicated({ args: ['--repl-diskless-sync-delay', '0'] });
+    const replica = await dedicated({ args: ['--replicaof', primary.host, String(primary.port)] });
+    const onPrimary = new Redis({ host: primary.host, port: primary.port });
+    const onReplica = new Redis({ host: replica.host, port: replica.port });
+    const replicasOfPrimary = async () => Number(/^connected_slaves:(\d+)/m.exec(await onPrimary.info('replication'))?.[1]);
+    const attached = () => waitFor('the replica to be in sync', async () => ((await onReplica.info('replication')).includes('master_link_status:up') && (await replicasOfPrimary()) === 1 ? true : undefined));
+    const name = unique('wait');
+    const key = RedisCheckpointStore.key(name);
+    const waiting = await RedisCheckpointStore.open(redisConfig(primary.url, { wait: { replicas: 1, timeoutMs: 300 } }));
+    const plain = await RedisCheckpointStore.open(redisConfig(primary.url));
+    try {
+      await attached();
+      await waiting.save(name, sample(name, '0/1'));
+      // WAIT returned: the replica has applied the write, so a failover to it keeps the position.
+      expect(await onReplica.hget(key, 'checkpoint')).toBe('"0/1"');
+
+      // Without a replica the save stays on the primary but fails (retryable): its position is not acknowledged.
+      await onReplica.call('REPLICAOF', 'NO', 'ONE');
+      await waitFor('the primary to see no replica', async () => ((await replicasOfPrimary()) === 0 ? true : undefined));
+      const short = await failure(waiting.save(name, sample(name, '0/2')));
+      expect(short.code).toBe('CKP_UNAVAILABLE');
+      expect(short.message).toContain('reached 0 of the 1 replicas REDIS_WAIT_REPLICAS asks for within 0.3 s');
+      expect(isRetryable(short)).toBe(true);
+      expect(await onPrimary.hget(key, 'checkpoint')).toBe('"0/2"');
+      expect((await failure(waiting.remove(name))).message).toContain('delete of ' + key + ' reached 0 of the 1 replicas');
+      await plain.save(name, sample(name, '0/3')); // a store without REDIS_WAIT_REPLICAS does not wait
+      const opened = await RedisCheckpointStore.open(redisConfig(primary.url, { wait: { replicas: 1, timeoutMs: 300 } }));
+      expect(opened.warnings()).toContain(
+        'the Redis primary has 0 replicas connected and REDIS_WAIT_REPLICAS is 1: each checkpoint save waits up to 0.3 s and fails (nothing is acknowledged to PostgreSQL) until enough replicas are connected',
+      );
+      await opened.close();
+
+      await onReplica.call('REPLICAOF', primary.host, String(primary.port));
+      await attached();
+      await waiting.save(name, sample(name, '0/4'));
+      expect(await onReplica.hget(key, 'checkpoint')).toBe('"0/4"');
+      expect(waiting.warnings().some((w) => w.includes('REDIS_WAIT_REPLICAS'))).toBe(false);
+
+      // A user whose grant lacks +wait is told to add it, at once.
+      await onPrimary.call('ACL', 'SETUSER', 'sluice_nowait', 'on', '>nowait-sekret-5', ...REQUIRED_ACL.split(' '));
+      const noWait = await RedisCheckpointStore.open({ url: `redis://${primary.host}:${primary.port}`, db: 0, username: 'sluice_nowait', password: 'nowait-sekret-5', wait: { replicas: 1, timeoutMs: 300 } });
+      try {
+        const refused = await failure(noWait.save(name, sample(name, '0/5')));
+        expect(refused.message).toContain(`${REQUIRED_ACL} +wait`);
+        expect(refused.message).not.toContain('sekret');
+        expect(isRetryable(refused)).toBe(false);
+      } finally {
+        await noWait.close();
+      }
+    } finally {
+      await waiting.close();
+      await plain.close();
+      onPrimary.disconnect();
+      onReplica.disconnect();
+    }
+  });
+
   it('connects over TLS with CA verification and a client certificate', async () => {
     const pki = makePki();
     const tlsPort = await findFreePort();

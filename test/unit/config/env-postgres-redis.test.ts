@@ -186,6 +186,22 @@ describe('parseEnvironment: Redis and the checkpoint store', () => {
     }
   });
 
+  it('waits for REDIS_WAIT_REPLICAS replicas after each write, up to REDIS_WAIT_TIMEOUT_SECONDS (5 s by default)', () => {
+    expect(parse({ PG_USER: 'a', REDIS_HOST: 'cache', REDIS_WAIT_REPLICAS: '1' }).config?.redis?.wait).toEqual({ replicas: 1, timeoutMs: 5000 });
+    const set = parse({ PG_USER: 'a', REDIS_HOST: 'cache', REDIS_WAIT_REPLICAS: '2', REDIS_WAIT_TIMEOUT_SECONDS: '0.5' });
+    expect(set.problems).toEqual([]);
+    expect(set.config?.redis?.wait).toEqual({ replicas: 2, timeoutMs: 500 });
+    // 0 (the default) is off; a timeout alone is unused.
+    for (const env of [{ REDIS_WAIT_REPLICAS: '0' }, {}] as Array<Record<string, string>>) expect(parse({ PG_USER: 'a', REDIS_HOST: 'cache', ...env }).config?.redis).not.toHaveProperty('wait');
+    const alone = parse({ PG_USER: 'a', REDIS_HOST: 'cache', REDIS_WAIT_TIMEOUT_SECONDS: '2' });
+    expect(alone.problems).toEqual([{ location: 'REDIS_WAIT_TIMEOUT_SECONDS', severity: 'warning', message: expect.stringContaining('REDIS_WAIT_REPLICAS is not set or 0') }]);
+    for (const [name, value] of [['REDIS_WAIT_REPLICAS', '-1'], ['REDIS_WAIT_REPLICAS', 'one'], ['REDIS_WAIT_REPLICAS', '101'], ['REDIS_WAIT_TIMEOUT_SECONDS', '60'], ['REDIS_WAIT_TIMEOUT_SECONDS', '0']] as const) {
+      const refused = parse({ PG_USER: 'a', REDIS_HOST: 'cache', REDIS_WAIT_REPLICAS: '1', [name]: value });
+      expect(refused.config, `${name}=${value}`).toBeUndefined();
+      expect(refused.problems.map((p) => [p.location, p.severity])).toEqual([[name, 'error']]);
+    }
+  });
+
   it('rejects REDIS_CHECKPOINT=true with another explicit store', () => {
     expect(parse({ PG_USER: 'a', REDIS_CHECKPOINT: 'true', SLUICE_CHECKPOINT_STORE: 'file' }).problems).toEqual([
       { location: 'SLUICE_CHECKPOINT_STORE', severity: 'error', message: expect.stringContaining('contradicts REDIS_CHECKPOINT=true') },
