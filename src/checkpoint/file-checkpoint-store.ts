@@ -68,7 +68,7 @@ export class FileCheckpointStore implements CheckpointStore {
     const linked = `${probe}.link`;
     let step = 'is not writable: grant this process write access or set CHECKPOINT_PATH elsewhere';
     try {
-      await (await open(probe, 'wx')).close();
+      await (await open(probe, 'wx', 0o600)).close();
       step = 'does not support or refuses hard links (lease guards need them; a mount that maps file owners can refuse them): use a local file system, or SLUICE_CHECKPOINT_STORE=redis or postgres';
       await link(probe, linked);
       step = 'is not writable: grant this process write access or set CHECKPOINT_PATH elsewhere';
@@ -119,7 +119,7 @@ export class FileCheckpointStore implements CheckpointStore {
     const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     let handle: FileHandle | undefined;
     try {
-      handle = await open(temp, 'wx');
+      handle = await open(temp, 'wx', 0o600);
       await handle.writeFile(text, 'utf8');
       await handle.sync();
       await handle.close();
@@ -292,7 +292,7 @@ interface FileLease {
 async function createLease(path: string, holder: string, ttlMs: number): Promise<boolean> {
   let handle: FileHandle;
   try {
-    handle = await open(path, 'wx');
+    handle = await open(path, 'wx', 0o600);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw error;

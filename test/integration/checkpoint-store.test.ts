@@ -3,7 +3,7 @@
 // atomic files; table creation and grants).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -674,6 +674,19 @@ describe('file checkpoint store', () => {
     expect(readdirSync(dir).sort()).toEqual(['.db_idx', '.db_idx.sluice.json', '.db_other.sluice.json']);
     expect(readFileSync(join(dir, '.db_idx'), 'utf8')).toBe('12345\n');
     expect(JSON.parse(readFileSync(join(dir, '.db_idx.sluice.json'), 'utf8'))).toMatchObject({ slot: 'db_idx', lsn: '0/9' });
+  });
+
+  it('keeps checkpoint and lease files readable by their owner only (they hold root keys)', async () => {
+    const previous = process.umask(0o022);
+    try {
+      await store.save('db_mode', sample('db_mode'));
+      expect((await store.claimLease('db_mode', 'mode-holder', 10_000)).owner).toBe('mode-holder');
+      for (const file of ['.db_mode.sluice.json', '.db_mode.sluice.lease']) expect(statSync(join(dir, file)).mode & 0o777, file).toBe(0o600);
+      await store.releaseLease('db_mode', 'mode-holder');
+      await store.remove('db_mode');
+    } finally {
+      process.umask(previous);
+    }
   });
 
   it('reports a corrupt file as CKP_CORRUPT naming it (no silent re-sync)', async () => {
