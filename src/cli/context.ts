@@ -1,4 +1,6 @@
 import type pg from 'pg';
+import type { CheckpointStore } from '../checkpoint/checkpoint-store.js';
+import { openCheckpointStore } from '../checkpoint/open-checkpoint-store.js';
 import { loadConfig } from '../config/load-config.js';
 import type { SluiceConfig } from '../config/config-types.js';
 import { collectSecrets } from '../config/redact.js';
@@ -133,6 +135,14 @@ function slotNameCollisions(entries: Array<{ database: string; index: string; lo
     }
   }
   return problems;
+}
+
+/**
+ * The checkpoint store every command shares. The PostgreSQL store lives in the first entry's database, as `run` opens
+ * it: a command opening it in its index's own database would read and write another table than the running instance.
+ */
+export function openSharedCheckpointStore(context: CommandContext, prepared: PreparedEntries): Promise<CheckpointStore> {
+  return openCheckpointStore(context.config, prepared.pool(prepared.plans[0]!.database));
 }
 
 /** The entry that writes `index`; CFG_INVALID (exit 3) naming the indexes there are when none does. */

@@ -3,11 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileCheckpointStore } from '../../src/checkpoint/file-checkpoint-store.js';
+import { PostgresCheckpointStore } from '../../src/checkpoint/postgres-checkpoint-store.js';
+import { reindexRequestName } from '../../src/lifecycle/generation-names.js';
 import { engineCall, engineForTest, type EngineUnderTest } from '../helpers/engine.js';
 import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
 import { expectConverged, startSluice, waitFor } from '../helpers/live-sluice.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
+import { createTestDatabase, testPool, type TestDatabase } from '../helpers/test-env.js';
 
 let db: TestDatabase;
 let engine: EngineUnderTest;
@@ -153,6 +155,44 @@ describe('sluice status and reset', () => {
       }
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe('the PostgreSQL checkpoint store with entries in two databases', () => {
+  it('reindex and reset use the store in the first entry\'s database, where `sluice run` keeps it', async () => {
+    const second = await createTestDatabase('admin_second');
+    const pool = testPool(db.url, 2);
+    try {
+      await second.query('CREATE TABLE note (id int PRIMARY KEY, body text)');
+      const multiPath = join(work, 'schema-two-databases.json');
+      writeFileSync(multiPath, JSON.stringify([
+        ...fixtureSchema('book.json', db.name).map((e) => ({ ...(e as object), index: 'admin_first' })),
+        { database: second.name, index: 'admin_second', nodes: { table: 'note', columns: ['id', 'body'] } },
+      ]));
+      const storeEnv = { ...env, SLUICE_CHECKPOINT_STORE: 'postgres' };
+      const name = `${second.name}_admin_second`;
+      const reindex = await runCli(['-c', multiPath, 'reindex', 'admin_second'], storeEnv);
+      expect(reindex.code, reindex.stderr).toBe(0);
+      const requested = await db.query('SELECT name FROM sluice.checkpoint WHERE name = $1', [reindexRequestName(name)]);
+      expect(requested.rows).toHaveLength(1);
+      expect((await second.query(`SELECT to_regclass('sluice.checkpoint') AS t`)).rows[0].t).toBeNull();
+
+      // Another process owns the index (its lease in the shared store): reset sees it there, and refuses.
+      const store = await PostgresCheckpointStore.open(pool);
+      try {
+        expect((await store.claimLease(name, 'other-host:8:def456', 60_000)).owner).toBe('other-host:8:def456');
+        const refused = await runCli(['-c', multiPath, 'reset', 'admin_second'], storeEnv);
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toContain('index admin_second is owned by other-host:8:def456');
+        await store.releaseLease(name, 'other-host:8:def456');
+        await store.remove(reindexRequestName(name));
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await pool.end();
+      await second.drop();
     }
   });
 });

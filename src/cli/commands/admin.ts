@@ -1,11 +1,10 @@
-import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
 import { AppError } from '../../errors/app-error.js';
 import { dropSlot, slotInfo, slotNameFor } from '../../source/postgres/replication-slot.js';
 import { buildDocumentQuery, storedRouting } from '../../transform/document-query.js';
 import { EntryCheckpointStore } from '../../lifecycle/entry-checkpoint-store.js';
 import { rebuildSlotsToDrop, reindexRequestName } from '../../lifecycle/generation-names.js';
 import { leaseHolderName } from '../../lifecycle/ownership-lease.js';
-import { createContext, findPlan, prepareEntries, type GlobalFlags } from '../context.js';
+import { createContext, findPlan, openSharedCheckpointStore, prepareEntries, type GlobalFlags } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 
 
@@ -52,7 +51,7 @@ export async function resetCommand(flags: GlobalFlags, index: string, out: NodeJ
     if (slot.active) {
       throw new AppError('SRC_QUERY', `slot ${name} is in use (pid ${slot.activePid}): stop the running Sluice first, then reset`);
     }
-    const store = await openCheckpointStore(context.config, pool);
+    const store = await openSharedCheckpointStore(context, prepared);
     const holder = `reset:${leaseHolderName()}`;
     let cleanup: string[] = [];
     let unreadable: string | undefined;
@@ -111,7 +110,7 @@ export async function reindexCommand(flags: GlobalFlags, index: string, out: Nod
   try {
     const plan = findPlan(prepared, index);
     const name = slotNameFor(plan.database, plan.index);
-    const store = await openCheckpointStore(context.config, prepared.pool(plan.database));
+    const store = await openSharedCheckpointStore(context, prepared);
     try {
       const now = new Date().toISOString();
       await store.save(reindexRequestName(name), { slot: name, updatedAt: now });
@@ -144,7 +143,7 @@ export async function statusCommand(flags: GlobalFlags, out: NodeJS.WritableStre
     }
   }
   const prepared = await prepareEntries(context, 1);
-  const store = await openCheckpointStore(context.config, prepared.pool(prepared.plans[0]!.database));
+  const store = await openSharedCheckpointStore(context, prepared);
   try {
     out.write('no running instance answered; from the checkpoint store and the replication slots:\n');
     for (const plan of prepared.plans) {

@@ -2,8 +2,7 @@ import { PUBLICATION, bootstrapStatements, teardownStatements } from '../../sour
 import { dropSlot, slotNameFor } from '../../source/postgres/replication-slot.js';
 import { earlierRebuildSlotName, rebuildSlotName, reindexRequestName } from '../../lifecycle/generation-names.js';
 import { postgresError } from '../../source/postgres/connect.js';
-import { openCheckpointStore } from '../../checkpoint/open-checkpoint-store.js';
-import { createContext, prepareEntries, type GlobalFlags } from '../context.js';
+import { createContext, openSharedCheckpointStore, prepareEntries, type GlobalFlags } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 import { AppError } from '../../errors/app-error.js';
 
@@ -46,7 +45,7 @@ export async function teardownCommand(flags: BootstrapFlags, out: NodeJS.Writabl
   try {
     if (!flags.printSql) {
       // A running owner would lose its slot mid-stream and start the index over against a missing publication.
-      const store = await openCheckpointStore(context.config, prepared.pool(prepared.plans[0]!.database));
+      const store = await openSharedCheckpointStore(context, prepared);
       try {
         for (const plan of prepared.plans) {
           const lease = await store.leaseOf(slotNameFor(plan.database, plan.index));
@@ -80,7 +79,7 @@ export async function teardownCommand(flags: BootstrapFlags, out: NodeJS.Writabl
       out.write(`${database}: dropped slots ${slots.join(', ')} and publication "${PUBLICATION}"\n`);
     }
     if (!flags.printSql) {
-      const store = await openCheckpointStore(context.config, prepared.pool(prepared.plans[0]!.database));
+      const store = await openSharedCheckpointStore(context, prepared);
       try {
         for (const plan of prepared.plans) {
           const name = slotNameFor(plan.database, plan.index);
