@@ -286,10 +286,17 @@ export function handleBulk(req: Req): Reply {
     for (const name of touched) engine.store.indices.get(name)?.refresh();
   }
   const took = Math.max(1, Date.now() - started);
-  if (filter === undefined) return { status: 200, raw: `{"took":${took},"errors":${errors},"items":[${items.text()}]}` };
+  // Elasticsearch 8.13 and later write `errors` before `took` (the response is chunked on the REST layer); 7.x and
+  // OpenSearch `took` first.
+  const errorsFirst = engine.flavor.major >= 8 && !engine.flavor.isOpenSearch;
+  if (filter === undefined) {
+    const head = errorsFirst ? `"errors":${errors},"took":${took}` : `"took":${took},"errors":${errors}`;
+    return { status: 200, raw: `{${head},"items":[${items.text()}]}` };
+  }
   const kept: string[] = [];
-  if (filter.top.has('took')) kept.push(`"took":${took}`);
+  if (!errorsFirst && filter.top.has('took')) kept.push(`"took":${took}`);
   if (filter.top.has('errors')) kept.push(`"errors":${errors}`);
+  if (errorsFirst && filter.top.has('took')) kept.push(`"took":${took}`);
   if (filter.top.has('items') && items.size() > 0) kept.push(`"items":[${items.text()}]`);
   return { status: 200, raw: `{${kept.join(',')}}`, filtered: true };
 }

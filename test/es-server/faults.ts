@@ -10,7 +10,7 @@ interface Armed {
   skip: number;
 }
 
-const KINDS = new Set(['status', 'delay', 'delayReply', 'drop', 'bulkItems']);
+const KINDS = new Set(['status', 'delay', 'delayReply', 'drop', 'dropAfter', 'truncate', 'bulkItems']);
 
 export class FaultRegistry implements FaultController {
   private rules: Armed[] = [];
@@ -99,7 +99,8 @@ export function tooLargeReply(flavor: FlavorInfo, bytes: number, limit: number):
     const reason = `entity content is too long [${bytes}] for the configured buffer limit [${limit}]`;
     return { status: 413, body: envelope(413, { type: 'content_too_long_exception', reason }), contentType: flavor.jsonContentType, fromEngine: true };
   }
-  return { status: 413, body: '', contentType: '', fromEngine: true };
+  // Netty's own answer (HttpObjectAggregator), sent before the request reaches Elasticsearch: no product header.
+  return { status: 413, body: '', contentType: '', fromEngine: false };
 }
 
 function nginx(status: number, title: string): RawReply {

@@ -98,7 +98,8 @@ export function createRequestListener(deps: FrontDeps): (req: IncomingMessage, r
     res.end(req.method === 'HEAD' ? undefined : reply.body);
   };
 
-  const sendReply = (req: IncomingMessage, res: ServerResponse, reply: Reply, contentType: string, query: URLSearchParams): void => {
+  /** `cut`: the answer's headers and half its body go out, then the connection closes (a `truncate` fault). */
+  const sendReply = (req: IncomingMessage, res: ServerResponse, reply: Reply, contentType: string, query: URLSearchParams, cut = false): void => {
     const headers = baseHeaders(req);
     let text = '';
     if (reply.raw !== undefined || reply.body !== undefined) {
@@ -116,6 +117,10 @@ export function createRequestListener(deps: FrontDeps): (req: IncomingMessage, r
     Object.assign(headers, reply.headers);
     headers['content-length'] = String(Buffer.byteLength(text));
     res.writeHead(reply.status, headers);
+    if (cut) {
+      res.write(Buffer.from(text).subarray(0, Math.floor(Buffer.byteLength(text) / 2)), () => req.socket.destroy());
+      return;
+    }
     res.end(req.method === 'HEAD' ? undefined : text);
   };
 
@@ -180,7 +185,13 @@ export function createRequestListener(deps: FrontDeps): (req: IncomingMessage, r
       return;
     }
     if (body.tooLarge) {
-      sendRaw(req, res, tooLargeReply(flavor, body.wireBytes, limit));
+      // As Netty's HttpObjectAggregator in 7.x and OpenSearch: a body found too large while it is decompressed (its
+      // length was not known up front) gets its 413 and the connection closed ("impossible to recover"); one too
+      // large by its Content-Length keeps the connection.
+      const close = req.headers['content-encoding'] !== undefined && (flavor.major < 8 || flavor.isOpenSearch);
+      const reply = tooLargeReply(flavor, body.wireBytes, limit);
+      sendRaw(req, res, close ? { ...reply, headers: { connection: 'close' } } : reply);
+      if (close) res.once('finish', () => req.socket.destroy());
       return;
     }
 
@@ -207,7 +218,11 @@ export function createRequestListener(deps: FrontDeps): (req: IncomingMessage, r
       reply = errorReply(err);
     }
     if (fault?.kind === 'delayReply') await sleep(fault.ms);
-    sendReply(req, res, reply, contentType, query);
+    if (fault?.kind === 'dropAfter') {
+      req.socket.destroy();
+      return;
+    }
+    sendReply(req, res, reply, contentType, query, fault?.kind === 'truncate');
   };
 
   return (req, res) => {

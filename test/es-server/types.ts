@@ -33,7 +33,12 @@ export type FaultRule = {
   | { kind: 'delay'; ms: number }
   /** The request is carried out at once and its answer held back `ms`: done, but not yet known to be. */
   | { kind: 'delayReply'; ms: number }
+  /** The connection is closed before the request is read: never carried out. */
   | { kind: 'drop' }
+  /** The request is carried out, then the connection is closed without an answer: done, but never known to be. */
+  | { kind: 'dropAfter' }
+  /** The request is carried out and its answer cut off: headers and half the body, then the connection closes. */
+  | { kind: 'truncate' }
   | {
       kind: 'bulkItems';
       status: number;
