@@ -27,7 +27,7 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
 
   program
     .command('bootstrap')
-    .description('Create the publication, REPLICA IDENTITY FULL on child tables, and one replication slot per index')
+    .description('Create the publication, REPLICA IDENTITY FULL on every table of the schema, and one replication slot per index')
     .option('--print-sql', 'print the SQL a DBA would run instead of running it')
     .option('--no-replica-identity', 'leave REPLICA IDENTITY as it is (a child moved to another parent or deleted may then leave a stale document)')
     .action(async (options: { printSql?: boolean; replicaIdentity?: boolean }) => setExitCode(await bootstrapCommand({ ...globals(), ...options })));

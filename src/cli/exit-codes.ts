@@ -21,4 +21,4 @@ export const EXIT_CODES_HELP = `Exit codes:
   2    usage error (unknown command or flag, missing argument)
   3    invalid configuration or schema.json (every problem is listed with its location)
   4    drift: \`sluice verify\` found documents missing, different or extra in the index
-  130  interrupted by SIGINT/SIGTERM`;
+  130  \`sync --once\` or \`verify\` interrupted by SIGINT/SIGTERM (\`run\` stops cleanly and exits 0)`;
