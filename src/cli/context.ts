@@ -10,7 +10,7 @@ import { compilePlan, liveSyncProblems } from '../schema/compile-plan.js';
 import { loadSchemaFile, sortProblems } from '../schema/load-schema-file.js';
 import type { EntryPlan } from '../schema/sync-plan.js';
 import { readCatalog } from '../source/postgres/catalog.js';
-import { createPool, postgresError, resolvePreferredTls, SERVER_WITHOUT_TLS } from '../source/postgres/connect.js';
+import { createPool, plainConnectionNotice, postgresError, resolvePreferredTls } from '../source/postgres/connect.js';
 import { slotNameFor } from '../source/postgres/replication-slot.js';
 import { rebuildSlotName } from '../lifecycle/generation-names.js';
 
@@ -60,15 +60,8 @@ export async function prepareEntries(context: CommandContext, poolSize: number, 
       const asked = config.postgres.preferredTls === undefined;
       await resolvePreferredTls(config.postgres, database);
       if (asked && config.postgres.preferredTls === false) {
-        // libpq's prefer does the same on every connection, silently; a process that stays up should say so once. A
-        // server without TLS (the usual compose setup) is worth an info line; one that has TLS but refused it, a warning.
-        const noTls = config.postgres.preferredTlsRefusal === SERVER_WITHOUT_TLS;
-        context.logger[noTls ? 'info' : 'warn'](
-          { database, sslmode: config.postgres.sslMode ?? 'prefer (unset)', tlsAnswer: config.postgres.preferredTlsRefusal },
-          noTls
-            ? 'PostgreSQL connections go without TLS: the server offers none (PG_SSLMODE=prefer)'
-            : 'PostgreSQL connections go without TLS: the server refused the login over TLS (PG_SSLMODE=prefer falls back, as libpq does); set PG_SSLMODE=require or verify-full to insist on TLS',
-        );
+        const notice = plainConnectionNotice(config.postgres);
+        context.logger[notice.level]({ database, sslmode: config.postgres.sslMode ?? 'prefer (unset)', tlsAnswer: config.postgres.preferredTlsRefusal }, notice.message);
       }
       const pool = createPool(config.postgres, database, poolSize);
       pools.set(database, pool);

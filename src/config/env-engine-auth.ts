@@ -1,5 +1,6 @@
 import type { EngineAuth, TlsOptions } from './config-types.js';
 import type { EnvReader } from './env-reader.js';
+import { isLocalHost } from '../util/loopback.js';
 
 /** Basic credentials found in the userinfo of ELASTICSEARCH_URL. */
 export interface UrlCredentials {
@@ -17,7 +18,7 @@ interface Candidate {
  * wins (basic: URL userinfo, ELASTICSEARCH_USER/PASSWORD, ELASTICSEARCH_HTTP_AUTH, ELASTICSEARCH_BASIC_AUTH,
  * in that order) and every other one is reported as ignored.
  */
-export function parseEngineAuth(r: EnvReader, fromUrl: UrlCredentials | undefined): EngineAuth {
+export function parseEngineAuth(r: EnvReader, fromUrl: UrlCredentials | undefined, url: string): EngineAuth {
   const candidates = [
     apiKey(r),
     bearer(r),
@@ -31,6 +32,9 @@ export function parseEngineAuth(r: EnvReader, fromUrl: UrlCredentials | undefine
   const [winner, ...rest] = candidates;
   for (const loser of rest) {
     r.warn(loser.source, `ignored: ${winner?.source} already gives the engine credentials; set only one method`);
+  }
+  if (winner !== undefined && url.startsWith('http:') && !isLocalHost(new URL(url).hostname)) {
+    r.warn(winner.source, 'sent in clear text: the engine URL uses http, so anyone on the network path can read these credentials; use an https URL');
   }
   return winner?.auth ?? { kind: 'none' };
 }
@@ -148,6 +152,9 @@ export function parseEngineTls(r: EnvReader, url: string): TlsOptions {
   }
   const pin = parseFingerprint(r);
   if (pin !== undefined) tls.pinnedFingerprint = pin;
+  else if (!tls.rejectUnauthorized && url.startsWith('https:')) {
+    r.warn('ELASTICSEARCH_VERIFY_CERTS', "false: the engine's certificate is not checked, so a machine on the network path can pose as the engine and read the credentials and documents; give its CA (ELASTICSEARCH_CA_CERTS) or pin its certificate (ELASTICSEARCH_SSL_ASSERT_FINGERPRINT)");
+  }
   if (url.startsWith('http:')) {
     for (const name of ['ELASTICSEARCH_CA_CERTS', 'ELASTICSEARCH_CLIENT_CERT', 'ELASTICSEARCH_CLIENT_KEY', FINGERPRINT]) {
       if (r.has(name)) r.warn(name, `unused: the engine URL uses http, not https`);

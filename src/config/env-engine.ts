@@ -27,7 +27,7 @@ export function parseEngine(r: EnvReader): EngineConfig {
   const { url, credentials } = parseEngineUrl(r);
   const config: EngineConfig = {
     url,
-    auth: parseEngineAuth(r, credentials),
+    auth: parseEngineAuth(r, credentials, url),
     tls: parseEngineTls(r, url),
     ...parseBulkSettings(r),
     ...parseRetrySettings(r),

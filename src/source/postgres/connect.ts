@@ -4,6 +4,7 @@ import type { PostgresConfig } from '../../config/config-types.js';
 import { AppError } from '../../errors/app-error.js';
 import { withTimeout } from '../../util/timeout.js';
 import { LivenessClient, type LivenessOptions } from './session-probe.js';
+import { isLocalHost } from '../../util/loopback.js';
 
 const CONNECT_TIMEOUT_MS = 30_000;
 
@@ -105,6 +106,26 @@ export async function endClient(client: pg.Client): Promise<void> {
 
 /** node-postgres's error when the server answers a TLS request with "no". */
 export const SERVER_WITHOUT_TLS = 'The server does not support SSL connections';
+
+/**
+ * What to say once when PG_SSLMODE prefer (the default) settled for no TLS: libpq's prefer does the same on every
+ * connection, silently. A server on this machine without TLS is worth an info line; one across a network, or one
+ * that has TLS but refused the login over it, a warning: a machine on the path could also have answered "no TLS" in
+ * the server's place, and then asked for the password in clear.
+ */
+export function plainConnectionNotice(postgres: Pick<PostgresConfig, 'host' | 'preferredTlsRefusal'>): { level: 'info' | 'warn'; message: string } {
+  if (postgres.preferredTlsRefusal !== SERVER_WITHOUT_TLS) {
+    return {
+      level: 'warn',
+      message: 'PostgreSQL connections go without TLS: the server refused the login over TLS (PG_SSLMODE=prefer falls back, as libpq does); set PG_SSLMODE=require or verify-full to insist on TLS',
+    };
+  }
+  if (isLocalHost(postgres.host)) return { level: 'info', message: 'PostgreSQL connections go without TLS: the server offers none (PG_SSLMODE=prefer)' };
+  return {
+    level: 'warn',
+    message: 'PostgreSQL connections go without TLS: the server offers none (PG_SSLMODE=prefer), so the password and the rows cross the network readable; enable TLS on the server and set PG_SSLMODE=verify-full',
+  };
+}
 
 /** SLUICE_QUERY_PROBE_SECONDS's default. */
 export const DEFAULT_QUERY_PROBE_MS = 30_000;

@@ -85,7 +85,23 @@ describe('parseEnvironment: engine URL and auth', () => {
     expect(result.config?.engine.auth).toEqual({ kind: 'apiKey', key: 'k' });
     expect(result.problems).toEqual([
       { location: 'ELASTICSEARCH_URL', severity: 'warning', message: expect.stringContaining('ELASTICSEARCH_API_KEY') },
+      { location: 'ELASTICSEARCH_API_KEY', severity: 'warning', message: expect.stringContaining('sent in clear text') },
     ]);
+  });
+
+  it('warns when credentials go over plain http to another machine, or the certificate goes unchecked', () => {
+    const clear = parse({ ELASTICSEARCH_URL: 'http://elastic:secret-pw@es.internal:9200' });
+    expect(clear.problems).toEqual([{ location: 'ELASTICSEARCH_URL', severity: 'warning', message: expect.stringContaining('sent in clear text: the engine URL uses http') }]);
+    expect(JSON.stringify(clear.problems)).not.toContain('secret-pw');
+    // No credentials, or this machine only: nothing to say (the seed's compose stack runs without security).
+    for (const env of [{ ELASTICSEARCH_URL: 'http://es.internal:9200' }, { ELASTICSEARCH_URL: 'http://127.0.0.1:9200', ELASTICSEARCH_API_KEY: 'k' }, { ELASTICSEARCH_URL: 'http://localhost:9200', ELASTICSEARCH_BEARER_AUTH: 't' }, { ELASTICSEARCH_URL: 'https://es:9200', ELASTICSEARCH_API_KEY: 'k' }] as Array<Record<string, string>>) {
+      expect(parse(env).problems, JSON.stringify(env)).toEqual([]);
+    }
+    const unchecked = parse({ ELASTICSEARCH_URL: 'https://es:9200', ELASTICSEARCH_VERIFY_CERTS: 'false' });
+    expect(unchecked.problems).toEqual([{ location: 'ELASTICSEARCH_VERIFY_CERTS', severity: 'warning', message: expect.stringContaining("the engine's certificate is not checked") }]);
+    // A pinned certificate replaces the CA check.
+    const pinned = parse({ ELASTICSEARCH_URL: 'https://es:9200', ELASTICSEARCH_VERIFY_CERTS: 'false', ELASTICSEARCH_SSL_ASSERT_FINGERPRINT: 'AB'.repeat(32) });
+    expect(pinned.problems).toEqual([]);
   });
 });
 

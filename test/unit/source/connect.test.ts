@@ -6,7 +6,7 @@ import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { endClient } from '../../../src/source/postgres/connect.js';
+import { endClient, plainConnectionNotice, SERVER_WITHOUT_TLS } from '../../../src/source/postgres/connect.js';
 import { hasOpenssl, makeTestPki, type TestPki } from '../../helpers/pki.js';
 
 describe.runIf(hasOpenssl())('endClient', () => {
@@ -48,5 +48,21 @@ describe.runIf(hasOpenssl())('endClient', () => {
     const client = await failed();
     await endClient(client);
     expect((client as unknown as { connection: { stream: net.Socket } }).connection.stream.destroyed).toBe(true);
+  });
+});
+
+describe('plainConnectionNotice (PG_SSLMODE prefer settled for no TLS)', () => {
+  it('is an info line for a server on this machine, a warning across a network or when TLS was refused', () => {
+    for (const host of ['localhost', '127.0.0.1', '::1', '/var/run/postgresql']) {
+      expect(plainConnectionNotice({ host, preferredTlsRefusal: SERVER_WITHOUT_TLS }), host).toEqual({ level: 'info', message: 'PostgreSQL connections go without TLS: the server offers none (PG_SSLMODE=prefer)' });
+    }
+    for (const host of ['db', 'pg.internal.example', '10.0.0.5']) {
+      const notice = plainConnectionNotice({ host, preferredTlsRefusal: SERVER_WITHOUT_TLS });
+      expect(notice.level, host).toBe('warn');
+      expect(notice.message).toContain('the password and the rows cross the network readable');
+    }
+    const refused = plainConnectionNotice({ host: 'localhost', preferredTlsRefusal: 'certificate required' });
+    expect(refused.level).toBe('warn');
+    expect(refused.message).toContain('refused the login over TLS');
   });
 });
