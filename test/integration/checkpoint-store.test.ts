@@ -481,13 +481,16 @@ describe('Redis checkpoint store', () => {
     const onPrimary = new Redis({ host: primary.host, port: primary.port });
     const onReplica = new Redis({ host: replica.host, port: replica.port });
     const replicasOfPrimary = async () => Number(/^connected_slaves:(\d+)/m.exec(await onPrimary.info('replication'))?.[1]);
-    const attached = () => waitFor('the replica to be in sync', async () => ((await onReplica.info('replication')).includes('master_link_status:up') && (await replicasOfPrimary()) === 1 ? true : undefined));
+    // Online: past the full resync, acknowledging offsets (a replica still loading counts as connected, not for WAIT).
+    const attached = () => waitFor('the replica to be in sync', async () => ((await onReplica.info('replication')).includes('master_link_status:up') && /^slave0:.*state=online/m.test(await onPrimary.info('replication')) ? true : undefined));
     const name = unique('wait');
     const key = RedisCheckpointStore.key(name);
-    const waiting = await RedisCheckpointStore.open(redisConfig(primary.url, { wait: { replicas: 1, timeoutMs: 300 } }));
+    await attached();
+    // A long timeout where a replica answers (a loaded machine may take a while), a short one where none can.
+    const waiting = await RedisCheckpointStore.open(redisConfig(primary.url, { wait: { replicas: 1, timeoutMs: 30_000 } }));
+    const impatient = await RedisCheckpointStore.open(redisConfig(primary.url, { wait: { replicas: 1, timeoutMs: 300 } }));
     const plain = await RedisCheckpointStore.open(redisConfig(primary.url));
     try {
-      await attached();
       await waiting.save(name, sample(name, '0/1'));
       // WAIT returned: the replica has applied the write, so a failover to it keeps the position.
       expect(await onReplica.hget(key, 'checkpoint')).toBe('"0/1"');
@@ -495,12 +498,12 @@ describe('Redis checkpoint store', () => {
       // Without a replica the save stays on the primary but fails (retryable): its position is not acknowledged.
       await onReplica.call('REPLICAOF', 'NO', 'ONE');
       await waitFor('the primary to see no replica', async () => ((await replicasOfPrimary()) === 0 ? true : undefined));
-      const short = await failure(waiting.save(name, sample(name, '0/2')));
+      const short = await failure(impatient.save(name, sample(name, '0/2')));
       expect(short.code).toBe('CKP_UNAVAILABLE');
       expect(short.message).toContain('reached 0 of the 1 replicas REDIS_WAIT_REPLICAS asks for within 0.3 s');
       expect(isRetryable(short)).toBe(true);
       expect(await onPrimary.hget(key, 'checkpoint')).toBe('"0/2"');
-      expect((await failure(waiting.remove(name))).message).toContain('delete of ' + key + ' reached 0 of the 1 replicas');
+      expect((await failure(impatient.remove(name))).message).toContain('delete of ' + key + ' reached 0 of the 1 replicas');
       await plain.save(name, sample(name, '0/3')); // a store without REDIS_WAIT_REPLICAS does not wait
       const opened = await RedisCheckpointStore.open(redisConfig(primary.url, { wait: { replicas: 1, timeoutMs: 300 } }));
       expect(opened.warnings()).toContain(
@@ -527,6 +530,7 @@ describe('Redis checkpoint store', () => {
       }
     } finally {
       await waiting.close();
+      await impatient.close();
       await plain.close();
       onPrimary.disconnect();
       onReplica.disconnect();
