@@ -115,6 +115,10 @@ export interface HttpServerConfig {
   host: string;
   /** SLUICE_READY_MAX_LAG_SECONDS (default 30): /readyz answers 503 while an index lags more. */
   readyMaxLagSeconds: number;
+  /** SLUICE_HTTP_TOKEN: /metrics and /status answer only requests with `Authorization: Bearer <token>`. */
+  token?: string;
+  /** SLUICE_HTTP_TLS_CERT / SLUICE_HTTP_TLS_KEY (PEM contents): serve HTTPS. */
+  tls?: { cert: string; key: string };
 }
 
 export interface SluiceConfig {

@@ -21,6 +21,7 @@ export const SECRET_VARIABLES = [
   'REDIS_AUTH',
   'REDIS_SENTINEL_PASSWORD',
   'REDIS_URL',
+  'SLUICE_HTTP_TOKEN',
 ] as const;
 
 const SECRET_SET: ReadonlySet<string> = new Set(SECRET_VARIABLES);

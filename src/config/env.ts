@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Problem } from '../errors/app-error.js';
-import type { SluiceConfig } from './config-types.js';
+import type { HttpServerConfig, SluiceConfig } from './config-types.js';
 import { checkVariableNames } from './env-catalog.js';
 import { parseEngine } from './env-engine.js';
 import { parsePostgres } from './env-postgres.js';
@@ -94,6 +94,7 @@ export function parseEnvironment(
       port: r.int('SLUICE_HTTP_PORT', { min: 0, max: 65535 }) ?? GENERAL_DEFAULTS.httpPort,
       host: parseHttpHost(r),
       readyMaxLagSeconds: r.int('SLUICE_READY_MAX_LAG_SECONDS', { min: 1, max: 86_400 }) ?? GENERAL_DEFAULTS.readyMaxLagSeconds,
+      ...parseHttpProtection(r),
     },
     warnings: [],
   };
@@ -159,6 +160,32 @@ function urlPasswords(value: string): string[] {
 function basicAuthPasswords(value: string): string[] {
   const plain = value.includes(':') ? value : Buffer.from(value, 'base64').toString('utf8');
   return [plain, plain.slice(plain.indexOf(':') + 1)];
+}
+
+/** Shorter bearer tokens are accepted with a warning: they can be guessed. */
+const HTTP_TOKEN_MIN_LENGTH = 16;
+
+/** SLUICE_HTTP_TOKEN (a secret) and the HTTPS certificate and key of the status server. */
+function parseHttpProtection(r: EnvReader): Pick<HttpServerConfig, 'token' | 'tls'> {
+  const out: Pick<HttpServerConfig, 'token' | 'tls'> = {};
+  const token = r.raw('SLUICE_HTTP_TOKEN');
+  if (token !== undefined) {
+    if (token.trim() === '' || /\s/.test(token)) r.error('SLUICE_HTTP_TOKEN', 'must be a non-empty token without spaces (it is sent as `Authorization: Bearer <token>`)');
+    else {
+      if (token.length < HTTP_TOKEN_MIN_LENGTH) r.warn('SLUICE_HTTP_TOKEN', `is shorter than ${HTTP_TOKEN_MIN_LENGTH} characters, which can be guessed; use e.g. \`openssl rand -hex 32\``);
+      out.token = token;
+    }
+  }
+  const hasCert = r.has('SLUICE_HTTP_TLS_CERT');
+  const hasKey = r.has('SLUICE_HTTP_TLS_KEY');
+  if (hasCert !== hasKey) {
+    const [present, missing] = hasCert ? ['SLUICE_HTTP_TLS_CERT', 'SLUICE_HTTP_TLS_KEY'] : ['SLUICE_HTTP_TLS_KEY', 'SLUICE_HTTP_TLS_CERT'];
+    r.error(missing, `required because ${present} is set: HTTPS needs both the certificate and its key`);
+  }
+  const cert = r.pemFile('SLUICE_HTTP_TLS_CERT', 'certificate');
+  const key = r.pemFile('SLUICE_HTTP_TLS_KEY', 'key');
+  if (cert !== undefined && key !== undefined) out.tls = { cert, key };
+  return out;
 }
 
 /** An address or host name to bind, as node:http takes it: no scheme, port or brackets. */

@@ -36,6 +36,8 @@ export function collectSecrets(config: SluiceConfig): string[] {
   add(config.redis?.password);
   add(config.redis?.sentinel?.password);
   add(config.redis?.tls?.key);
+  add(config.http?.token);
+  add(config.http?.tls?.key);
   return [...new Set(secrets)];
 }
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { AppError } from '../errors/app-error.js';
 import type { SluiceMetrics } from '../observability/metrics.js';
@@ -21,10 +22,14 @@ export interface HttpServerOptions {
   metrics?: SluiceMetrics;
   /** Reported by `/status`; the version in package.json by default. */
   version?: string;
+  /** SLUICE_HTTP_TOKEN: /metrics and /status need it as a bearer token. */
+  token?: string;
+  /** SLUICE_HTTP_TLS_CERT / SLUICE_HTTP_TLS_KEY: serve HTTPS with this certificate. */
+  tls?: { cert: string; key: string };
 }
 
 export interface HttpServer {
-  /** `http://host:port` as bound (the real port when 0 was asked). */
+  /** `http://host:port` (`https` with TLS) as bound (the real port when 0 was asked). */
   url: string;
   /** Stops listening and drops open connections. */
   close(): Promise<void>;
@@ -41,17 +46,19 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     version,
     uptimeSeconds: () => Math.round((performance.now() - startedAt) / 10) / 100,
     ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
+    ...(options.token !== undefined ? { token: options.token } : {}),
   };
 
-  const server: Server = createServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const method = req.method ?? 'GET';
-    const response = route(method, req.url ?? '/', ctx);
+    const response = route(method, req.url ?? '/', ctx, req.headers.authorization);
     const body = Buffer.from(response.body, 'utf8');
     res.writeHead(response.status, { ...response.headers, 'content-length': String(body.length) });
     res.end(method === 'HEAD' ? undefined : body);
     // Request bodies are not read; drain them so the connection can be reused.
     req.resume();
-  });
+  };
+  const server: Server = options.tls === undefined ? createServer(handler) : createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handler);
   server.keepAliveTimeout = 5_000;
 
   await new Promise<void>((resolve, reject) => {
@@ -67,7 +74,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${String(address.port)}`,
+    url: `${options.tls === undefined ? 'http' : 'https'}://${host}:${String(address.port)}`,
     close(): Promise<void> {
       closing ??= new Promise<void>((resolve, reject) => {
         server.close((error) => (error !== undefined ? reject(error) : resolve()));

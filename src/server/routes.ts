@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { redact } from '../config/redact.js';
 import { METRICS_CONTENT_TYPE, renderMetrics, type SluiceMetrics } from '../observability/metrics.js';
 import { currentLagSeconds, statusView, type IndexStatus } from '../pipeline/index-status.js';
@@ -14,6 +15,8 @@ export interface RouteContext {
   uptimeSeconds: () => number;
   /** Clock for the rates and times left in /status; Date.now by default. */
   now?: () => number;
+  /** SLUICE_HTTP_TOKEN: /metrics and /status then need `Authorization: Bearer <token>`; the probes stay open. */
+  token?: string;
 }
 
 export interface RouteResponse {
@@ -57,12 +60,15 @@ export function notReadyIndexes(statuses: readonly IndexStatus[], readyLagSecond
  * Answers one request. Pure apart from reading the context, so it is tested without a socket. Every body goes
  * through `redact`, whatever the route, so a secret echoed in an error message never leaves the process.
  */
-export function route(method: string, rawUrl: string, ctx: RouteContext): RouteResponse {
+export function route(method: string, rawUrl: string, ctx: RouteContext, authorization?: string): RouteResponse {
   const path = pathOf(rawUrl);
   const known = path === '/healthz' || path === '/readyz' || path === '/metrics' || path === '/status';
   let response: RouteResponse;
   if (!known) {
     response = json(404, { error: 'not found', path });
+  } else if (ctx.token !== undefined && (path === '/metrics' || path === '/status') && !bearerMatches(authorization, ctx.token)) {
+    response = json(401, { error: 'unauthorized: send Authorization: Bearer <SLUICE_HTTP_TOKEN>' });
+    response.headers['www-authenticate'] = 'Bearer realm="sluice"';
   } else if (method !== 'GET' && method !== 'HEAD') {
     response = json(405, { error: 'method not allowed', method, allow: ALLOWED });
     response.headers.allow = ALLOWED;
@@ -99,6 +105,14 @@ function answer(path: string, ctx: RouteContext): RouteResponse {
       return json(200, { indexes: ctx.statuses().map((s) => statusView(s, now)), version: ctx.version, uptimeSeconds: ctx.uptimeSeconds() });
     }
   }
+}
+
+/** Compared as digests, in constant time: how long the comparison takes tells nothing of the token. */
+function bearerMatches(authorization: string | undefined, token: string): boolean {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+  if (match === null) return false;
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(match[1]!), digest(token));
 }
 
 function json(status: number, value: unknown): RouteResponse {

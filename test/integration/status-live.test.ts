@@ -1,6 +1,7 @@
 // `sluice status` against a running `sluice run`: it asks the instance's /status on SLUICE_HTTP_PORT, and once
 // the instance is stopped it falls back to the checkpoint store and the slots, and says so.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { engineForTest, type EngineUnderTest } from '../helpers/engine.js';
 import { compileAgainst, fixtureSchema, fixtureSql } from '../helpers/fixtures.js';
 import { expectConverged, startSluice, waitFor, type RunningSluice } from '../helpers/live-sluice.js';
 import { runCli, sluiceEnv } from '../helpers/run-cli.js';
+import { hasOpenssl, makeTestPki } from '../helpers/pki.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/test-env.js';
 
 let db: TestDatabase;
@@ -100,5 +102,50 @@ describe('sluice status with a running instance', () => {
     expect(stopped.code, stopped.stderr).toBe(0);
     expect(stopped.stdout).toContain('no running instance answered; from the checkpoint store and the replication slots:');
     expect(stopped.stdout).toMatch(new RegExp(`${index}: streaming; checkpoint lsn [0-9A-F]+/[0-9A-F]+; slot ${db.name}_${index}, retained WAL \\d+ bytes`));
+  });
+});
+
+describe.runIf(hasOpenssl())('sluice status with SLUICE_HTTP_TOKEN and HTTPS', () => {
+  it('reads the live /status over HTTPS with the token; without the token the instance refuses it', async () => {
+    const pki = makeTestPki('sluice-status-tls-');
+    const token = 'status-token-0123456789abcdef';
+    try {
+      pki.ca('ca');
+      pki.leaf('server', { ca: 'ca', commonName: 'sluice.example', dns: ['sluice.example'] });
+      const secured = { ...env, SLUICE_HTTP_TOKEN: token, SLUICE_HTTP_TLS_CERT: pki.file('server.crt'), SLUICE_HTTP_TLS_KEY: pki.file('server.key') };
+      sluice = startSluice(['-c', schemaPath], secured);
+      await expectConverged(db.url, plan, engine.url);
+      // The index converged already (the test before): wait for this instance's HTTPS server to answer.
+      await waitFor('the HTTPS server', () =>
+        new Promise<true | undefined>((resolve) => {
+          httpsGet({ host: '127.0.0.1', port, path: '/healthz', ca: pki.read('ca.crt'), servername: 'sluice.example' }, (res) => {
+            res.resume();
+            resolve(res.statusCode === 200 ? true : undefined);
+          }).on('error', () => resolve(undefined));
+        }),
+      );
+
+      const live = await runCli(['-c', schemaPath, 'status'], secured);
+      expect(live.code, live.stderr).toBe(0);
+      expect(live.stdout).not.toContain('no running instance answered');
+      expect((JSON.parse(live.stdout) as { indexes: StatusIndex[] }).indexes.map((s) => s.index)).toEqual([index]);
+      // The token never shows, neither in the answer nor in the log.
+      expect(live.stdout + live.stderr + sluice.output()).not.toContain(token);
+
+      // Without the token (or with the wrong one), the instance refuses: status falls back to the stores.
+      for (const other of [{ ...secured, SLUICE_HTTP_TOKEN: 'wrong-token-0123456789abcdef' }, { ...env, SLUICE_HTTP_TLS_CERT: pki.file('server.crt'), SLUICE_HTTP_TLS_KEY: pki.file('server.key') }]) {
+        const refused = await runCli(['-c', schemaPath, 'status'], other);
+        expect(refused.code, refused.stderr).toBe(0);
+        expect(refused.stdout).toContain('no running instance answered');
+      }
+      // Another certificate configured than the one the instance serves: nothing is sent to it.
+      pki.leaf('other', { ca: 'ca', commonName: 'other.example', dns: ['other.example'] });
+      const mismatch = await runCli(['-c', schemaPath, 'status'], { ...secured, SLUICE_HTTP_TLS_CERT: pki.file('other.crt'), SLUICE_HTTP_TLS_KEY: pki.file('other.key') });
+      expect(mismatch.stdout).toContain('no running instance answered');
+    } finally {
+      expect(await sluice?.stop()).toBe(0);
+      sluice = undefined;
+      pki.remove();
+    }
   });
 });

@@ -1,3 +1,8 @@
+import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { HttpServerConfig } from '../../config/config-types.js';
 import { AppError } from '../../errors/app-error.js';
 import { dropSlot, slotInfo, slotNameFor } from '../../source/postgres/replication-slot.js';
 import { buildDocumentQuery, storedRouting } from '../../transform/document-query.js';
@@ -130,16 +135,12 @@ export async function reindexCommand(flags: GlobalFlags, index: string, out: Nod
  */
 export async function statusCommand(flags: GlobalFlags, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const context = createContext(flags);
-  const port = context.config.http?.port;
-  if (port) {
-    try {
-      const response = await fetch(`http://${statusHost(context.config.http?.host)}:${port}/status`, { signal: AbortSignal.timeout(1000) });
-      if (response.ok) {
-        out.write(`${await response.text()}\n`);
-        return EXIT_CODES.ok;
-      }
-    } catch {
-      // No instance answers here: fall back to the stores.
+  const http = context.config.http;
+  if (http?.port) {
+    const answer = await localStatus(http).catch(() => undefined); // no instance answers here: the stores say
+    if (answer !== undefined) {
+      out.write(`${answer}\n`);
+      return EXIT_CODES.ok;
     }
   }
   const prepared = await prepareEntries(context, 1);
@@ -171,6 +172,53 @@ export async function statusCommand(flags: GlobalFlags, out: NodeJS.WritableStre
 }
 
 /** Where this host's instance answers: its bind address, or loopback when it listens on every address. */
+/**
+ * GET /status of the instance on this host, with SLUICE_HTTP_TOKEN, over HTTPS when SLUICE_HTTP_TLS_CERT is set. The
+ * certificate is checked by being the configured one (it names the service, not 127.0.0.1) before anything is sent.
+ * Undefined unless it answers 200 within a second.
+ */
+async function localStatus(http: HttpServerConfig): Promise<string | undefined> {
+  const host = statusHost(http.host).replace(/^\[(.*)\]$/, '$1');
+  let secured: TLSSocket | undefined;
+  if (http.tls !== undefined) {
+    const expected = new X509Certificate(http.tls.cert).fingerprint256;
+    secured = tlsConnect({ host, port: http.port, rejectUnauthorized: false });
+    try {
+      await once(secured, 'secureConnect', { signal: AbortSignal.timeout(1000) });
+    } catch (error) {
+      secured.destroy();
+      throw error;
+    }
+    if (secured.getPeerX509Certificate()?.fingerprint256 !== expected) {
+      secured.destroy();
+      return undefined;
+    }
+  }
+  const socket = secured;
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        host,
+        port: http.port,
+        path: '/status',
+        timeout: 1000,
+        headers: http.token === undefined ? {} : { authorization: `Bearer ${http.token}` },
+        ...(socket === undefined ? {} : { createConnection: () => socket }),
+      },
+      (res: IncomingMessage) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve(res.statusCode === 200 ? body : undefined));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 function statusHost(bind: string | undefined): string {
   if (bind === undefined || bind === '' || bind === '0.0.0.0' || bind === '::') return '127.0.0.1';
   return bind.includes(':') ? `[${bind}]` : bind;

@@ -58,7 +58,16 @@ export async function runCommand(flags: GlobalFlags): Promise<number> {
   let reporter: ProgressReporter | undefined;
   try {
     if (config.http) {
-      server = await startHttpServer({ host: config.http.host, port: config.http.port, statuses: () => statuses, readyLagSeconds: config.http.readyMaxLagSeconds, secrets: context.secrets, metrics });
+      server = await startHttpServer({
+        host: config.http.host,
+        port: config.http.port,
+        statuses: () => statuses,
+        readyLagSeconds: config.http.readyMaxLagSeconds,
+        secrets: context.secrets,
+        metrics,
+        ...(config.http.token !== undefined ? { token: config.http.token } : {}),
+        ...(config.http.tls !== undefined ? { tls: config.http.tls } : {}),
+      });
       logger.info({ url: server.url }, 'HTTP server listening: /healthz /readyz /metrics /status');
     }
     reporter = startProgressReporter({ statuses: () => statuses, logger, intervalMs: PROGRESS_SUMMARY_INTERVAL_MS, tty: process.stderr });

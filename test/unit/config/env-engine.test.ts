@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseEnvironment } from '../../../src/config/env.js';
+import { collectSecrets } from '../../../src/config/redact.js';
 
 const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const KEY_PEM = '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n';
@@ -183,5 +184,28 @@ describe('parseEnvironment: engine TLS, flavour and tuning', () => {
       ['ELASTICSEARCH_THREAD_COUNT', 'warning'],
       ['ELASTICSEARCH_TIMEOUT', 'warning'],
     ]);
+  });
+});
+
+describe("parseEnvironment: the status server's token and HTTPS", () => {
+  it('reads SLUICE_HTTP_TOKEN (a secret) and the certificate and key, both or neither', () => {
+    const token = 'tok-0123456789abcdef';
+    const result = parse({ SLUICE_HTTP_TOKEN: token, SLUICE_HTTP_TLS_CERT: 'c.pem', SLUICE_HTTP_TLS_KEY: 'k.pem' }, { 'c.pem': CA_PEM, 'k.pem': KEY_PEM });
+    expect(result.problems).toEqual([]);
+    expect(result.config?.http).toMatchObject({ token, tls: { cert: CA_PEM, key: KEY_PEM } });
+    expect(collectSecrets(result.config!)).toEqual(expect.arrayContaining([token, KEY_PEM]));
+    expect(parse({}).config?.http).not.toHaveProperty('token');
+    expect(parse({}).config?.http).not.toHaveProperty('tls');
+    expect(parse({ SLUICE_HTTP_TLS_CERT: 'c.pem' }, { 'c.pem': CA_PEM }).problems).toEqual([
+      { location: 'SLUICE_HTTP_TLS_KEY', severity: 'error', message: expect.stringContaining('SLUICE_HTTP_TLS_CERT is set') },
+    ]);
+    const short = parse({ SLUICE_HTTP_TOKEN: 'short-pw' });
+    expect(short.problems).toEqual([{ location: 'SLUICE_HTTP_TOKEN', severity: 'warning', message: expect.stringContaining('shorter than 16 characters') }]);
+    expect(JSON.stringify(short.problems)).not.toContain('short-pw');
+    for (const bad of ['   ', 'two words here 0123456789']) {
+      const refused = parse({ SLUICE_HTTP_TOKEN: bad });
+      expect(refused.config, JSON.stringify(bad)).toBeUndefined();
+      expect(refused.problems.map((p) => p.location)).toEqual(['SLUICE_HTTP_TOKEN']);
+    }
   });
 });

@@ -1,8 +1,10 @@
+import { get as httpsGet } from 'node:https';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SluiceMetrics } from '../../../src/observability/metrics.js';
 import { newIndexStatus, recordSnapshotProgress, startSnapshotProgress, type IndexStatus } from '../../../src/pipeline/index-status.js';
 import { startHttpServer, type HttpServer } from '../../../src/server/http-server.js';
 import { notReadyIndexes, route, type RouteContext } from '../../../src/server/routes.js';
+import { hasOpenssl, makeTestPki } from '../../helpers/pki.js';
 
 const SECRET = 's3cr3t-Passw0rd!';
 
@@ -110,6 +112,45 @@ describe('startHttpServer', () => {
     expect(text).toContain('sluice_documents_indexed_total{index="books"} 4\n');
     expect(text).toContain('sluice_dead_letters_total{index="books"} 1\n');
     expect(text).toContain('sluice_bulk_request_duration_seconds_count 1\n');
+  });
+
+  it('with a token, /metrics and /status need it as a bearer token; the probes stay open', async () => {
+    const token = 'tok-0123456789abcdef';
+    server = await startHttpServer({ host: '127.0.0.1', port: 0, statuses: () => current, readyLagSeconds: 5, secrets: [token], token });
+    current = [status('books', { phase: 'streaming', lagSeconds: 0 })];
+    for (const path of ['/metrics', '/status']) {
+      for (const authorization of [undefined, 'Bearer wrong-token', `Basic ${token}`, `Bearer ${token}x`]) {
+        const res = await fetch(`${server.url}${path}`, { headers: authorization === undefined ? {} : { authorization } });
+        expect(res.status, `${path} ${authorization}`).toBe(401);
+        expect(res.headers.get('www-authenticate')).toBe('Bearer realm="sluice"');
+        expect(await res.text()).not.toContain('books');
+      }
+      expect((await fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+      expect((await fetch(`${server.url}${path}`, { headers: { authorization: `bearer  ${token}` } })).status).toBe(200);
+    }
+    for (const path of ['/healthz', '/readyz']) expect((await fetch(`${server.url}${path}`)).status, path).toBe(200);
+  });
+
+  it.runIf(hasOpenssl())('serves HTTPS with the configured certificate', async () => {
+    const pki = makeTestPki('sluice-http-');
+    try {
+      pki.ca('ca');
+      pki.leaf('server', { ca: 'ca', commonName: 'sluice.test', ips: ['127.0.0.1'] });
+      server = await startHttpServer({ host: '127.0.0.1', port: 0, statuses: () => current, readyLagSeconds: 5, secrets: [], tls: { cert: pki.read('server.crt'), key: pki.read('server.key') } });
+      expect(server.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const body = await new Promise<string>((resolve, reject) => {
+        httpsGet(`${server!.url}/healthz`, { ca: pki.read('ca.crt') }, (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve(text));
+        }).on('error', reject);
+      });
+      expect(JSON.parse(body)).toEqual({ status: 'ok' });
+      // Plain HTTP gets no answer from it.
+      await expect(fetch(server.url.replace('https:', 'http:') + '/healthz')).rejects.toThrow();
+    } finally {
+      pki.remove();
+    }
   });
 
   it('never lets a planted secret out of /status, /metrics or /readyz', async () => {
