@@ -31,9 +31,9 @@ USER node
 VOLUME ["/app/data"]
 # /healthz, /readyz, /metrics, /status (SLUICE_HTTP_PORT, default 8080)
 EXPOSE 8080
-# Slim images have no curl: node's fetch does the probe. The shell expands SLUICE_HTTP_PORT at probe time
-# (SLUICE_HTTP_PORT=0, "any free port", cannot be probed: keep a fixed port in containers).
+# Slim images have no curl: a node script probes /healthz on SLUICE_HTTP_PORT, over HTTPS when SLUICE_HTTP_TLS_CERT
+# is set (SLUICE_HTTP_PORT=0, "any free port", cannot be probed: keep a fixed port in containers).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:${SLUICE_HTTP_PORT:-8080}/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
+  CMD ["node", "bin/healthcheck.js"]
 # Sluice handles SIGTERM itself (finishes the batch in hand, stores the checkpoint, exits 0).
 CMD ["node", "bin/sluice.js", "run"]

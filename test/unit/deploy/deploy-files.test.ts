@@ -140,8 +140,8 @@ describe('Dockerfile', () => {
     expect(existsSync(join(ROOT, 'bin/sluice.js'))).toBe(true);
     expect(last('EXPOSE')).toBe('8080');
     const healthcheck = last('HEALTHCHECK');
-    expect(healthcheck).toMatch(/CMD node /);
-    expect(healthcheck).toContain('http://127.0.0.1:${SLUICE_HTTP_PORT:-8080}/healthz');
+    expect(healthcheck).toMatch(/CMD \["node", "bin\/healthcheck\.js"\]$/);
+    expect(existsSync(join(ROOT, 'bin/healthcheck.js'))).toBe(true);
     const env = finalStage.instructions.filter((i) => i.op === 'ENV').map((i) => i.args);
     expect(env).toContain('NODE_ENV=production');
     expect(env).toContain('CHECKPOINT_PATH=/app/data');

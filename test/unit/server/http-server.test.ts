@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { get as httpsGet } from 'node:https';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SluiceMetrics } from '../../../src/observability/metrics.js';
@@ -148,6 +149,30 @@ describe('startHttpServer', () => {
       expect(JSON.parse(body)).toEqual({ status: 'ok' });
       // Plain HTTP gets no answer from it.
       await expect(fetch(server.url.replace('https:', 'http:') + '/healthz')).rejects.toThrow();
+    } finally {
+      pki.remove();
+    }
+  });
+
+  it.runIf(hasOpenssl())("the container's health check (bin/healthcheck.js) probes /healthz over HTTP, or HTTPS with the certificate set", async () => {
+    // Run asynchronously: the server answering it lives in this process's event loop.
+    const probe = (env: Record<string, string>) =>
+      new Promise<number | null>((resolve) => spawn(process.execPath, ['bin/healthcheck.js'], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: 'ignore' }).on('exit', (code) => resolve(code)));
+    const url = await start();
+    const port = new URL(url).port;
+    expect(await probe({ SLUICE_HTTP_PORT: port })).toBe(0);
+    expect(await probe({ SLUICE_HTTP_PORT: port, SLUICE_HTTP_TLS_CERT: '/etc/sluice/cert.pem' })).toBe(1);
+    await server!.close();
+    server = undefined;
+    expect(await probe({ SLUICE_HTTP_PORT: port })).toBe(1);
+    const pki = makeTestPki('sluice-probe-');
+    try {
+      pki.ca('ca');
+      pki.leaf('server', { ca: 'ca', commonName: 'sluice.example', dns: ['sluice.example'] });
+      server = await startHttpServer({ host: '127.0.0.1', port: 0, statuses: () => current, readyLagSeconds: 5, secrets: [], tls: { cert: pki.read('server.crt'), key: pki.read('server.key') } });
+      const securePort = new URL(server.url).port;
+      expect(await probe({ SLUICE_HTTP_PORT: securePort, SLUICE_HTTP_TLS_CERT: pki.file('server.crt') })).toBe(0);
+      expect(await probe({ SLUICE_HTTP_PORT: securePort })).toBe(1);
     } finally {
       pki.remove();
     }
