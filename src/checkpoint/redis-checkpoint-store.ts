@@ -99,9 +99,16 @@ export class RedisCheckpointStore implements CheckpointStore {
   private readonly found: string[] = [];
   private readonly pgsync = new Map<string, string>();
   private closed = false;
+  /** Connections `client` has made since open: a write and its WAIT count only on one connection. */
+  private connections = 0;
 
   private constructor(
     private readonly client: Redis,
+    /**
+     * Lease claims, renewals and lookups. With REDIS_WAIT_REPLICAS a connection of their own: Redis serves nothing
+     * else of a connection blocked in WAIT, and a renewal held up behind it would let the lease lapse.
+     */
+    private readonly leases: Redis,
     private readonly where: string,
     private readonly secrets: string[],
     warnings: string[],
@@ -110,6 +117,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     private readonly wait: RedisConfig['wait'],
   ) {
     this.found.push(...warnings);
+    client.on('ready', () => this.connections++);
   }
 
   /** The meta hash of `name`, as PGSync names it. */
@@ -147,6 +155,19 @@ export class RedisCheckpointStore implements CheckpointStore {
       const cause = lastError ?? (error as Error);
       throw unavailable(where, 'connect', sentinelAnswer === undefined ? cause : new Error(`${cause.message} (${sentinelAnswer})`), secrets);
     }
+    let leases = client;
+    if (config.wait !== undefined) {
+      leases = client.duplicate({ connectionName: 'sluice-leases' });
+      leases.on('error', (error: Error) => (lastError = error));
+      try {
+        await leases.connect();
+        await leases.ping();
+      } catch (error) {
+        leases.disconnect();
+        client.disconnect();
+        throw unavailable(where, 'connect (lease connection)', lastError ?? error, secrets);
+      }
+    }
     const settings = await readSettings(client);
     const warnings: string[] = [];
     const policy = settings.get('maxmemory-policy');
@@ -177,7 +198,7 @@ export class RedisCheckpointStore implements CheckpointStore {
           `each checkpoint save waits up to ${wait.timeoutMs / 1000} s and fails (nothing is acknowledged to PostgreSQL) until enough replicas are connected`,
       );
     }
-    return new RedisCheckpointStore(client, where, secrets, warnings, durable, wait);
+    return new RedisCheckpointStore(client, leases, where, secrets, warnings, durable, wait);
   }
 
   async load(name: string): Promise<Checkpoint | undefined> {
@@ -213,6 +234,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     checkName(name);
     const key = RedisCheckpointStore.key(name);
     const fields = { [CHECKPOINT_FIELD]: JSON.stringify(checkpoint.lsn ?? null), [SLUICE_FIELD]: encodeCheckpoint(checkpoint) };
+    const connection = this.connections;
     if (fence !== undefined) {
       let written: number;
       try {
@@ -222,7 +244,7 @@ export class RedisCheckpointStore implements CheckpointStore {
         throw unavailable(this.where, `save of ${key}`, error, this.secrets);
       }
       if (written !== 1) throw notOwner('save', name, fence);
-      await this.replicated(`save of ${key}`);
+      await this.replicated(`save of ${key}`, connection);
       this.pgsync.delete(name);
       return;
     }
@@ -241,13 +263,14 @@ export class RedisCheckpointStore implements CheckpointStore {
     } catch (error) {
       throw unavailable(this.where, `save of ${key}`, error, this.secrets);
     }
-    await this.replicated(`save of ${key}`);
+    await this.replicated(`save of ${key}`, connection);
     this.pgsync.delete(name);
   }
 
   async remove(name: string, fence?: LeaseFence): Promise<void> {
     checkName(name);
     const key = RedisCheckpointStore.key(name);
+    const connection = this.connections;
     let deleted = 1;
     try {
       if (fence === undefined) await this.client.del(key);
@@ -256,15 +279,18 @@ export class RedisCheckpointStore implements CheckpointStore {
       throw unavailable(this.where, `delete of ${key}`, error, this.secrets);
     }
     if (deleted !== 1) throw notOwner('delete', name, fence!);
-    await this.replicated(`delete of ${key}`);
+    await this.replicated(`delete of ${key}`, connection);
   }
 
   /**
    * With REDIS_WAIT_REPLICAS: waits until that many replicas have every write of this connection so far. Short of
    * them, the write stays on the primary but the call fails (retryable), so that the position it carries is not
    * acknowledged to PostgreSQL: a failover to a replica without it would otherwise cost a snapshot of the index.
+   * WAIT counts from the last write of its own connection: one sent again on a new connection (ioredis resends what
+   * a dropped one left unanswered) would count replicas that never had the write, so a save spanning two
+   * connections (`connection`, counted before the write) is not counted as done either.
    */
-  private async replicated(doing: string): Promise<void> {
+  private async replicated(doing: string, connection: number): Promise<void> {
     const wait = this.wait;
     if (wait === undefined) return;
     let reached: number;
@@ -272,6 +298,11 @@ export class RedisCheckpointStore implements CheckpointStore {
       reached = Number(await this.client.call('WAIT', String(wait.replicas), String(wait.timeoutMs)));
     } catch (error) {
       throw unavailable(this.where, `${doing}: WAIT`, error, this.secrets, `${REQUIRED_ACL} +wait`);
+    }
+    if (this.connections !== connection) {
+      throw new AppError('CKP_UNAVAILABLE', `${this.where}: ${doing}: the connection to Redis was replaced before WAIT answered, so it cannot tell whether the replicas have it: not counted as done`, {
+        details: { redisError: 'WAIT' },
+      });
     }
     if (reached < wait.replicas) {
       throw new AppError(
@@ -286,7 +317,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     checkName(name);
     const key = RedisCheckpointStore.leaseKey(name);
     try {
-      const [owner, remaining, replaced] = (await this.client.eval(CLAIM_SCRIPT, 1, key, holder, String(Math.ceil(ttlMs)))) as [string, number, string];
+      const [owner, remaining, replaced] = (await this.leases.eval(CLAIM_SCRIPT, 1, key, holder, String(Math.ceil(ttlMs)))) as [string, number, string];
       return { owner, remainingMs: Math.max(0, Number(remaining)), ...(replaced !== '' ? { replaced } : {}) };
     } catch (error) {
       throw unavailable(this.where, `lease claim of ${key}`, error, this.secrets);
@@ -297,7 +328,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     checkName(name);
     const key = RedisCheckpointStore.leaseKey(name);
     try {
-      await this.client.eval(RELEASE_SCRIPT, 1, key, holder);
+      await this.leases.eval(RELEASE_SCRIPT, 1, key, holder);
     } catch (error) {
       throw unavailable(this.where, `lease release of ${key}`, error, this.secrets);
     }
@@ -307,7 +338,7 @@ export class RedisCheckpointStore implements CheckpointStore {
     checkName(name);
     const key = RedisCheckpointStore.leaseKey(name);
     try {
-      const found = (await this.client.eval(LEASE_OF_SCRIPT, 1, key)) as [string, number] | null;
+      const found = (await this.leases.eval(LEASE_OF_SCRIPT, 1, key)) as [string, number] | null;
       return found === null ? undefined : { owner: found[0], remainingMs: Math.max(0, Number(found[1])) };
     } catch (error) {
       throw unavailable(this.where, `lease lookup of ${key}`, error, this.secrets);
@@ -327,15 +358,7 @@ export class RedisCheckpointStore implements CheckpointStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.client.status === 'ready') {
-      try {
-        await this.client.quit();
-        return;
-      } catch {
-        // fall through: drop the connection
-      }
-    }
-    this.client.disconnect();
+    await Promise.all([...new Set([this.client, this.leases])].map(quit));
   }
 
   private notePgsync(name: string, key: string, value: string): void {
@@ -346,6 +369,18 @@ export class RedisCheckpointStore implements CheckpointStore {
   private note(warning: string): void {
     if (!this.found.includes(warning)) this.found.push(warning);
   }
+}
+
+async function quit(client: Redis): Promise<void> {
+  if (client.status === 'ready') {
+    try {
+      await client.quit();
+      return;
+    } catch {
+      // fall through: drop the connection
+    }
+  }
+  client.disconnect();
 }
 
 function clientOptions(config: RedisConfig, options: RedisCheckpointStoreOptions, opening: { done: boolean }): RedisOptions {

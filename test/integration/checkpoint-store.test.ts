@@ -537,6 +537,41 @@ describe('Redis checkpoint store', () => {
     }
   });
 
+  it('with REDIS_WAIT_REPLICAS, leases are served while a WAIT blocks, and a WAIT resent on a new connection does not count', async () => {
+    const primary = await dedicated({ args: ['--repl-diskless-sync-delay', '0'] });
+    const replica = await dedicated({ args: ['--replicaof', primary.host, String(primary.port)] });
+    const onPrimary = new Redis({ host: primary.host, port: primary.port });
+    const onReplica = new Redis({ host: replica.host, port: replica.port });
+    await waitFor('the replica to be in sync', async () => ((await onReplica.info('replication')).includes('master_link_status:up') && /^slave0:.*state=online/m.test(await onPrimary.info('replication')) ? true : undefined));
+    // A stopped replica keeps its link (the primary still counts it online) but acknowledges nothing: WAIT blocks.
+    const replicaPid = Number(/^process_id:(\d+)/m.exec(await onReplica.info('server'))![1]);
+    onReplica.disconnect();
+    const store = await RedisCheckpointStore.open(redisConfig(primary.url, { wait: { replicas: 1, timeoutMs: 30_000 } }));
+    const name = unique('resent');
+    process.kill(replicaPid, 'SIGSTOP');
+    try {
+      let settled = false;
+      const saving = failure(store.save(name, sample(name, '0/7'))).finally(() => (settled = true));
+      await waitFor('the save to wait in WAIT', async () => ((await onPrimary.call('CLIENT', 'LIST', 'TYPE', 'normal')) as string).includes('cmd=wait') ? true : undefined);
+      // The lease connection is not the one blocked in WAIT.
+      expect((await store.claimLease(name, 'waiting-holder', 10_000)).owner).toBe('waiting-holder');
+      expect(settled).toBe(false);
+      // The connection drops: ioredis sends WAIT again on the new one, where it counts from that connection's own
+      // writes (none), so its answer says nothing of the save: it must not count as done, whatever WAIT answers.
+      const blocked = ((await onPrimary.call('CLIENT', 'LIST', 'TYPE', 'normal')) as string).split('\n').find((line) => line.includes('cmd=wait'))!;
+      await onPrimary.call('CLIENT', 'KILL', 'ID', /\bid=(\d+)/.exec(blocked)![1]!);
+      process.kill(replicaPid, 'SIGCONT'); // the resent WAIT then gets its answer at once
+      const error = await saving;
+      expect(error.code).toBe('CKP_UNAVAILABLE');
+      expect(error.message).toContain('the connection to Redis was replaced before WAIT answered');
+      expect(isRetryable(error)).toBe(true);
+    } finally {
+      process.kill(replicaPid, 'SIGCONT');
+      await store.close();
+      onPrimary.disconnect();
+    }
+  });
+
   it('connects over TLS with CA verification and a client certificate', async () => {
     const pki = makePki();
     const tlsPort = await findFreePort();
