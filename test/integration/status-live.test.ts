@@ -100,7 +100,7 @@ describe('sluice status with a running instance', () => {
     sluice = undefined;
     const stopped = await runCli(['-c', schemaPath, 'status'], env);
     expect(stopped.code, stopped.stderr).toBe(0);
-    expect(stopped.stdout).toContain('no running instance answered; from the checkpoint store and the replication slots:');
+    expect(stopped.stdout).toContain(`no running instance answered on 127.0.0.1:${port} (connect ECONNREFUSED 127.0.0.1:${port}); from the checkpoint store and the replication slots:`);
     expect(stopped.stdout).toMatch(new RegExp(`${index}: streaming; checkpoint lsn [0-9A-F]+/[0-9A-F]+; slot ${db.name}_${index}, retained WAL \\d+ bytes`));
   });
 });
@@ -136,12 +136,13 @@ describe.runIf(hasOpenssl())('sluice status with SLUICE_HTTP_TOKEN and HTTPS', (
       for (const other of [{ ...secured, SLUICE_HTTP_TOKEN: 'wrong-token-0123456789abcdef' }, { ...env, SLUICE_HTTP_TLS_CERT: pki.file('server.crt'), SLUICE_HTTP_TLS_KEY: pki.file('server.key') }]) {
         const refused = await runCli(['-c', schemaPath, 'status'], other);
         expect(refused.code, refused.stderr).toBe(0);
-        expect(refused.stdout).toContain('no running instance answered');
+        expect(refused.stdout).toContain(`no running instance answered on 127.0.0.1:${port} (it answered 401: SLUICE_HTTP_TOKEN differs from the instance's)`);
+        expect(refused.stdout).not.toContain('wrong-token');
       }
       // Another certificate configured than the one the instance serves: nothing is sent to it.
       pki.leaf('other', { ca: 'ca', commonName: 'other.example', dns: ['other.example'] });
       const mismatch = await runCli(['-c', schemaPath, 'status'], { ...secured, SLUICE_HTTP_TLS_CERT: pki.file('other.crt'), SLUICE_HTTP_TLS_KEY: pki.file('other.key') });
-      expect(mismatch.stdout).toContain('no running instance answered');
+      expect(mismatch.stdout).toContain('(it serves another certificate than SLUICE_HTTP_TLS_CERT)');
     } finally {
       expect(await sluice?.stop()).toBe(0);
       sluice = undefined;

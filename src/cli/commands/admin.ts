@@ -136,17 +136,19 @@ export async function reindexCommand(flags: GlobalFlags, index: string, out: Nod
 export async function statusCommand(flags: GlobalFlags, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const context = createContext(flags);
   const http = context.config.http;
+  let why = '';
   if (http?.port) {
-    const answer = await localStatus(http).catch(() => undefined); // no instance answers here: the stores say
-    if (answer !== undefined) {
-      out.write(`${answer}\n`);
+    const answer = await localStatus(http).catch((error: unknown) => ({ reason: error instanceof Error ? error.message : String(error) }));
+    if ('body' in answer) {
+      out.write(`${answer.body}\n`);
       return EXIT_CODES.ok;
     }
+    why = ` on ${statusHost(http.host)}:${http.port} (${answer.reason})`;
   }
   const prepared = await prepareEntries(context, 1);
   const store = await openSharedCheckpointStore(context, prepared);
   try {
-    out.write('no running instance answered; from the checkpoint store and the replication slots:\n');
+    out.write(`no running instance answered${why}; from the checkpoint store and the replication slots:\n`);
     for (const plan of prepared.plans) {
       const name = slotNameFor(plan.database, plan.index);
       // One unreadable record is that index's line, not the end of the report.
@@ -171,13 +173,12 @@ export async function statusCommand(flags: GlobalFlags, out: NodeJS.WritableStre
   }
 }
 
-/** Where this host's instance answers: its bind address, or loopback when it listens on every address. */
 /**
  * GET /status of the instance on this host, with SLUICE_HTTP_TOKEN, over HTTPS when SLUICE_HTTP_TLS_CERT is set. The
  * certificate is checked by being the configured one (it names the service, not 127.0.0.1) before anything is sent.
- * Undefined unless it answers 200 within a second.
+ * The body when it answers 200 within a second, else why not.
  */
-async function localStatus(http: HttpServerConfig): Promise<string | undefined> {
+async function localStatus(http: HttpServerConfig): Promise<{ body: string } | { reason: string }> {
   const host = statusHost(http.host).replace(/^\[(.*)\]$/, '$1');
   let secured: TLSSocket | undefined;
   if (http.tls !== undefined) {
@@ -191,7 +192,7 @@ async function localStatus(http: HttpServerConfig): Promise<string | undefined> 
     }
     if (secured.getPeerX509Certificate()?.fingerprint256 !== expected) {
       secured.destroy();
-      return undefined;
+      return { reason: 'it serves another certificate than SLUICE_HTTP_TLS_CERT' };
     }
   }
   const socket = secured;
@@ -209,7 +210,8 @@ async function localStatus(http: HttpServerConfig): Promise<string | undefined> 
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve(res.statusCode === 200 ? body : undefined));
+        const refused = res.statusCode === 401 ? ': SLUICE_HTTP_TOKEN differs from the instance\'s' : '';
+        res.on('end', () => resolve(res.statusCode === 200 ? { body } : { reason: `it answered ${res.statusCode}${refused}` }));
         res.on('error', reject);
       },
     );
@@ -219,6 +221,7 @@ async function localStatus(http: HttpServerConfig): Promise<string | undefined> 
   });
 }
 
+/** Where this host's instance answers: its bind address, or loopback when it listens on every address. */
 function statusHost(bind: string | undefined): string {
   if (bind === undefined || bind === '' || bind === '0.0.0.0' || bind === '::') return '127.0.0.1';
   return bind.includes(':') ? `[${bind}]` : bind;
