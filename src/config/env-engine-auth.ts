@@ -33,7 +33,8 @@ export function parseEngineAuth(r: EnvReader, fromUrl: UrlCredentials | undefine
   for (const loser of rest) {
     r.warn(loser.source, `ignored: ${winner?.source} already gives the engine credentials; set only one method`);
   }
-  if (winner !== undefined && url.startsWith('http:') && !isLocalHost(new URL(url).hostname)) {
+  // An invalid URL was reported by parseEngineUrl already.
+  if (winner !== undefined && url.startsWith('http:') && URL.canParse(url) && !isLocalHost(new URL(url).hostname)) {
     r.warn(winner.source, 'sent in clear text: the engine URL uses http, so anyone on the network path can read these credentials; use an https URL');
   }
   return winner?.auth ?? { kind: 'none' };

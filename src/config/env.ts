@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import type { Problem } from '../errors/app-error.js';
 import type { HttpServerConfig, SluiceConfig } from './config-types.js';
 import { checkVariableNames } from './env-catalog.js';
@@ -184,7 +185,17 @@ function parseHttpProtection(r: EnvReader): Pick<HttpServerConfig, 'token' | 'tl
   }
   const cert = r.pemFile('SLUICE_HTTP_TLS_CERT', 'certificate');
   const key = r.pemFile('SLUICE_HTTP_TLS_KEY', 'key');
-  if (cert !== undefined && key !== undefined) out.tls = { cert, key };
+  if (cert !== undefined && key !== undefined) {
+    // Checked now, as the server would load them: a key of another certificate or damaged PEM is a settings problem
+    // naming the variables, not an OpenSSL stack once PostgreSQL and the store are open.
+    try {
+      createSecureContext({ cert, key });
+      out.tls = { cert, key };
+    } catch (error) {
+      const reason = (error as Error).message.replace(/^error:[0-9A-F]+:/, '');
+      r.error('SLUICE_HTTP_TLS_KEY', `cannot serve HTTPS with SLUICE_HTTP_TLS_CERT: ${reason} (is it the key of that certificate, and both valid PEM?)`);
+    }
+  }
   return out;
 }
 

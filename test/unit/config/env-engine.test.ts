@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseEnvironment } from '../../../src/config/env.js';
 import { collectSecrets } from '../../../src/config/redact.js';
+import { hasOpenssl, makeTestPki } from '../../helpers/pki.js';
 
 const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const KEY_PEM = '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n';
@@ -88,6 +89,14 @@ describe('parseEnvironment: engine URL and auth', () => {
       { location: 'ELASTICSEARCH_URL', severity: 'warning', message: expect.stringContaining('ELASTICSEARCH_API_KEY') },
       { location: 'ELASTICSEARCH_API_KEY', severity: 'warning', message: expect.stringContaining('sent in clear text') },
     ]);
+  });
+
+  it('reports an engine host that makes no URL as a problem, with credentials set too (no crash)', () => {
+    for (const host of ['[::1', 'exa^mple', 'a<b']) {
+      const result = parse({ ELASTICSEARCH_HOST: host, ELASTICSEARCH_USER: 'u', ELASTICSEARCH_PASSWORD: 'secret-pw' });
+      expect(result.config, host).toBeUndefined();
+      expect(result.problems.some((p) => p.location === 'ELASTICSEARCH_HOST' && p.severity === 'error'), host).toBe(true);
+    }
   });
 
   it('warns when credentials go over plain http to another machine, or the certificate goes unchecked', () => {
@@ -188,12 +197,25 @@ describe('parseEnvironment: engine TLS, flavour and tuning', () => {
 });
 
 describe("parseEnvironment: the status server's token and HTTPS", () => {
-  it('reads SLUICE_HTTP_TOKEN (a secret) and the certificate and key, both or neither', () => {
+  it.runIf(hasOpenssl())('reads SLUICE_HTTP_TOKEN (a secret) and the certificate and key, both or neither, and checks they go together', () => {
+    const pki = makeTestPki('sluice-env-http-');
+    pki.ca('ca');
+    pki.leaf('one', { ca: 'ca', commonName: 'one.example' });
+    pki.leaf('two', { ca: 'ca', commonName: 'two.example' });
+    const files = { 'c.pem': pki.read('one.crt'), 'k.pem': pki.read('one.key'), 'k2.pem': pki.read('two.key'), 'bad.pem': '-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n' };
+    pki.remove();
     const token = 'tok-0123456789abcdef';
-    const result = parse({ SLUICE_HTTP_TOKEN: token, SLUICE_HTTP_TLS_CERT: 'c.pem', SLUICE_HTTP_TLS_KEY: 'k.pem' }, { 'c.pem': CA_PEM, 'k.pem': KEY_PEM });
+    const result = parse({ SLUICE_HTTP_TOKEN: token, SLUICE_HTTP_TLS_CERT: 'c.pem', SLUICE_HTTP_TLS_KEY: 'k.pem' }, files);
     expect(result.problems).toEqual([]);
-    expect(result.config?.http).toMatchObject({ token, tls: { cert: CA_PEM, key: KEY_PEM } });
-    expect(collectSecrets(result.config!)).toEqual(expect.arrayContaining([token, KEY_PEM]));
+    expect(result.config?.http).toMatchObject({ token, tls: { cert: files['c.pem'], key: files['k.pem'] } });
+    expect(collectSecrets(result.config!)).toEqual(expect.arrayContaining([token, files['k.pem']]));
+    // The key of another certificate, or a certificate that is not PEM inside: refused naming the variables.
+    for (const [cert, key] of [['c.pem', 'k2.pem'], ['bad.pem', 'k.pem']]) {
+      const refused = parse({ SLUICE_HTTP_TLS_CERT: cert!, SLUICE_HTTP_TLS_KEY: key! }, files);
+      expect(refused.config, `${cert} ${key}`).toBeUndefined();
+      expect(refused.problems).toEqual([{ location: 'SLUICE_HTTP_TLS_KEY', severity: 'error', message: expect.stringContaining('cannot serve HTTPS with SLUICE_HTTP_TLS_CERT') }]);
+      expect(JSON.stringify(refused.problems)).not.toContain('PRIVATE KEY');
+    }
     expect(parse({}).config?.http).not.toHaveProperty('token');
     expect(parse({}).config?.http).not.toHaveProperty('tls');
     expect(parse({ SLUICE_HTTP_TLS_CERT: 'c.pem' }, { 'c.pem': CA_PEM }).problems).toEqual([
