@@ -161,6 +161,8 @@ describe('startHttpServer', () => {
     const url = await start();
     const port = new URL(url).port;
     expect(await probe({ SLUICE_HTTP_PORT: port })).toBe(0);
+    expect(await probe({ SLUICE_HTTP_PORT: port, SLUICE_HTTP_HOST: '127.0.0.1' })).toBe(0);
+    expect(await probe({ SLUICE_HTTP_PORT: port, SLUICE_HTTP_HOST: '127.0.0.2' })).toBe(1); // not where it listens
     expect(await probe({ SLUICE_HTTP_PORT: port, SLUICE_HTTP_TLS_CERT: '/etc/sluice/cert.pem' })).toBe(1);
     await server!.close();
     server = undefined;
