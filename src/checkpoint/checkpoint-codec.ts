@@ -57,6 +57,9 @@ export function checkpointProblem(value: unknown): string | undefined {
   if (rebuild !== undefined && !(isObject(rebuild) && ['generation', 'fingerprint', 'slot', 'startedAt'].every((key) => typeof rebuild[key] === 'string'))) {
     return '"rebuild" must be an object with string "generation", "fingerprint", "slot" and "startedAt"';
   }
+  if (rebuild !== undefined && rebuild['requested'] !== undefined && typeof rebuild['requested'] !== 'boolean') {
+    return '"rebuild.requested" must be a boolean';
+  }
   const origin = value['origin'];
   if (origin !== undefined && !(isObject(origin) && typeof origin['system'] === 'string' && Number.isInteger(origin['timeline']))) {
     return '"origin" must be an object with string "system" and integer "timeline"';

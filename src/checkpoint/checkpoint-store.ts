@@ -60,6 +60,11 @@ export interface RebuildProgress {
   /** Its replication slot and checkpoint name. */
   slot: string;
   startedAt: string;
+  /**
+   * Built because `sluice reindex` asked, not for a changed schema entry: still wanted while the entry is unchanged,
+   * once the request itself is gone (its removal can land and still fail, e.g. short of Redis replicas).
+   */
+  requested?: boolean;
 }
 
 export interface RetiredGeneration {

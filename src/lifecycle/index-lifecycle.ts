@@ -114,8 +114,9 @@ class Epoch {
 
     // An entry starting over builds its live generation from scratch anyway: nothing to rebuild beside it.
     const startsOver = !checkpoint?.snapshot;
-    const wantsRebuild = !startsOver && (this.fields.fingerprint !== this.fingerprint || request !== undefined);
     const stale = this.fields.rebuild;
+    const stillRequested = stale?.requested === true && stale.fingerprint === this.fingerprint;
+    const wantsRebuild = !startsOver && (this.fields.fingerprint !== this.fingerprint || request !== undefined || stillRequested);
     if (rebuildHistory?.diverged !== undefined) deps.logger.warn({ index: this.index, generation: stale?.generation, reason: rebuildHistory.diverged }, 'the rebuild starts over');
     if (stale && (!wantsRebuild || stale.fingerprint !== this.fingerprint || request !== undefined || rebuildHistory?.diverged !== undefined)) {
       await this.abandonRebuild(stale, serving);
@@ -278,14 +279,13 @@ class Epoch {
     // A schema rolled back within the grace period names a generation still retired (and due for deletion).
     const taken = base === this.fields.generation || this.fields.retired.some((r) => r.index === base);
     const generation = requested || taken ? generationName(this.index, this.fingerprint, Date.now().toString(36)) : base;
-    this.fields.rebuild = { generation, fingerprint: this.fingerprint, slot: rebuildSlotName(this.deps.name), startedAt: new Date().toISOString() };
+    this.fields.rebuild = { generation, fingerprint: this.fingerprint, slot: rebuildSlotName(this.deps.name), startedAt: new Date().toISOString(), ...(requested ? { requested } : {}) };
     this.deps.logger.info(
       { index: this.index, live: this.fields.generation, generation, reason: requested ? 'reindex requested' : 'schema entry changed' },
       'building a new generation beside the live one',
     );
   }
 
-  /** Drops a rebuild that no longer matches what is wanted: its slot, its checkpoint and its index. */
   /**
    * Before each step another owner could not undo (a slot dropped, an alias swapped, an index deleted): a process
    * stopped, or that lost the index's lease meanwhile, goes no further.
@@ -294,6 +294,7 @@ class Epoch {
     this.options.signal.throwIfAborted();
   }
 
+  /** Drops a rebuild that no longer matches what is wanted: its slot, its checkpoint and its index. */
   private async abandonRebuild(rebuild: RebuildProgress, serving: NameState): Promise<void> {
     const { deps } = this;
     deps.logger.warn({ index: this.index, generation: rebuild.generation }, 'abandoning an unfinished rebuild that no longer matches the schema entry');

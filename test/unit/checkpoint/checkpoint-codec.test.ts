@@ -15,7 +15,7 @@ describe('decodeCheckpoint', () => {
   it('round-trips a full checkpoint and keeps fields it does not know', () => {
     expect(decodeCheckpoint(encodeCheckpoint(full), 'x')).toEqual(full);
     const newer = { ...full, shards: 3 };
-    const generations = { ...full, origin: { system: '7311', timeline: 2 }, generation: 'book-abc', diverged: 'refused as stale', rebuild: { generation: 'book-def', fingerprint: 'def', slot: 'db_book_r', startedAt: 't' }, retired: [{ index: 'book-0', dropAfter: 't' }] };
+    const generations = { ...full, origin: { system: '7311', timeline: 2 }, generation: 'book-abc', diverged: 'refused as stale', rebuild: { generation: 'book-def', fingerprint: 'def', slot: 'db_book_r', startedAt: 't', requested: true }, retired: [{ index: 'book-0', dropAfter: 't' }] };
     expect(decodeCheckpoint(encodeCheckpoint(generations), 'x')).toEqual(generations);
     expect(decodeCheckpoint(JSON.stringify(newer), 'x')).toEqual(newer);
     expect(decodeCheckpoint({ slot: 's', updatedAt: 't' }, 'x')).toEqual({ slot: 's', updatedAt: 't' });
@@ -32,6 +32,7 @@ describe('decodeCheckpoint', () => {
     ['{"slot":"s","updatedAt":"t","generation":3}', '"generation"'],
     ['{"slot":"s","updatedAt":"t","diverged":true}', '"diverged"'],
     ['{"slot":"s","updatedAt":"t","rebuild":{"generation":"g"}}', '"rebuild"'],
+    ['{"slot":"s","updatedAt":"t","rebuild":{"generation":"g","fingerprint":"f","slot":"s_r","startedAt":"t","requested":"yes"}}', '"rebuild.requested"'],
     ['{"slot":"s","updatedAt":"t","retired":["g"]}', '"retired"'],
     ['{"slot":"s","updatedAt":"t","origin":{"system":7311,"timeline":1}}', '"origin"'],
     ['{"slot":"s","updatedAt":"t","origin":{"system":"7311","timeline":"1"}}', '"origin"'],

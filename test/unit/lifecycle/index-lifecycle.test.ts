@@ -2,7 +2,7 @@
 // another owner could not undo (dropping a slot, swapping the alias, deleting an index) are checked just before.
 import { describe, expect, it } from 'vitest';
 import type { Checkpoint, CheckpointStore } from '../../../src/checkpoint/checkpoint-store.js';
-import { entryFingerprint } from '../../../src/lifecycle/generation-names.js';
+import { entryFingerprint, reindexRequestName } from '../../../src/lifecycle/generation-names.js';
 import { runIndexLifecycle, type LifecycleDeps, type LifecycleOptions } from '../../../src/lifecycle/index-lifecycle.js';
 import { newIndexStatus } from '../../../src/pipeline/index-status.js';
 import type { EntryPlan, PlanNode } from '../../../src/schema/sync-plan.js';
@@ -157,5 +157,58 @@ describe('runIndexLifecycle', () => {
     await runIndexLifecycle(deps, { ...options(stop.signal), graceMs: 0 }).catch(() => undefined);
     expect(deleted).toEqual([]);
     expect([...ensured]).toEqual(created);
+  });
+
+  it('goes on with a requested rebuild when the request record is gone but its removal failed (it had landed)', async () => {
+    const live = `book-${fingerprint}`;
+    const records = new Map<string, Checkpoint>([
+      ['db_book', { slot: 'db_book', lsn: '0/20', snapshot: { consistentLsn: '0/10', complete: true }, generation: live, fingerprint, origin: { system: '1', timeline: 1 }, updatedAt: 't' }],
+      [reindexRequestName('db_book'), { slot: 'db_book', updatedAt: 't' }],
+    ]);
+    const warnings: string[] = [];
+    const dropped: string[] = [];
+    const store = memoryStore(records);
+    let stop = new AbortController();
+    const deps = {
+      ...entryDeps(records),
+      logger: { info: () => undefined, warn: (_: unknown, msg: string) => void warnings.push(msg), error: () => undefined },
+      store: {
+        ...store,
+        // The request's removal lands and still fails (e.g. REDIS_WAIT_REPLICAS short of replicas).
+        remove: async (name: string) => {
+          await store.remove(name);
+          if (name === reindexRequestName('db_book')) throw Object.assign(new Error('short of replicas'), { code: 'CKP_UNAVAILABLE' });
+        },
+        // The next pass is stopped at its first save, right after it has decided about the rebuild.
+        save: async (name: string, checkpoint: Checkpoint) => {
+          await store.save(name, checkpoint);
+          if (rounds > 1) stop.abort('stop here');
+        },
+      },
+      source: {
+        slotState: async () => ({ exists: true, invalidated: false }),
+        origin: async () => ({ system: '1', timeline: 1 }),
+        dropSlot: async (slot: string) => void dropped.push(slot),
+      },
+      target: {
+        resolveName: async (): Promise<NameState> => ({ kind: 'alias', indices: [live] }),
+        deleteIndex: async () => true,
+        swapAlias: async () => undefined,
+        ensureIndex: async () => false,
+      },
+    } as unknown as LifecycleDeps;
+    let rounds = 1;
+    await expect(runIndexLifecycle(deps, options(stop.signal))).rejects.toThrow('short of replicas');
+    const planned = records.get('db_book')!.rebuild!;
+    expect(planned).toMatchObject({ requested: true, fingerprint });
+    expect(records.has(reindexRequestName('db_book'))).toBe(false);
+
+    rounds = 2;
+    dropped.length = 0; // the first pass dropped a leftover rebuild slot before planning (none was there)
+    stop = new AbortController();
+    await runIndexLifecycle(deps, options(stop.signal)).catch(() => undefined);
+    expect(warnings.filter((w) => w.startsWith('abandoning'))).toEqual([]);
+    expect(dropped).toEqual([]);
+    expect(records.get('db_book')!.rebuild).toEqual(planned);
   });
 });
