@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { gunzip, gunzipSync, inflate, inflateSync } from 'node:zlib';
+import { gunzip, gunzipSync, gzipSync, inflate, inflateSync } from 'node:zlib';
 import type { EngineState, Reply, Req } from './context.js';
 import { EsError, parseJson, simpleError } from './errors.js';
 import { statusFaultReply, tooLargeReply, type RawReply } from './faults.js';
@@ -77,6 +77,16 @@ async function decode(body: Body, encoding: string | undefined, limit: number): 
   }
 }
 
+/** `gzip` (or `*`) among the accepted encodings, without `q=0`. */
+function acceptsGzip(header: string | string[] | undefined): boolean {
+  const text = Array.isArray(header) ? header.join(',') : (header ?? '');
+  return text.split(',').some((part) => {
+    const [coding, ...params] = part.split(';').map((p) => p.trim().toLowerCase());
+    const q = params.find((p) => p.startsWith('q='));
+    return (coding === 'gzip' || coding === '*') && (q === undefined || Number(q.slice(2)) > 0);
+  });
+}
+
 export function createRequestListener(deps: FrontDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { engine } = deps;
   const flavor = engine.flavor;
@@ -89,13 +99,26 @@ export function createRequestListener(deps: FrontDeps): (req: IncomingMessage, r
     return headers;
   };
 
+  /**
+   * The body as the engine sends it: gzipped when the client accepts gzip, as Elasticsearch and OpenSearch do with
+   * `http.compression` (on by default over plain HTTP; Netty's compressor has no size threshold).
+   */
+  const encoded = (req: IncomingMessage, headers: Record<string, string | string[]>, text: string): Buffer => {
+    if (!acceptsGzip(req.headers['accept-encoding'])) return Buffer.from(text);
+    headers['content-encoding'] = 'gzip';
+    headers['vary'] = 'accept-encoding';
+    return gzipSync(text, { level: 1 });
+  };
+
   const sendRaw = (req: IncomingMessage, res: ServerResponse, reply: RawReply): void => {
     const headers = baseHeaders(req, reply.fromEngine);
     if (reply.contentType) headers['content-type'] = reply.contentType;
     Object.assign(headers, reply.headers);
-    headers['content-length'] = String(Buffer.byteLength(reply.body));
+    // Answers the engine's own HTTP layer makes (Netty's 413) or a proxy's are not compressed.
+    const body = reply.fromEngine ? encoded(req, headers, reply.body) : Buffer.from(reply.body);
+    headers['content-length'] = String(body.length);
     res.writeHead(reply.status, headers);
-    res.end(req.method === 'HEAD' ? undefined : reply.body);
+    res.end(req.method === 'HEAD' ? undefined : body);
   };
 
   /** `cut`: the answer's headers and half its body go out, then the connection closes (a `truncate` fault). */
@@ -115,13 +138,14 @@ export function createRequestListener(deps: FrontDeps): (req: IncomingMessage, r
       headers['content-type'] = contentType;
     }
     Object.assign(headers, reply.headers);
-    headers['content-length'] = String(Buffer.byteLength(text));
+    const body = encoded(req, headers, text);
+    headers['content-length'] = String(body.length);
     res.writeHead(reply.status, headers);
     if (cut) {
-      res.write(Buffer.from(text).subarray(0, Math.floor(Buffer.byteLength(text) / 2)), () => req.socket.destroy());
+      res.write(body.subarray(0, Math.floor(body.length / 2)), () => req.socket.destroy());
       return;
     }
-    res.end(req.method === 'HEAD' ? undefined : text);
+    res.end(req.method === 'HEAD' ? undefined : body);
   };
 
   const errorReply = (err: unknown): Reply => {

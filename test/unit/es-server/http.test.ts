@@ -1,4 +1,4 @@
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { Client, errors } from '@elastic/elasticsearch';
 import { Client as OsClient } from '@opensearch-project/opensearch';
 import { Agent, request } from 'undici';
@@ -96,6 +96,28 @@ describe('HTTP behaviour', () => {
     await client.index({ index: 'gz', id: '2', document: { via: 'client' } });
     await client.close();
     expect(engine.store.document('gz', '2')).toEqual({ via: 'client' });
+  });
+
+  it('gzips answers for clients that accept gzip, as http.compression does', async () => {
+    const zipped = await request(`${engine.url}/`, { headers: { 'accept-encoding': 'gzip, deflate' } });
+    expect(zipped.headers['content-encoding']).toBe('gzip');
+    expect(zipped.headers['vary']).toBe('accept-encoding');
+    const raw = Buffer.from(await zipped.body.arrayBuffer());
+    expect(Number(zipped.headers['content-length'])).toBe(raw.length);
+    expect(JSON.parse(gunzipSync(raw).toString()).version.number).toBe('8.15.0');
+    for (const accept of [undefined, 'identity', 'gzip;q=0', 'br']) {
+      const plain = await request(`${engine.url}/`, { headers: accept === undefined ? {} : { 'accept-encoding': accept } });
+      expect(plain.headers['content-encoding'], accept).toBeUndefined();
+      expect(JSON.parse(await plain.body.text()).version.number).toBe('8.15.0');
+    }
+    // Errors too; the official client, which asks for gzip with compression on, reads them as usual.
+    const missing = await request(`${engine.url}/nope/_count`, { headers: { 'accept-encoding': 'gzip' } });
+    expect(missing.statusCode).toBe(404);
+    expect(JSON.parse(gunzipSync(Buffer.from(await missing.body.arrayBuffer())).toString()).error.type).toBe('index_not_found_exception');
+    const client = new Client({ node: engine.url, compression: true });
+    const err = await client.count({ index: 'nope' }).catch((e: unknown) => e);
+    await client.close();
+    expect((err as errors.ResponseError).meta.statusCode).toBe(404);
   });
 
   it('checks Content-Type and compatible-with like ES 8', async () => {
