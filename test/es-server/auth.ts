@@ -50,6 +50,7 @@ export function checkAuth(headers: IncomingHttpHeaders, auth: TestEngineOptions[
     body: JSON.stringify({ error: { root_cause: [error], ...error }, status: 401 }),
     contentType: flavor.jsonContentType,
     fromEngine: true,
+    unauthenticated: true,
     headers: { 'www-authenticate': www },
   };
 }

@@ -88,6 +88,8 @@ export interface RawReply {
   contentType: string;
   /** false for replies that a proxy in front of the engine would produce. */
   fromEngine: boolean;
+  /** A refused login: Elasticsearch sends its product header on every answer except these. */
+  unauthenticated?: boolean;
   headers?: Record<string, string | string[]>;
 }
 

@@ -112,6 +112,7 @@ export function createRequestListener(deps: FrontDeps): (req: IncomingMessage, r
 
   const sendRaw = (req: IncomingMessage, res: ServerResponse, reply: RawReply): void => {
     const headers = baseHeaders(req, reply.fromEngine);
+    if (reply.unauthenticated) delete headers['x-elastic-product'];
     if (reply.contentType) headers['content-type'] = reply.contentType;
     Object.assign(headers, reply.headers);
     // Answers the engine's own HTTP layer makes (Netty's 413) or a proxy's are not compressed.

@@ -50,6 +50,9 @@ describe('authentication', () => {
     const wrong = await call(basic.url, 'GET', '/', undefined, { authorization: `Basic ${Buffer.from('sluice:nope').toString('base64')}` });
     expect(wrong.json.error.reason).toBe('unable to authenticate user [sluice] for REST request [/]');
     expect(wrong.text).not.toContain('nope');
+    // The product header goes on every answer but a refused login's (elastic/elasticsearch#73434).
+    expect(missing.headers['x-elastic-product']).toBeUndefined();
+    expect(wrong.headers['x-elastic-product']).toBeUndefined();
   });
 
   it('accepts the configured basic credentials and API key through the official client', async () => {
