@@ -776,6 +776,35 @@ describe('file checkpoint store', () => {
     }
   });
 
+  it('refuses at start a CHECKPOINT_PATH this process can write but not read (run as another user), leaving nothing', async (context) => {
+    if (process.getuid?.() !== 0) return context.skip('needs root, to run the store as another user');
+    // Owner-only write and search, no read: the probe's file, link and rename pass; the directory fsync needs read.
+    const unreadable = mkdtempSync(join(tmpdir(), 'sluice-ckp-unreadable-'));
+    const script = join(mkdtempSync(join(tmpdir(), 'sluice-ckp-script-')), 'open.mts');
+    writeFileSync(script, `const { FileCheckpointStore } = await import(process.argv[2]);
+try { await FileCheckpointStore.open(process.argv[3]); console.log('opened'); } catch (error) { console.log(error.message); }
+`);
+    execFileSync('chmod', ['0755', join(script, '..')]);
+    execFileSync('chown', ['65534:65534', unreadable]);
+    execFileSync('chmod', ['0300', unreadable]);
+    try {
+      const run = spawnSync(process.execPath, ['--import', 'tsx', script, join(process.cwd(), 'src/checkpoint/file-checkpoint-store.ts'), unreadable], {
+        uid: 65534,
+        gid: 65534,
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH ?? '', HOME: tmpdir() },
+      });
+      expect(run.stderr).toBe('');
+      expect(run.stdout.trim()).toBe(
+        `CHECKPOINT_PATH ${unreadable} is not readable: grant this process read access to the directory (to make saves durable) or set CHECKPOINT_PATH elsewhere: EACCES: permission denied, open '${unreadable}'`,
+      );
+      expect(readdirSync(unreadable)).toEqual([]); // as root, the listing works
+    } finally {
+      rmSync(unreadable, { recursive: true, force: true });
+      rmSync(join(script, '..'), { recursive: true, force: true });
+    }
+  });
+
   it('removes temp files abandoned by a crash at open', async () => {
     const stale = join(dir, '.db_idx.sluice.json.1.abcd.tmp');
     const fresh = join(dir, '.db_idx.sluice.json.2.abcd.tmp');
