@@ -6,6 +6,14 @@ export function checkTransforms(node: PlanNode, problems: ProblemList): void {
   const t = node.transform;
   const at = `${node.location}.transform`;
   const columnKeys = new Set(node.columns.map((c) => c.spec.key));
+  for (const child of node.children) {
+    if (columnKeys.has(child.label)) {
+      problems.warning(
+        `${child.location}.label`,
+        `the child "${child.label}" has the name of a column of ${node.table}: the child's value replaces the column's in every document (as in PGSync); give the child another "label" to keep both`,
+      );
+    }
+  }
   const sourceKeys = new Set([...columnKeys, ...node.children.map((c) => c.label)]);
   for (const from of t.rename.keys()) {
     if (!sourceKeys.has(from)) problems.error(`${at}.rename.${from}`, `rename of "${from}", which the node does not produce (fields: ${[...sourceKeys].join(', ')})`);
@@ -25,6 +33,16 @@ export function checkTransforms(node: PlanNode, problems: ProblemList): void {
     if (move.destination.startsWith('$root.') && !node.singleValued) {
       problems.error(`${move.location}.destination`, 'a move to "$root" needs every relationship from the root to this node to be one_to_one (a to-many node has several values)');
     }
+  }
+  for (const field of t.mapping.keys()) {
+    if (finalKeys.has(field)) continue;
+    const renamedTo = t.rename.get(field);
+    problems.warning(
+      `${at}.mapping.${field}`,
+      renamedTo !== undefined
+        ? `mapping of "${field}", which is renamed to "${renamedTo}": mappings name the final field, so this one maps a field no document has`
+        : `mapping of "${field}", which the node does not produce (fields: ${[...finalKeys].join(', ')}): it maps a field no document has, and the field meant gets a dynamic mapping`,
+    );
   }
   for (const child of node.children) checkTransforms(child, problems);
 }

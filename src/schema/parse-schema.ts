@@ -50,8 +50,22 @@ function parseEntry(raw: unknown, at: string, env: Record<string, string | undef
   const value = substituteTopLevel(raw, env);
   problems.unknownKeys(value, ENTRY_KEYS, at, 'schema entry');
   const database = problems.requiredString(value, 'database', at);
-  const index = value.index === undefined ? database : problems.optionalString(value, 'index', at);
-  if (index !== undefined) checkIndexName(index, `${at}.index`, problems);
+  let index: string | undefined;
+  if (value.index === undefined) index = database;
+  else if (value.index === null) problems.error(`${at}.index`, '"index" must be a non-empty string, got null (leave it out to name the index after the database)');
+  else index = problems.optionalString(value, 'index', at);
+  if (index !== undefined) {
+    // Without "index" the database names it: say so, and name a $NAME left unsubstituted.
+    const derived = value.index === undefined;
+    const unresolved = /^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$/.test(index) ? ` ("${index}" was not substituted: that environment variable is not set)` : '';
+    checkIndexName(index, derived ? `${at}.database` : `${at}.index`, problems, derived ? ` (without "index", the index is named after the database; set "index")${unresolved}` : unresolved);
+  }
+  if (typeof value.schema === 'string' && isPlainObject(value.nodes) && value.schema !== (typeof value.nodes.schema === 'string' ? value.nodes.schema : 'public')) {
+    problems.warning(
+      `${at}.schema`,
+      `"schema" at the top of an entry is not used (as in PGSync, which reads it only in its example scripts): the root table is read from schema "${typeof value.nodes.schema === 'string' ? value.nodes.schema : 'public'}"; set "schema" on each node`,
+    );
+  }
   if (value.plugins !== undefined && !(Array.isArray(value.plugins) && value.plugins.length === 0)) {
     problems.error(`${at}.plugins`, 'PGSync plugins are Python classes and cannot run in Sluice; remove "plugins" (derive fields with transforms or in a view instead)');
   }
@@ -84,11 +98,11 @@ function substituteTopLevel(entry: Record<string, unknown>, env: Record<string, 
   return out;
 }
 
-function checkIndexName(index: string, at: string, problems: ProblemList): void {
-  if (index !== index.toLowerCase()) problems.error(at, `index name "${index}" must be lowercase`);
-  if (/[\\/*?"<>| ,#:]/.test(index)) problems.error(at, `index name "${index}" contains a character Elasticsearch forbids (\\ / * ? " < > | space , # :)`);
-  if (/^[-_+]/.test(index) || index === '.' || index === '..') problems.error(at, `index name "${index}" must not start with -, _ or + and must not be . or ..`);
-  if (Buffer.byteLength(index) > 255) problems.error(at, `index name "${index}" is longer than 255 bytes`);
+function checkIndexName(index: string, at: string, problems: ProblemList, hint = ''): void {
+  if (index !== index.toLowerCase()) problems.error(at, `index name "${index}" must be lowercase${hint}`);
+  if (/[\\/*?"<>| ,#:]/.test(index)) problems.error(at, `index name "${index}" contains a character Elasticsearch forbids (\\ / * ? " < > | space , # :)${hint}`);
+  if (/^[-_+]/.test(index) || index === '.' || index === '..') problems.error(at, `index name "${index}" must not start with -, _ or + and must not be . or ..${hint}`);
+  if (Buffer.byteLength(index) > 255) problems.error(at, `index name "${index}" is longer than 255 bytes${hint}`);
 }
 
 function checkDuplicateIndexes(entries: SchemaEntry[], problems: ProblemList): void {

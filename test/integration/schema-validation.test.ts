@@ -53,6 +53,27 @@ describe('schema checked against the database catalog', () => {
     expect(errors).toContainEqual({ location, message: expect.stringMatching(message) });
   });
 
+  it('warns about a mapping of a field the node does not produce, and a child named like a column', async () => {
+    const { problems } = await compileAgainst(db.url, [
+      {
+        database: db.name,
+        index: 'test',
+        nodes: {
+          table: 'book',
+          columns: ['id', 'title', 'isbn'],
+          transform: { rename: { isbn: 'code' }, mapping: { titel: { type: 'text' }, isbn: { type: 'keyword' }, code: { type: 'keyword' } } },
+          children: [child('publisher', { type: 'one_to_one', variant: 'object' }, { label: 'title', columns: ['id'] })],
+        },
+      },
+    ]);
+    expect(problems.filter((p) => p.severity === 'error')).toEqual([]);
+    const warnings = problems.filter((p) => p.severity === 'warning').map((p) => ({ location: p.location, message: p.message }));
+    expect(warnings).toContainEqual({ location: '$[0].nodes.transform.mapping.titel', message: expect.stringContaining('mapping of "titel", which the node does not produce') });
+    expect(warnings).toContainEqual({ location: '$[0].nodes.transform.mapping.isbn', message: expect.stringContaining('which is renamed to "code"') });
+    expect(warnings).toContainEqual({ location: '$[0].nodes.children[0].label', message: expect.stringContaining('the child "title" has the name of a column of book') });
+    expect(warnings.filter((w) => w.location === '$[0].nodes.transform.mapping.code')).toEqual([]);
+  });
+
   it('reports every mistake of every node at once', async () => {
     const errors = await errorsOf({
       table: 'book',

@@ -95,4 +95,19 @@ describe('parseSchema', () => {
     const dup = errors([{ database: 'a', index: 'i', nodes: node }, { database: 'b', index: 'i', nodes: node }]);
     expect(dup).toEqual([expect.objectContaining({ location: '$[1].index' })]);
   });
+
+  it('refuses "index": null, and says where an index name taken from the database comes from', () => {
+    expect(errors([{ database: 'db', index: null, nodes: node }])).toEqual([{ location: '$[0].index', severity: 'error', message: expect.stringContaining('"index" must be a non-empty string, got null') }]);
+    expect(errors([{ database: 'MyDb', nodes: node }])).toEqual([
+      { location: '$[0].database', severity: 'error', message: expect.stringContaining('must be lowercase (without "index", the index is named after the database; set "index")') },
+    ]);
+    expect(errors([{ database: '$PG_DB', nodes: node }])[0]?.message).toContain('"$PG_DB" was not substituted: that environment variable is not set');
+  });
+
+  it('warns that a top-level "schema" is not used when the root node reads another schema', () => {
+    const warnings = (document: unknown) => parseSchema(document).problems.filter((p) => p.severity === 'warning');
+    expect(warnings([{ database: 'db', schema: 'sales', nodes: node }])).toEqual([{ location: '$[0].schema', severity: 'warning', message: expect.stringContaining('the root table is read from schema "public"; set "schema" on each node') }]);
+    expect(warnings([{ database: 'db', schema: 'sales', nodes: { ...node, schema: 'sales' } }])).toEqual([]);
+    expect(warnings([{ database: 'db', schema: 'public', nodes: node }])).toEqual([]);
+  });
 });
