@@ -6,12 +6,20 @@ import type { Problem } from '../errors/app-error.js';
 
 /** Reads and structurally checks schema.json; throws with every problem found, keeps warnings. */
 export async function loadSchemaFile(path: string, env: Record<string, string | undefined>): Promise<{ entries: SchemaEntry[]; warnings: Problem[] }> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
     throw new AppError('CFG_SCHEMA_FILE', `Cannot read schema file ${path}: ${reason} (set it with --config or SCHEMA)`, { cause: error });
+  }
+  let text: string;
+  try {
+    // Strict: a file saved in Latin-1 would otherwise turn its accented names into U+FFFD without a word. A leading
+    // byte-order mark (some Windows editors write one) is dropped: it is not JSON.
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new AppError('CFG_SCHEMA_FILE', `Schema file ${path} is not UTF-8 text: save it as UTF-8`);
   }
   let document: unknown;
   try {
