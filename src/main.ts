@@ -82,7 +82,8 @@ export function buildProgram(setExitCode: (code: number) => void): Command {
 }
 
 function positiveInt(value: string, max = Number.MAX_SAFE_INTEGER): number {
-  const n = Number(value);
+  // Digits only, as the settings take them: Number() would also take 1e3, 0x10 and spaces.
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isInteger(n) || n < 1 || n > max) throw new InvalidArgumentError(max === Number.MAX_SAFE_INTEGER ? 'expected a positive integer' : `expected an integer from 1 to ${max}`);
   return n;
 }

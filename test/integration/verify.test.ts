@@ -67,8 +67,12 @@ describe('sluice verify', () => {
     const top = await runCli(['--help'], {});
     expect(top.stdout).toMatch(/verify \[options\] <index>/);
     expect(top.stdout).toMatch(/\n {2}4 {4}drift: `sluice verify` found documents missing, different or extra/);
-    const bad = await runCli(['verify', 'x', '--batch-size', '0'], {});
-    expect(bad.code).toBe(2);
+    // Digits only, as the settings take them (Number() alone would take 1e3, 0x10 and spaces).
+    for (const value of ['0', '1e3', '0x10', ' 12 ', '5001']) {
+      const bad = await runCli(['verify', 'x', '--batch-size', value], {});
+      expect(bad.code, value).toBe(2);
+      expect(bad.stderr).toContain(`argument '${value}' is invalid. expected an integer from 1 to 5000`);
+    }
   });
 
   it('reports an index in sync with exit 0, whatever the key order and spacing of the stored source', async () => {
