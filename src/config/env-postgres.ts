@@ -122,8 +122,11 @@ function parsePgUrl(r: EnvReader): PgUrlParts {
   const value = r.raw('PG_URL');
   if (value === undefined) return {};
   let url: URL;
+  // libpq's form without a host (postgresql:///db, postgresql://user@/db), which the host parameter may complete
+  // (?host=/var/run/postgresql, Cloud SQL's /cloudsql/…): a URL parser wants a host, so one is put in and dropped.
+  const hostless = /^postgres(?:ql)?:\/\/(?:[^/?#@]*@)?(?=[/?#]|$)/i.exec(value);
   try {
-    url = new URL(value);
+    url = new URL(hostless === null ? value : `${hostless[0]}localhost${value.slice(hostless[0].length)}`);
   } catch {
     r.error('PG_URL', 'is not a valid URL; expected postgresql://user:password@host:port/database');
     return { invalid: true };
@@ -133,7 +136,7 @@ function parsePgUrl(r: EnvReader): PgUrlParts {
     return { invalid: true };
   }
   const parts: PgUrlParts = {};
-  const host = decodeComponent(url.hostname.replace(/^\[(.*)\]$/, '$1'));
+  const host = hostless === null ? decodeComponent(url.hostname.replace(/^\[(.*)\]$/, '$1')) : undefined;
   if (host) parts.host = host;
   if (url.port !== '') parts.port = r.checkInt('PG_URL', url.port, PORT_RANGE);
   const user = decodeComponent(url.username);
@@ -165,8 +168,14 @@ function readUrlParameters(r: EnvReader, params: URLSearchParams, parts: PgUrlPa
       parts.sslCertPath = value;
     } else if (key === 'sslkey') {
       parts.sslKeyPath = value;
+    } else if (key === 'host') {
+      // As libpq: the parameter wins over the URL's host; a path is a Unix socket directory.
+      if (value === '' || value.includes(',')) r.error('PG_URL', `parameter host must be one host name or socket directory (got "${value.slice(0, 60)}")`);
+      else parts.host = value;
+    } else if (key === 'port') {
+      parts.port = r.checkInt('PG_URL', value, PORT_RANGE);
     } else {
-      r.warn('PG_URL', `parameter "${key.slice(0, 40)}" is ignored (only sslmode, sslrootcert, sslcert and sslkey are read)`);
+      r.warn('PG_URL', `parameter "${key.slice(0, 40)}" is ignored (only host, port, sslmode, sslrootcert, sslcert and sslkey are read)`);
     }
   }
 }

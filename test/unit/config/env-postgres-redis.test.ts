@@ -92,6 +92,19 @@ describe('parseEnvironment: PostgreSQL', () => {
     expect(config?.postgres).toEqual({ host: '::1', port: 5432, user: 'sync', password: 'pw', database: 'app' });
   });
 
+  it("reads libpq's host and port parameters, so a URL without a host can name a socket directory (Cloud SQL)", () => {
+    expect(parse({ PG_URL: 'postgresql://sync:pw@/app?host=/cloudsql/proj:region:inst' }).config?.postgres).toMatchObject({ host: '/cloudsql/proj:region:inst', user: 'sync', password: 'pw', database: 'app' });
+    expect(parse({ PG_URL: 'postgresql:///app?host=/var/run/postgresql&port=5433', PG_USER: 'u' }).config?.postgres).toMatchObject({ host: '/var/run/postgresql', port: 5433, database: 'app' });
+    // The parameters win over the URL's own host and port, as in libpq; without any host, PG_HOST or localhost.
+    expect(parse({ PG_URL: 'postgresql://u@h:5433/db?host=other&port=6000' }).config?.postgres).toMatchObject({ host: 'other', port: 6000 });
+    expect(parse({ PG_URL: 'postgresql:///db', PG_USER: 'u', PG_HOST: '/tmp' }).config?.postgres?.host).toBe('/tmp');
+    for (const bad of ['postgresql://u@h/db?host=a,b', 'postgresql://u@h/db?port=http']) {
+      const refused = parse({ PG_URL: bad });
+      expect(refused.config, bad).toBeUndefined();
+      expect(refused.problems.map((p) => p.location)).toContain('PG_URL');
+    }
+  });
+
   it('does not require PG_USER when PG_URL has a user, and does otherwise', () => {
     expect(parse({ PG_URL: 'postgresql://u@h/db' }).problems).toEqual([]);
     expect(parse({ PG_URL: 'postgresql://h/db' }).problems).toEqual([
