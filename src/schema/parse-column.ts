@@ -17,7 +17,10 @@ export function parseColumnSpec(raw: string, location: string): ColumnSpec | str
     const operator = parts[i] as JsonOperator;
     const token = parts[i + 1] ?? '';
     if (token === '') return `column entry "${raw}" has nothing after "${operator}"`;
-    path.push({ operator, argument: parseArgument(operator, token) });
+    const argument = parseArgument(operator, token);
+    if (Array.isArray(argument) && argument.some((element) => element === '')) return `column entry "${raw}" has an empty element in its path "${token}"`;
+    if (typeof argument === 'number' && !Number.isSafeInteger(argument)) return `column entry "${raw}" has an array index out of range (${token})`;
+    path.push({ operator, argument });
     keyTokens.push(token.replace(/[{}]/g, ''));
   }
   return { raw, column, path, key: keyTokens.join('_'), location };

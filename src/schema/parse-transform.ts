@@ -95,6 +95,10 @@ function parseMove(rule: unknown, at: string, problems: ProblemList): MoveSpec |
     problems.error(`${at}.destination`, `destination "${destination}" has an empty path segment`);
     return undefined;
   }
+  if (destination === '$root') {
+    problems.error(`${at}.destination`, 'destination "$root" needs a field name: "$root.<name>" (a field of the root document)');
+    return undefined;
+  }
   if (column === undefined || destination === undefined) return undefined;
   return { column, destination, location: at };
 }

@@ -23,6 +23,13 @@ describe('parseColumnSpec', () => {
     expect(parseColumnSpec('->x', '$')).toMatch(/no column name/);
     expect(parseColumnSpec('doc->', '$')).toMatch(/nothing after/);
   });
+
+  it('rejects an empty path element and an array index past the safe integers', () => {
+    expect(parseColumnSpec('doc#>{}', '$')).toMatch(/empty element in its path "\{\}"/);
+    expect(parseColumnSpec('doc#>{a,,b}', '$')).toMatch(/empty element/);
+    expect(parseColumnSpec('doc->99999999999999999999', '$')).toMatch(/array index out of range/);
+    expect(parseColumnSpec('doc->9007199254740991', '$')).toMatchObject({ path: [{ operator: '->', argument: 9007199254740991 }] });
+  });
 });
 
 describe('parseSchema', () => {
@@ -109,5 +116,11 @@ describe('parseSchema', () => {
     expect(warnings([{ database: 'db', schema: 'sales', nodes: node }])).toEqual([{ location: '$[0].schema', severity: 'warning', message: expect.stringContaining('the root table is read from schema "public"; set "schema" on each node') }]);
     expect(warnings([{ database: 'db', schema: 'sales', nodes: { ...node, schema: 'sales' } }])).toEqual([]);
     expect(warnings([{ database: 'db', schema: 'public', nodes: node }])).toEqual([]);
+  });
+
+  it('refuses a move to "$root" without a field name', () => {
+    expect(errors([{ database: 'db', nodes: { ...node, transform: { move: { column: 'id', destination: '$root' } } } }])).toEqual([
+      { location: '$[0].nodes.transform.move.destination', severity: 'error', message: 'destination "$root" needs a field name: "$root.<name>" (a field of the root document)' },
+    ]);
   });
 });
