@@ -128,7 +128,9 @@ function parsePgUrl(r: EnvReader): PgUrlParts {
   try {
     url = new URL(hostless === null ? value : `${hostless[0]}localhost${value.slice(hostless[0].length)}`);
   } catch {
-    r.error('PG_URL', 'is not a valid URL; expected postgresql://user:password@host:port/database');
+    const port = /^[a-z+]+:\/\/(?:[^/?#@]*@)?(?:\[[^\]]*\]|[^/?#:]*):(\d+)(?=[/?#]|$)/i.exec(value)?.[1];
+    if (port !== undefined && Number(port) > PORT_RANGE.max) r.error('PG_URL', `port ${port} is out of range (1 to ${PORT_RANGE.max})`);
+    else r.error('PG_URL', 'is not a valid URL; expected postgresql://user:password@host:port/database');
     return { invalid: true };
   }
   if (!PG_URL_SCHEMES.includes(url.protocol)) {
