@@ -37,6 +37,9 @@ export function parsePostgres(r: EnvReader): PostgresConfig {
   const host = fromUrlOr(r, 'PG_HOST', url.host, 'host', () => r.raw('PG_HOST')) ?? 'localhost';
   if (url.host === undefined && /@|:\/\//.test(host)) {
     r.error('PG_HOST', `must be a host name (or a socket directory), not a URL; use PG_URL for a full URL (got ${shownHost(host)})`);
+  } else if (host.includes(',')) {
+    // libpq tries such a list in turn; node-postgres takes one host, and the slots live on the primary anyway.
+    r.error(url.host === undefined ? 'PG_HOST' : 'PG_URL', `names several hosts (libpq's list, tried in turn): Sluice connects to one; name the primary, or an address that follows it (got ${shownHost(host)})`);
   }
   const port = fromUrlOr(r, 'PG_PORT', url.port, 'port', () => r.int('PG_PORT', PORT_RANGE)) ?? 5432;
   const user = fromUrlOr(r, 'PG_USER', url.user, 'user', () => r.raw('PG_USER'));

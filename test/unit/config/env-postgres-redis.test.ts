@@ -98,6 +98,9 @@ describe('parseEnvironment: PostgreSQL', () => {
     // The parameters win over the URL's own host and port, as in libpq; without any host, PG_HOST or localhost.
     expect(parse({ PG_URL: 'postgresql://u@h:5433/db?host=other&port=6000' }).config?.postgres).toMatchObject({ host: 'other', port: 6000 });
     expect(parse({ PG_URL: 'postgresql:///db', PG_USER: 'u', PG_HOST: '/tmp' }).config?.postgres?.host).toBe('/tmp');
+    for (const [env, at] of [[{ PG_HOST: 'pg1,pg2', PG_USER: 'u' }, 'PG_HOST'], [{ PG_URL: 'postgresql://u@pg1,pg2/db' }, 'PG_URL']] as const) {
+      expect(parse(env).problems, at).toEqual([{ location: at, severity: 'error', message: expect.stringContaining('names several hosts') }]);
+    }
     expect(parse({ PG_URL: 'postgresql://u:secret-pw@h:99999/db' }).problems).toEqual([{ location: 'PG_URL', severity: 'error', message: 'port 99999 is out of range (1 to 65535)' }]);
     for (const bad of ['postgresql://u@h/db?host=a,b', 'postgresql://u@h/db?port=http']) {
       const refused = parse({ PG_URL: bad });
