@@ -44,7 +44,8 @@ export function parsePostgres(r: EnvReader): PostgresConfig {
   const port = fromUrlOr(r, 'PG_PORT', url.port, 'port', () => r.int('PG_PORT', PORT_RANGE)) ?? 5432;
   const user = fromUrlOr(r, 'PG_USER', url.user, 'user', () => r.raw('PG_USER'));
   if (user === undefined && url.invalid !== true) r.error('PG_USER', 'required: set PG_USER, or give the user in PG_URL');
-  const password = fromUrlOr(r, 'PG_PASSWORD', url.password, 'password', () => r.raw('PG_PASSWORD'));
+  // libpq's PGPASSWORD after Sluice's own, as for the TLS variables (the driver would read it anyway, unredacted).
+  const password = fromUrlOr(r, 'PG_PASSWORD', url.password, 'password', () => r.raw('PG_PASSWORD') ?? r.raw('PGPASSWORD'));
   const database = fromUrlOr(r, 'PG_DATABASE', url.database, 'database', () => r.raw('PG_DATABASE')) ?? 'postgres';
   // libpq's own variables, which PGSync (psycopg2) honoured too, come after Sluice's.
   const sslMode = fromUrlOr(r, 'PG_SSLMODE', url.sslMode, 'sslmode', () => r.oneOf('PG_SSLMODE', SSL_MODES) ?? r.oneOf('PGSSLMODE', SSL_MODES));

@@ -9,6 +9,7 @@ export type ReadTextFile = (path: string) => string;
  */
 export const SECRET_VARIABLES = [
   'PG_PASSWORD',
+  'PGPASSWORD',
   'PG_URL',
   'PG_PASSWORD_RO',
   'PG_URL_RO',

@@ -44,7 +44,7 @@ describe('the variable catalog', () => {
     const documented = new Set([...doc.matchAll(/`([A-Z][A-Z0-9_]*[A-Z0-9_*])`/g)].map((m) => m[1] ?? ''));
     const missing = [...KNOWN, ...Object.keys(IGNORED_PGSYNC_PREFIXES).map((p) => `${p}*`)].filter((n) => !documented.has(n));
     expect(missing).toEqual([]);
-    const allowed = new Set(['SLUICE_', 'PGSYNC_', 'PG_', 'PGSSL', 'ELASTICSEARCH_', 'OPENSEARCH_', 'REDIS_', 'SLUICE_BULK_CONCURENCY', 'REDIS_SENTINEL', 'SLUICE_BULK_*', 'SLUICE_SNAPSHOT_*', 'PATH', 'HOME', 'TRACE', 'DEBUG', 'INFO', 'WARNING', 'WARN', 'ERROR', 'CRITICAL', 'FATAL', 'CFG_INVALID', 'B', 'MB', 'GB', 'TB', 'VAR', 'KEY', 'SQLALCHEMY_*']);
+    const allowed = new Set(['SLUICE_', 'PGSYNC_', 'PG_', 'PGSSL', 'ELASTICSEARCH_', 'OPENSEARCH_', 'REDIS_', 'SLUICE_BULK_CONCURENCY', 'REDIS_SENTINEL', 'PGPASSFILE', 'SLUICE_BULK_*', 'SLUICE_SNAPSHOT_*', 'PATH', 'HOME', 'TRACE', 'DEBUG', 'INFO', 'WARNING', 'WARN', 'ERROR', 'CRITICAL', 'FATAL', 'CFG_INVALID', 'B', 'MB', 'GB', 'TB', 'VAR', 'KEY', 'SQLALCHEMY_*']);
     expect([...documented].filter((n) => !KNOWN.has(n) && !allowed.has(n))).toEqual([]);
   });
 

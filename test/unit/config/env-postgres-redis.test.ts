@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseEnvironment } from '../../../src/config/env.js';
+import { collectSecrets } from '../../../src/config/redact.js';
 
 const CA_PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 const KEY_PEM = '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n';
@@ -107,6 +108,17 @@ describe('parseEnvironment: PostgreSQL', () => {
       expect(refused.config, bad).toBeUndefined();
       expect(refused.problems.map((p) => p.location)).toContain('PG_URL');
     }
+  });
+
+  it("takes libpq's PGPASSWORD when PG_PASSWORD and PG_URL give none, as a secret", () => {
+    const result = parse({ PG_USER: 'u', PGPASSWORD: 'libpq-secret-1' });
+    expect(result.problems).toEqual([]);
+    expect(result.config?.postgres.password).toBe('libpq-secret-1');
+    expect(collectSecrets(result.config!)).toContain('libpq-secret-1');
+    expect(parse({ PG_USER: 'u', PG_PASSWORD: 'own', PGPASSWORD: 'libpq-secret-1' }).config?.postgres.password).toBe('own');
+    expect(parse({ PG_URL: 'postgresql://u:url-pw@h/db', PGPASSWORD: 'libpq-secret-1' }).config?.postgres.password).toBe('url-pw');
+    // Masked in messages like the other secrets (here, a host variable that holds it by mistake).
+    expect(JSON.stringify(parse({ PG_USER: 'u', PGPASSWORD: 'libpq-secret-1', PG_HOST: 'http://libpq-secret-1@h' }).problems)).not.toContain('libpq-secret-1');
   });
 
   it('does not require PG_USER when PG_URL has a user, and does otherwise', () => {
