@@ -134,6 +134,9 @@ export function statusFaultReply(flavor: FlavorInfo, status: number, method: str
     case 502:
       return nginx(502, 'Bad Gateway');
     case 503:
+      // A _bulk reports unavailable shards per item, inside a 200 (the bulkItems fault): a whole bulk refused with 503
+      // is a cluster without a master. A single-document write does answer 503 for its shard.
+      if (/(^|\/)_bulk$/.test(path) && method !== 'GET') return json({ type: 'cluster_block_exception', reason: 'blocked by: [SERVICE_UNAVAILABLE/2/no master];' });
       if (write) return json({ type: 'unavailable_shards_exception', reason: `[${path.split('/')[1] || 'index'}][0] primary shard is not active Timeout: [1m]` });
       return json({ type: 'cluster_block_exception', reason: 'blocked by: [SERVICE_UNAVAILABLE/1/state not recovered / initialized];' });
     case 504:

@@ -48,6 +48,16 @@ describe('fault injection', () => {
     expect((await call(engine.url, 'GET', '/_cluster/health')).status).toBe(200);
   });
 
+  it('refuses a whole _bulk with 503 as a cluster without a master (unavailable shards come per item)', async () => {
+    engine.faults.inject({ kind: 'status', status: 503, path: '_bulk$' });
+    const refused = await bulk(engine.url, docs(1));
+    expect(refused.status).toBe(503);
+    expect(refused.json.error).toMatchObject({ type: 'cluster_block_exception', reason: 'blocked by: [SERVICE_UNAVAILABLE/2/no master];' });
+    engine.faults.inject({ kind: 'status', status: 503, path: '/_doc/' });
+    const single = await call(engine.url, 'PUT', '/f/_doc/1', { i: 1 });
+    expect(single.json.error).toMatchObject({ type: 'unavailable_shards_exception', reason: '[f][0] primary shard is not active Timeout: [1m]' });
+  });
+
   it('honours method, times and skip, each rule counting matching requests on its own', async () => {
     engine.faults.inject({ kind: 'status', status: 503, method: 'POST', path: '_bulk', times: 2 });
     engine.faults.inject({ kind: 'status', status: 500, method: 'POST', path: '_bulk', skip: 3 });
