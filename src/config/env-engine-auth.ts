@@ -137,19 +137,10 @@ export function parseEngineTls(r: EnvReader, url: string): TlsOptions {
   const tls: TlsOptions = { rejectUnauthorized: r.bool('ELASTICSEARCH_VERIFY_CERTS') ?? true };
   const ca = r.pemFile('ELASTICSEARCH_CA_CERTS', 'certificate');
   if (ca !== undefined) tls.ca = ca;
-  const hasCert = r.has('ELASTICSEARCH_CLIENT_CERT');
-  const hasKey = r.has('ELASTICSEARCH_CLIENT_KEY');
-  if (hasCert !== hasKey) {
-    const [present, missing] = hasCert
-      ? ['ELASTICSEARCH_CLIENT_CERT', 'ELASTICSEARCH_CLIENT_KEY']
-      : ['ELASTICSEARCH_CLIENT_KEY', 'ELASTICSEARCH_CLIENT_CERT'];
-    r.error(missing, `required because ${present} is set: mutual TLS needs both the client certificate and its key`);
-  }
-  const cert = r.pemFile('ELASTICSEARCH_CLIENT_CERT', 'certificate');
-  const key = r.pemFile('ELASTICSEARCH_CLIENT_KEY', 'key');
-  if (cert !== undefined && key !== undefined) {
-    tls.cert = cert;
-    tls.key = key;
+  const client = r.pemPair('ELASTICSEARCH_CLIENT_CERT', 'ELASTICSEARCH_CLIENT_KEY', 'mutual TLS needs both the client certificate and its key');
+  if (client !== undefined) {
+    tls.cert = client.cert;
+    tls.key = client.key;
   }
   const pin = parseFingerprint(r);
   if (pin !== undefined) tls.pinnedFingerprint = pin;

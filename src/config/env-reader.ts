@@ -149,6 +149,21 @@ export class EnvReader {
     return path === undefined ? undefined : this.readPem(name, path, kind);
   }
 
+  /**
+   * A certificate and its key, each a PEM file named by its variable: both or neither (`need` says why, when only one
+   * is set). Undefined unless both are set and readable.
+   */
+  pemPair(certName: string, keyName: string, need: string): { cert: string; key: string } | undefined {
+    const hasCert = this.has(certName);
+    if (hasCert !== this.has(keyName)) {
+      const [present, missing] = hasCert ? [certName, keyName] : [keyName, certName];
+      this.error(missing, `required because ${present} is set: ${need}`);
+    }
+    const cert = this.pemFile(certName, 'certificate');
+    const key = this.pemFile(keyName, 'key');
+    return cert !== undefined && key !== undefined ? { cert, key } : undefined;
+  }
+
   /** Reads a PEM file whose path came from `location` (a variable, or a parameter inside a URL variable). */
   readPem(location: string, path: string, kind: 'certificate' | 'key'): string | undefined {
     let contents: string;

@@ -177,20 +177,13 @@ function parseHttpProtection(r: EnvReader): Pick<HttpServerConfig, 'token' | 'tl
       out.token = token;
     }
   }
-  const hasCert = r.has('SLUICE_HTTP_TLS_CERT');
-  const hasKey = r.has('SLUICE_HTTP_TLS_KEY');
-  if (hasCert !== hasKey) {
-    const [present, missing] = hasCert ? ['SLUICE_HTTP_TLS_CERT', 'SLUICE_HTTP_TLS_KEY'] : ['SLUICE_HTTP_TLS_KEY', 'SLUICE_HTTP_TLS_CERT'];
-    r.error(missing, `required because ${present} is set: HTTPS needs both the certificate and its key`);
-  }
-  const cert = r.pemFile('SLUICE_HTTP_TLS_CERT', 'certificate');
-  const key = r.pemFile('SLUICE_HTTP_TLS_KEY', 'key');
-  if (cert !== undefined && key !== undefined) {
+  const pair = r.pemPair('SLUICE_HTTP_TLS_CERT', 'SLUICE_HTTP_TLS_KEY', 'HTTPS needs both the certificate and its key');
+  if (pair !== undefined) {
     // Checked now, as the server would load them: a key of another certificate or damaged PEM is a settings problem
     // naming the variables, not an OpenSSL stack once PostgreSQL and the store are open.
     try {
-      createSecureContext({ cert, key });
-      out.tls = { cert, key };
+      createSecureContext(pair);
+      out.tls = pair;
     } catch (error) {
       const reason = (error as Error).message.replace(/^error:[0-9A-F]+:/, '');
       r.error('SLUICE_HTTP_TLS_KEY', `cannot serve HTTPS with SLUICE_HTTP_TLS_CERT: ${reason} (is it the key of that certificate, and both valid PEM?)`);

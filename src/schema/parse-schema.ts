@@ -60,10 +60,11 @@ function parseEntry(raw: unknown, at: string, env: Record<string, string | undef
     const unresolved = /^\$\{?[A-Za-z_][A-Za-z0-9_]*\}?$/.test(index) ? ` ("${index}" was not substituted: that environment variable is not set)` : '';
     checkIndexName(index, derived ? `${at}.database` : `${at}.index`, problems, derived ? ` (without "index", the index is named after the database; set "index")${unresolved}` : unresolved);
   }
-  if (typeof value.schema === 'string' && isPlainObject(value.nodes) && value.schema !== (typeof value.nodes.schema === 'string' ? value.nodes.schema : 'public')) {
+  const rootSchema = isPlainObject(value.nodes) && typeof value.nodes.schema === 'string' ? value.nodes.schema : 'public';
+  if (typeof value.schema === 'string' && isPlainObject(value.nodes) && value.schema !== rootSchema) {
     problems.warning(
       `${at}.schema`,
-      `"schema" at the top of an entry is not used (as in PGSync, which reads it only in its example scripts): the root table is read from schema "${typeof value.nodes.schema === 'string' ? value.nodes.schema : 'public'}"; set "schema" on each node`,
+      `"schema" at the top of an entry is not used (as in PGSync, which reads it only in its example scripts): the root table is read from schema "${rootSchema}"; set "schema" on each node`,
     );
   }
   if (value.plugins !== undefined && !(Array.isArray(value.plugins) && value.plugins.length === 0)) {

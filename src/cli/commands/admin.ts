@@ -143,7 +143,8 @@ export async function statusCommand(flags: GlobalFlags, out: NodeJS.WritableStre
       out.write(`${answer.body}\n`);
       return EXIT_CODES.ok;
     }
-    why = ` on ${statusHost(http.host)}:${http.port} (${answer.reason})`;
+    const host = statusHost(http.host);
+    why = ` on ${host.includes(':') ? `[${host}]` : host}:${http.port} (${answer.reason})`;
   }
   const prepared = await prepareEntries(context, 1);
   const store = await openSharedCheckpointStore(context, prepared);
@@ -179,7 +180,7 @@ export async function statusCommand(flags: GlobalFlags, out: NodeJS.WritableStre
  * The body when it answers 200 within a second, else why not.
  */
 async function localStatus(http: HttpServerConfig): Promise<{ body: string } | { reason: string }> {
-  const host = statusHost(http.host).replace(/^\[(.*)\]$/, '$1');
+  const host = statusHost(http.host);
   let secured: TLSSocket | undefined;
   if (http.tls !== undefined) {
     const expected = new X509Certificate(http.tls.cert).fingerprint256;
@@ -224,5 +225,5 @@ async function localStatus(http: HttpServerConfig): Promise<{ body: string } | {
 /** Where this host's instance answers: its bind address, or loopback when it listens on every address. */
 function statusHost(bind: string | undefined): string {
   if (bind === undefined || bind === '' || bind === '0.0.0.0' || bind === '::') return '127.0.0.1';
-  return bind.includes(':') ? `[${bind}]` : bind;
+  return bind;
 }
