@@ -70,11 +70,6 @@ export function redact(text: string, secrets: readonly string[]): string {
 }
 
 /**
- * The URL with the password of its userinfo replaced by `***` (`postgres://user:***@host/db`); the rest is kept
- * as written, and text without a password is returned unchanged. The userinfo ends at the last `@`, so a
- * password with unencoded `/`, `?`, `#` or `@` is still masked (at worst a path containing `@` is masked too).
- */
-/**
  * A host variable's value for an error message: quoted, unless it holds "@" (a URL with credentials put where a host
  * name goes), whose password no secret list knows about.
  */
@@ -82,6 +77,11 @@ export function shownHost(value: string): string {
   return value.includes('@') ? '(not shown: it contains "@", as a URL with credentials would)' : `"${value}"`;
 }
 
+/**
+ * The URL with the password of its userinfo replaced by `***` (`postgres://user:***@host/db`); the rest is kept
+ * as written, and text without a password is returned unchanged. The userinfo ends at the last `@`, so a
+ * password with unencoded `/`, `?`, `#` or `@` is still masked (at worst a path containing `@` is masked too).
+ */
 export function redactUrl(url: string): string {
   const schemeEnd = url.indexOf('://');
   if (schemeEnd < 0) return url;

@@ -20,10 +20,10 @@ import { backoffDelayMs, sleep } from '../util/backoff.js';
 import { EntryCheckpointStore } from './entry-checkpoint-store.js';
 import { entryFingerprint, generationName, isAnyGenerationOf, isGenerationOf, rebuildSlotName, reindexRequestName } from './generation-names.js';
 
-/** The engine operations the lifecycle needs beyond writing documents. */
 /** How long a retired generation found still served waits before it is looked at again. */
 const SERVED_RETIRED_RECHECK_MS = 60_000;
 
+/** The engine operations the lifecycle needs beyond writing documents. */
 export interface GenerationTarget extends IndexTarget {
   resolveName(name: string): Promise<NameState>;
   swapAlias(swap: AliasSwap): Promise<void>;

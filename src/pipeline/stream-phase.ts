@@ -612,9 +612,9 @@ function timeoutOrAbort(ms: number, signal: AbortSignal, onWake: (wake: () => vo
 /**
  * TRUNCATE of the root table deletes every document; of a child table, rebuilds every root (their children
  * there are gone, and which roots had some is no longer known), and with a routing made of child fields also deletes
- * the copies left under routings that changed.
+ * the copies left under routings that changed. Stopped part-way when `signal` aborts: the TRUNCATE is not
+ * acknowledged, so it is applied again after a restart.
  */
-/** Stopped part-way when `signal` aborts: the TRUNCATE is not acknowledged, so it is applied again after a restart. */
 async function applyTruncate(
   plan: EntryPlan,
   pool: pg.Pool,

@@ -60,10 +60,9 @@ export type StreamMessage =
 /**
  * The columns a consumer reads, by `schema.table`. A row of a listed table carries only its `identifying` columns;
  * the other columns are not decoded. For an update with the complete old row (REPLICA IDENTITY FULL) the `compared`
- * columns of old and new are compared as they arrive (RowChange.comparedChanged). Rows of unlisted tables carry
- * every column.
+ * columns of old and new are compared as they arrive (RowChange.comparedChanged); without `compared`, a change is
+ * never skipped. Rows of unlisted tables carry every column.
  */
-/** Per table: the columns decoded, and those compared between old and new (absent: never skipped, nothing compared). */
 export type ColumnSelection = ReadonlyMap<string, { identifying: ReadonlySet<string>; compared?: ReadonlySet<string> }>;
 
 export interface ReplicationStreamOptions {
@@ -103,13 +102,13 @@ export interface CreatedSlot {
   release(): Promise<void>;
 }
 
-/** Slot administration and streaming for one database. */
 /** The PostgreSQL cluster (system identifier) and timeline that the stream's LSNs belong to. */
 export interface DatabaseOrigin {
   system: string;
   timeline: number;
 }
 
+/** Slot administration and streaming for one database. */
 export interface ChangeSource {
   slotState(slot: string): Promise<SlotState>;
   /**

@@ -70,7 +70,6 @@ export function switchPoint(history: string, timeline: number): bigint | null {
   return null;
 }
 
-/** Where the server's WAL is durable (on a standby: replayed), which no LSN decoded from it can pass. */
 /**
  * The highest LSN the server has handed out (a primary's insert position, a standby's received WAL): no change of
  * this server's history carries a higher one.
@@ -83,6 +82,7 @@ export async function walHandedOut(pool: Queryable): Promise<bigint | undefined>
   return lsn ? parseLsn(lsn) : undefined;
 }
 
+/** Where the server's WAL is durable (on a standby: replayed), which no LSN decoded from it can pass. */
 export async function durableWalEnd(pool: Queryable): Promise<bigint | undefined> {
   const { rows } = await pool.query<{ lsn: string | null }>(
     'SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_flush_lsn() END)::text AS lsn',
