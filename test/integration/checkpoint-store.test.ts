@@ -474,15 +474,21 @@ describe('Redis checkpoint store', () => {
     }
   });
 
-  it('with REDIS_WAIT_REPLICAS, a save or delete counts only once the replicas have it', async () => {
-    // No 5 s pause before the full resync when the replica attaches again.
+  /** A primary and its replica, with a client on each; `attached` waits until the replica is online for WAIT. */
+  async function primaryWithReplica() {
+    // No 5 s pause before the full resync when the replica attaches (again).
     const primary = await dedicated({ args: ['--repl-diskless-sync-delay', '0'] });
     const replica = await dedicated({ args: ['--replicaof', primary.host, String(primary.port)] });
     const onPrimary = new Redis({ host: primary.host, port: primary.port });
     const onReplica = new Redis({ host: replica.host, port: replica.port });
-    const replicasOfPrimary = async () => Number(/^connected_slaves:(\d+)/m.exec(await onPrimary.info('replication'))?.[1]);
     // Online: past the full resync, acknowledging offsets (a replica still loading counts as connected, not for WAIT).
     const attached = () => waitFor('the replica to be in sync', async () => ((await onReplica.info('replication')).includes('master_link_status:up') && /^slave0:.*state=online/m.test(await onPrimary.info('replication')) ? true : undefined));
+    return { primary, onPrimary, onReplica, attached };
+  }
+
+  it('with REDIS_WAIT_REPLICAS, a save or delete counts only once the replicas have it', async () => {
+    const { primary, onPrimary, onReplica, attached } = await primaryWithReplica();
+    const replicasOfPrimary = async () => Number(/^connected_slaves:(\d+)/m.exec(await onPrimary.info('replication'))?.[1]);
     const name = unique('wait');
     const key = RedisCheckpointStore.key(name);
     await attached();
@@ -538,11 +544,8 @@ describe('Redis checkpoint store', () => {
   });
 
   it('with REDIS_WAIT_REPLICAS, leases are served while a WAIT blocks, and a WAIT resent on a new connection does not count', async () => {
-    const primary = await dedicated({ args: ['--repl-diskless-sync-delay', '0'] });
-    const replica = await dedicated({ args: ['--replicaof', primary.host, String(primary.port)] });
-    const onPrimary = new Redis({ host: primary.host, port: primary.port });
-    const onReplica = new Redis({ host: replica.host, port: replica.port });
-    await waitFor('the replica to be in sync', async () => ((await onReplica.info('replication')).includes('master_link_status:up') && /^slave0:.*state=online/m.test(await onPrimary.info('replication')) ? true : undefined));
+    const { primary, onPrimary, onReplica, attached } = await primaryWithReplica();
+    await attached();
     // A stopped replica keeps its link (the primary still counts it online) but acknowledges nothing: WAIT blocks.
     const replicaPid = Number(/^process_id:(\d+)/m.exec(await onReplica.info('server'))![1]);
     onReplica.disconnect();
